@@ -1,0 +1,43 @@
+"""flapwatch: a postoperative free-flap monitoring log."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def resource_dir(name: str) -> Path:
+    """templates/, static/ or migrations/: inside the package when installed from a wheel,
+    at the repository root in a checkout (DESIGN.md §4)."""
+    packaged = PACKAGE_DIR / name
+    return packaged if packaged.is_dir() else PACKAGE_DIR.parent / name
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the application. `config` overrides every other setting (tests use it)."""
+    from flapwatch import cli, db
+    from flapwatch.config import load_config
+    from flapwatch.web import register_web
+
+    overrides = dict(config or {})
+    instance_path = overrides.pop("INSTANCE_PATH", None) or os.environ.get(
+        "FLAPWATCH_INSTANCE_PATH"
+    )
+    app = Flask(
+        __name__,
+        instance_path=str(Path(instance_path).resolve()) if instance_path else None,
+        instance_relative_config=True,
+        template_folder=str(resource_dir("templates")),
+        static_folder=str(resource_dir("static")),
+    )
+    load_config(app, overrides)
+    db.init_app(app)
+    register_web(app)
+    cli.register(app)
+    return app

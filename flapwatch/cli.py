@@ -1,0 +1,130 @@
+"""The `flapwatch` command (DESIGN.md §5)."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from typing import Any
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup
+
+from flapwatch.db import engine_of, get_session
+from flapwatch.domain.vocabulary import Role
+from flapwatch.services import SYSTEM, ServiceError
+
+
+def register(app: Flask) -> None:
+    for command in (init_db, demo, create_user, serve):
+        app.cli.add_command(command)
+
+
+def _fail(message: str) -> None:
+    """One line on stderr and a non-zero exit: what a person at a terminal can act on."""
+    raise click.ClickException(message)
+
+
+@click.command("init-db")
+def init_db() -> None:
+    """Create the database schema, or upgrade it to the latest version."""
+    from flapwatch.migrate import upgrade_to_head
+
+    engine = engine_of(current_app)
+    upgrade_to_head(engine)
+    click.echo(f"Database ready at {engine.url.render_as_string(hide_password=True)}")
+
+
+@click.command("demo")
+def demo() -> None:
+    """Load the demo unit, staff and patients (safe to run again: nothing is duplicated)."""
+    from flapwatch.demo import DEMO_PASSWORD, load_demo
+    from flapwatch.migrate import upgrade_to_head
+
+    upgrade_to_head(engine_of(current_app))
+    summary = load_demo(get_session())
+    click.echo(summary)
+    click.echo(f"Demo accounts (password '{DEMO_PASSWORD}'): " + ", ".join(
+        f"{username} ({role})" for username, role in summary.accounts
+    ))
+
+
+@click.command("create-user")
+@click.argument("username")
+@click.option("--role", required=True, type=click.Choice(Role.values()), help="The user's role.")
+@click.option("--unit", "units", multiple=True, help="Unit code the user works in (repeatable).")
+@click.option("--name", "display_name", default="", help="Full name shown on screen.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def create_user(
+    username: str, role: str, units: tuple[str, ...], display_name: str, password_stdin: bool
+) -> None:
+    """Create a staff account; prompts for the password unless --password-stdin."""
+    from flapwatch.services.staff import create_user as create
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        if not sys.stdin.isatty():
+            _fail("No terminal to ask for a password: use --password-stdin.")
+        password = getpass.getpass("Password: ")
+        if password != getpass.getpass("Repeat password: "):
+            _fail("The passwords do not match.")
+    if role not in (Role.ADMIN, Role.AUDITOR) and not units:
+        _fail(f"A {role} must work in a unit: give --unit CODE.")
+    try:
+        user = create(
+            get_session(),
+            SYSTEM,
+            username=username,
+            display_name=display_name,
+            role=role,
+            password=password,
+            unit_codes=list(units),
+        )
+    except ServiceError as error:
+        _fail(" ".join([error.message, *error.problems.values()]))
+    click.echo(f"Created {user.username} ({user.role}).")
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", type=int, default=None, help="Worker processes (default: config).")
+@click.option("--threads", type=int, default=None, help="Threads per worker (default: config).")
+def serve(host: str, port: int, workers: int | None, threads: int | None) -> None:
+    """Serve flapwatch with gunicorn, the production WSGI server."""
+    from gunicorn.app.base import BaseApplication
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    options: dict[str, Any] = {
+        "bind": f"{host}:{port}",
+        "workers": workers or app.config["SERVE_WORKERS"],
+        "threads": threads or app.config["SERVE_THREADS"],
+        "accesslog": "-",
+        "timeout": 60,
+        # Each worker opens its own database connections, never the parent's.
+        "post_fork": lambda _server, _worker: engine_of(app).dispose(close=False),
+    }
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Flask:
+            return app
+
+    click.echo(f"flapwatch on http://{host}:{port}/")
+    Server().run()
+
+
+def main() -> None:
+    from flapwatch import create_app
+
+    FlaskGroup(
+        name="flapwatch",
+        create_app=create_app,
+        add_default_commands=False,
+        add_version_option=False,
+        help="flapwatch: postoperative free-flap monitoring.",
+    )(prog_name="flapwatch")

@@ -1,0 +1,72 @@
+"""Settings: built-in defaults < instance/config.py < FLAPWATCH_* environment variables."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+ENV_PREFIX = "FLAPWATCH_"
+
+
+class Defaults:
+    # None means "sqlite:///<instance>/flapwatch.sqlite3", resolved once the instance is known.
+    DATABASE_URL: str | None = None
+    SECRET_KEY: str | None = None
+    # SQLite waits this long for a competing writer before giving up (milliseconds).
+    SQLITE_BUSY_TIMEOUT_MS = 15000
+    # argon2id parameters (RFC 9106 "second recommended option", argon2-cffi's defaults).
+    PASSWORD_TIME_COST = 3
+    PASSWORD_MEMORY_COST_KIB = 65536
+    PASSWORD_PARALLELISM = 4
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    WTF_CSRF_TIME_LIMIT = None  # a form left open on a night shift must still save
+    PERMANENT_SESSION_LIFETIME = 12 * 3600
+    SERVE_WORKERS = 2
+    SERVE_THREADS = 4
+
+
+def _coerce(value: str, like: Any) -> Any:
+    if isinstance(like, bool):
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(like, int):
+        return int(value)
+    return value
+
+
+def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
+    app.config.from_object(Defaults)
+    app.config.from_pyfile("config.py", silent=True)
+    for key, value in os.environ.items():
+        if key.startswith(ENV_PREFIX):
+            name = key.removeprefix(ENV_PREFIX)
+            app.config[name] = _coerce(value, app.config.get(name))
+    if overrides:
+        app.config.update(overrides)
+
+    instance = Path(app.instance_path)
+    if not app.config["DATABASE_URL"]:
+        instance.mkdir(parents=True, exist_ok=True)
+        app.config["DATABASE_URL"] = f"sqlite:///{instance / 'flapwatch.sqlite3'}"
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = _instance_secret_key(instance)
+
+
+def _instance_secret_key(instance: Path) -> str:
+    """A random key kept in the instance folder, so sessions survive a restart on one machine.
+
+    Several app servers must share one key: set FLAPWATCH_SECRET_KEY on all of them.
+    """
+    instance.mkdir(parents=True, exist_ok=True)
+    path = instance / "secret_key"
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(descriptor, "w") as key_file:
+        key_file.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()

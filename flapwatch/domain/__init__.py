@@ -1,0 +1,1 @@
+"""Clinical logic in plain Python: no Flask, no SQLAlchemy (DESIGN.md §4)."""

@@ -1,0 +1,118 @@
+"""The monitoring schedule: when the next check of a flap is due, and whether it is late.
+
+All arithmetic is on absolute (UTC) instants: "hours since surgery" is elapsed time, so a
+daylight-saving change on the ward clock neither shortens nor stretches an interval.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flapwatch.domain.vocabulary import DueState
+
+# DESIGN.md §2 default: hourly for the first 24 h (most compromise shows in the first 24–48 h;
+# Winterton 2010), 2-hourly to 48 h, 4-hourly to day 5, then 8-hourly until monitoring stops.
+DEFAULT_BANDS: tuple[tuple[int, int], ...] = ((24, 60), (48, 120), (120, 240))
+DEFAULT_GRACE_MINUTES = 15
+DEFAULT_AFTER_LAST_BAND_MINUTES = 480
+
+
+class SchedulePolicyError(ValueError):
+    """A schedule policy that cannot be used, with a message naming what is wrong."""
+
+
+@dataclass(frozen=True)
+class SchedulePolicy:
+    """Bands of (until_hour, interval_minutes) from the end of surgery, plus a grace period."""
+
+    bands: tuple[tuple[int, int], ...] = DEFAULT_BANDS
+    grace_minutes: int = DEFAULT_GRACE_MINUTES
+    after_last_band_minutes: int = DEFAULT_AFTER_LAST_BAND_MINUTES
+
+    def __post_init__(self) -> None:
+        errors = schedule_policy_problems(
+            self.bands, self.grace_minutes, self.after_last_band_minutes
+        )
+        if errors:
+            raise SchedulePolicyError(" ".join(errors))
+
+    def interval_at(self, hours_since_surgery: float) -> timedelta:
+        """The monitoring interval in force at this many hours after surgery."""
+        for until_hour, interval in self.bands:
+            if hours_since_surgery < until_hour:
+                return timedelta(minutes=interval)
+        return timedelta(minutes=self.after_last_band_minutes)
+
+    @property
+    def grace(self) -> timedelta:
+        return timedelta(minutes=self.grace_minutes)
+
+
+def schedule_policy_problems(
+    bands: tuple[tuple[int, int], ...],
+    grace_minutes: int,
+    after_last_band_minutes: int,
+) -> list[str]:
+    errors: list[str] = []
+    if not bands:
+        errors.append("The schedule needs at least one band.")
+    previous_until = 0
+    for index, band in enumerate(bands, start=1):
+        until_hour, interval = band
+        if until_hour <= previous_until:
+            errors.append(
+                f"Band {index}: 'until hour' must be greater than {previous_until} "
+                "(bands go in increasing order)."
+            )
+        if not 5 <= interval <= 24 * 60:
+            errors.append(f"Band {index}: interval must be between 5 and 1440 minutes.")
+        previous_until = until_hour
+    if not 0 <= grace_minutes <= 120:
+        errors.append("Grace period must be between 0 and 120 minutes.")
+    if not 5 <= after_last_band_minutes <= 24 * 60:
+        errors.append("Interval after the last band must be between 5 and 1440 minutes.")
+    return errors
+
+
+def parse_bands(text: str) -> tuple[tuple[int, int], ...]:
+    """Read bands written as 'until_hour:interval_minutes' pairs, e.g. '24:60, 48:120'."""
+    bands: list[tuple[int, int]] = []
+    for index, part in enumerate(p.strip() for p in text.replace(";", ",").split(",")):
+        if not part:
+            continue
+        hour, sep, minutes = part.partition(":")
+        try:
+            if not sep:
+                raise ValueError
+            bands.append((int(hour), int(minutes)))
+        except ValueError:
+            raise SchedulePolicyError(
+                f"Band {index + 1} '{part}' must be written as until_hour:interval_minutes, "
+                "e.g. 24:60."
+            ) from None
+    return tuple(bands)
+
+
+def format_bands(bands: tuple[tuple[int, int], ...]) -> str:
+    return ", ".join(f"{until}:{interval}" for until, interval in bands)
+
+
+def hours_since(surgery_end_at: datetime, at: datetime) -> float:
+    return (at - surgery_end_at).total_seconds() / 3600
+
+
+def next_due_at(
+    policy: SchedulePolicy, surgery_end_at: datetime, last_taken_at: datetime | None
+) -> datetime:
+    """Last check's time (or the end of surgery) plus the interval of the band it falls in."""
+    start = surgery_end_at if last_taken_at is None else max(last_taken_at, surgery_end_at)
+    return start + policy.interval_at(hours_since(surgery_end_at, start))
+
+
+def due_state(policy: SchedulePolicy, next_due: datetime, now: datetime) -> DueState:
+    if now > next_due + policy.grace:
+        return DueState.OVERDUE
+    if now >= next_due:
+        return DueState.DUE
+    return DueState.NOT_DUE

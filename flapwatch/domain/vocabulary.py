@@ -1,0 +1,117 @@
+"""The ward's words (DESIGN.md §2). Enum values are part of the public contract."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Labelled(StrEnum):
+    """A StrEnum whose members carry the words a nurse reads on screen."""
+
+    label: str
+
+    def __new__(cls, value: str, label: str = "") -> Labelled:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.label = label or value.replace("_", " ")
+        return member
+
+    @classmethod
+    def values(cls) -> list[str]:
+        return [member.value for member in cls]
+
+    @classmethod
+    def choices(cls) -> list[tuple[str, str]]:
+        return [(member.value, member.label) for member in cls]
+
+
+class Role(Labelled):
+    NURSE = "nurse", "Nurse"
+    SURGEON = "surgeon", "Surgeon"
+    UNIT_ADMIN = "unit_admin", "Unit coordinator"
+    AUDITOR = "auditor", "Auditor"
+    ADMIN = "admin", "Administrator"
+
+
+class FlapKind(Labelled):
+    FREE = "free", "Free flap"
+    PEDICLED = "pedicled", "Pedicled flap"
+    REPLANT = "replant", "Replant"
+    OTHER = "other", "Other"
+
+
+class Side(Labelled):
+    LEFT = "left", "Left"
+    RIGHT = "right", "Right"
+    MIDLINE = "midline", "Midline"
+    BILATERAL = "bilateral", "Bilateral"
+    NA = "na", "Not applicable"
+
+
+class ReconstructionStatus(Labelled):
+    MONITORING = "monitoring", "Monitoring"
+    STOPPED = "stopped", "Monitoring stopped"
+    RETURNED_TO_THEATRE = "returned_to_theatre", "Returned to theatre"
+    SALVAGED = "salvaged", "Salvaged"
+    FAILED = "failed", "Failed"
+    DISCHARGED = "discharged", "Discharged"
+
+
+class Colour(Labelled):
+    PINK = "pink", "Pink"
+    PALE = "pale", "Pale"
+    WHITE = "white", "White"
+    MOTTLED = "mottled", "Mottled"
+    DUSKY = "dusky", "Dusky"
+    BLUE = "blue", "Blue"
+    PURPLE = "purple", "Purple"
+    BLACK = "black", "Black"
+    NOT_ASSESSABLE = "not_assessable", "Not assessable"
+
+
+class CapillaryRefill(Labelled):
+    BRISK = "brisk", "Brisk (<1 s)"
+    NORMAL = "normal", "Normal (1–3 s)"
+    SLUGGISH = "sluggish", "Sluggish (>3 s)"
+    ABSENT = "absent", "Absent"
+    NOT_ASSESSABLE = "not_assessable", "Not assessable"
+
+
+class DopplerArterial(Labelled):
+    PRESENT = "present", "Present"
+    WEAK = "weak", "Weak"
+    ABSENT = "absent", "Absent"
+    NOT_ASSESSED = "not_assessed", "Not assessed"
+
+
+class DopplerVenous(Labelled):
+    PRESENT = "present", "Present"
+    ABSENT = "absent", "Absent"
+    NOT_ASSESSED = "not_assessed", "Not assessed"
+
+
+class Turgor(Labelled):
+    SOFT = "soft", "Soft"
+    FIRM = "firm", "Firm"
+    TENSE = "tense", "Tense"
+    FLACCID = "flaccid", "Flaccid"
+    NOT_ASSESSABLE = "not_assessable", "Not assessable"
+
+
+class Pinprick(Labelled):
+    BRIGHT_RED = "bright_red", "Bright red"
+    DARK_RAPID = "dark_rapid", "Dark, rapid"
+    SLOW_NONE = "slow_none", "Slow / none"
+    NOT_DONE = "not_done", "Not done"
+
+
+class DueState(Labelled):
+    """Where a monitored flap stands against its schedule, most urgent first."""
+
+    OVERDUE = "overdue", "Overdue"
+    DUE = "due", "Due"
+    NOT_DUE = "not_due", "Not yet due"
+
+
+# The "nothing observed" answer of each categorical assessment: recorded, but not an assessment.
+NOT_OBSERVED: frozenset[str] = frozenset({"not_assessable", "not_assessed", "not_done"})

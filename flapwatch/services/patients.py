@@ -1,0 +1,318 @@
+"""Patients, beds and their reconstructions (flaps)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from flapwatch.db import write_transaction
+from flapwatch.domain.vocabulary import FlapKind, ReconstructionStatus, Side
+from flapwatch.models import Patient, Reconstruction, Unit, utcnow
+from flapwatch.services import (
+    MANAGING_ROLES,
+    Actor,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    require_role,
+)
+from flapwatch.services.audit import changes, record_event
+
+# Surgery cannot end in the future; a little slack covers a tablet clock running slow.
+SURGERY_FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class PatientDetails:
+    mrn: str
+    name: str
+    date_of_birth: date
+    bed: str | None
+
+
+@dataclass(frozen=True)
+class ReconstructionDetails:
+    procedure: str
+    flap_kind: FlapKind
+    site: str
+    side: Side
+    surgery_end_at: datetime
+    surgeon: str
+    buried: bool
+
+
+def _patient_problems(details: PatientDetails, today: date) -> dict[str, str]:
+    problems: dict[str, str] = {}
+    if not details.mrn.strip():
+        problems["mrn"] = "MRN is required."
+    if not details.name.strip():
+        problems["name"] = "Name is required."
+    if details.date_of_birth > today:
+        problems["date_of_birth"] = "Date of birth cannot be in the future."
+    elif details.date_of_birth.year < 1900:
+        problems["date_of_birth"] = "Date of birth must be in 1900 or later."
+    return problems
+
+
+def _patient_record(patient: Patient) -> dict[str, object]:
+    return {
+        "mrn": patient.mrn,
+        "name": patient.name,
+        "date_of_birth": patient.date_of_birth,
+        "unit": patient.unit.code,
+        "bed": patient.bed,
+    }
+
+
+def _unit_for(session: Session, actor: Actor, unit_code: str, problems: dict[str, str]) -> Unit:
+    unit = session.scalars(select(Unit).where(Unit.code == unit_code)).first()
+    if unit is None:
+        problems["unit"] = f"No such unit: {unit_code}."
+        raise InvalidInput("Unknown unit.", problems)
+    if not actor.works_in(unit.code):
+        raise Forbidden(f"You do not work in unit {unit.code}.")
+    return unit
+
+
+def _bed_problem(session: Session, unit: Unit, bed: str | None, patient_id: int | None) -> str | None:
+    """A bed holds one patient whose flap is still being monitored."""
+    if not bed:
+        return None
+    occupant = session.scalars(
+        select(Patient)
+        .join(Reconstruction)
+        .where(
+            Patient.unit_id == unit.id,
+            Patient.bed == bed,
+            Reconstruction.status == ReconstructionStatus.MONITORING,
+        )
+        .limit(1)
+    ).first()
+    if occupant is not None and occupant.id != patient_id:
+        return f"Bed {bed} is taken by {occupant.name} ({occupant.mrn})."
+    return None
+
+
+def admit_patient(
+    session: Session, actor: Actor, *, unit_code: str, details: PatientDetails
+) -> Patient:
+    require_role(actor, *MANAGING_ROLES)
+    details = PatientDetails(
+        mrn=details.mrn.strip(),
+        name=details.name.strip(),
+        date_of_birth=details.date_of_birth,
+        bed=(details.bed or "").strip() or None,
+    )
+    problems = _patient_problems(details, utcnow().date())
+    with write_transaction(session):
+        unit = _unit_for(session, actor, unit_code, problems)
+        if session.scalar(select(Patient.id).where(Patient.mrn == details.mrn)) is not None:
+            problems["mrn"] = f"A patient with MRN {details.mrn} is already registered."
+        if (bed_problem := _bed_problem(session, unit, details.bed, None)) is not None:
+            problems["bed"] = bed_problem
+        if problems:
+            raise InvalidInput("The patient could not be admitted.", problems)
+        patient = Patient(
+            mrn=details.mrn,
+            name=details.name,
+            date_of_birth=details.date_of_birth,
+            bed=details.bed,
+            unit=unit,
+        )
+        session.add(patient)
+        session.flush()
+        record_event(
+            session, actor, "patient.admit", "patient", patient.id, after=_patient_record(patient)
+        )
+    return patient
+
+
+def update_patient(
+    session: Session, actor: Actor, patient_id: int, *, unit_code: str, details: PatientDetails
+) -> Patient:
+    require_role(actor, *MANAGING_ROLES)
+    bed = (details.bed or "").strip() or None
+    problems = _patient_problems(details, utcnow().date())
+    with write_transaction(session):
+        patient = get_patient(session, actor, patient_id)
+        unit = _unit_for(session, actor, unit_code, problems)
+        if details.mrn.strip() != patient.mrn:
+            clash = session.scalar(select(Patient.id).where(Patient.mrn == details.mrn.strip()))
+            if clash is not None:
+                problems["mrn"] = f"A patient with MRN {details.mrn} is already registered."
+        if (bed_problem := _bed_problem(session, unit, bed, patient.id)) is not None:
+            problems["bed"] = bed_problem
+        if problems:
+            raise InvalidInput("The patient could not be saved.", problems)
+        before = _patient_record(patient)
+        patient.mrn = details.mrn.strip()
+        patient.name = details.name.strip()
+        patient.date_of_birth = details.date_of_birth
+        patient.bed = bed
+        patient.unit = unit
+        old, new = changes(before, _patient_record(patient))
+        if new:
+            record_event(
+                session, actor, "patient.update", "patient", patient.id, before=old, after=new
+            )
+    return patient
+
+
+def get_patient(session: Session, actor: Actor, patient_id: int) -> Patient:
+    patient = session.get(Patient, patient_id)
+    if patient is None or not actor.works_in(patient.unit.code):
+        raise NotFound(f"No patient {patient_id}.")
+    return patient
+
+
+def _reconstruction_problems(details: ReconstructionDetails, now: datetime) -> dict[str, str]:
+    problems: dict[str, str] = {}
+    if not details.procedure.strip():
+        problems["procedure"] = "Procedure is required, e.g. DIEP free flap."
+    if not details.site.strip():
+        problems["site"] = "Site is required, e.g. left breast."
+    if not details.surgeon.strip():
+        problems["surgeon"] = "Surgeon is required."
+    if details.surgery_end_at > now + SURGERY_FUTURE_TOLERANCE:
+        problems["surgery_end_at"] = "End of surgery cannot be in the future."
+    elif details.surgery_end_at < now - timedelta(days=365):
+        problems["surgery_end_at"] = "End of surgery must be within the last year."
+    return problems
+
+
+def _reconstruction_record(reconstruction: Reconstruction) -> dict[str, object]:
+    return {
+        "patient_id": reconstruction.patient_id,
+        "procedure": reconstruction.procedure,
+        "flap_kind": reconstruction.flap_kind,
+        "site": reconstruction.site,
+        "side": reconstruction.side,
+        "surgery_end_at": reconstruction.surgery_end_at,
+        "surgeon": reconstruction.surgeon,
+        "buried": reconstruction.buried,
+        "status": reconstruction.status,
+    }
+
+
+def add_reconstruction(
+    session: Session,
+    actor: Actor,
+    patient_id: int,
+    details: ReconstructionDetails,
+    *,
+    now: datetime | None = None,
+) -> Reconstruction:
+    require_role(actor, *MANAGING_ROLES)
+    problems = _reconstruction_problems(details, now or utcnow())
+    with write_transaction(session):
+        patient = get_patient(session, actor, patient_id)
+        if problems:
+            raise InvalidInput("The reconstruction could not be added.", problems)
+        reconstruction = Reconstruction(
+            patient=patient,
+            procedure=details.procedure.strip(),
+            flap_kind=details.flap_kind,
+            site=details.site.strip(),
+            side=details.side,
+            surgery_end_at=details.surgery_end_at,
+            surgeon=details.surgeon.strip(),
+            buried=details.buried,
+            status=ReconstructionStatus.MONITORING,
+        )
+        session.add(reconstruction)
+        session.flush()
+        record_event(
+            session,
+            actor,
+            "reconstruction.add",
+            "reconstruction",
+            reconstruction.id,
+            after=_reconstruction_record(reconstruction),
+        )
+    return reconstruction
+
+
+def update_reconstruction(
+    session: Session,
+    actor: Actor,
+    reconstruction_id: int,
+    details: ReconstructionDetails,
+    *,
+    now: datetime | None = None,
+) -> Reconstruction:
+    require_role(actor, *MANAGING_ROLES)
+    problems = _reconstruction_problems(details, now or utcnow())
+    with write_transaction(session):
+        reconstruction = get_reconstruction(session, actor, reconstruction_id)
+        first_check = min((c.taken_at for c in reconstruction.checks), default=None)
+        if first_check is not None and details.surgery_end_at > first_check + timedelta(hours=1):
+            problems.setdefault(
+                "surgery_end_at",
+                "End of surgery cannot be more than 1 hour after the first recorded check.",
+            )
+        if problems:
+            raise InvalidInput("The reconstruction could not be saved.", problems)
+        before = _reconstruction_record(reconstruction)
+        reconstruction.procedure = details.procedure.strip()
+        reconstruction.flap_kind = details.flap_kind
+        reconstruction.site = details.site.strip()
+        reconstruction.side = details.side
+        reconstruction.surgery_end_at = details.surgery_end_at
+        reconstruction.surgeon = details.surgeon.strip()
+        reconstruction.buried = details.buried
+        old, new = changes(before, _reconstruction_record(reconstruction))
+        if new:
+            record_event(
+                session,
+                actor,
+                "reconstruction.update",
+                "reconstruction",
+                reconstruction.id,
+                before=old,
+                after=new,
+            )
+    return reconstruction
+
+
+def set_reconstruction_status(
+    session: Session,
+    actor: Actor,
+    reconstruction_id: int,
+    status: ReconstructionStatus,
+    *,
+    note: str = "",
+) -> Reconstruction:
+    """Stop monitoring or record the outcome; setting `monitoring` again resumes it."""
+    require_role(actor, *MANAGING_ROLES)
+    if status not in ReconstructionStatus.values():
+        raise InvalidInput(
+            "Unknown status.",
+            {"status": f"Status must be one of: {', '.join(ReconstructionStatus.values())}."},
+        )
+    with write_transaction(session):
+        reconstruction = get_reconstruction(session, actor, reconstruction_id)
+        before = reconstruction.status
+        if before == status:
+            return reconstruction
+        reconstruction.status = ReconstructionStatus(status)
+        reconstruction.status_changed_at = utcnow()
+        record_event(
+            session,
+            actor,
+            "reconstruction.status",
+            "reconstruction",
+            reconstruction.id,
+            before={"status": before},
+            after={"status": reconstruction.status, "note": note.strip()},
+        )
+    return reconstruction
+
+
+def get_reconstruction(session: Session, actor: Actor, reconstruction_id: int) -> Reconstruction:
+    reconstruction = session.get(Reconstruction, reconstruction_id)
+    if reconstruction is None or not actor.works_in(reconstruction.patient.unit.code):
+        raise NotFound(f"No reconstruction {reconstruction_id}.")
+    return reconstruction

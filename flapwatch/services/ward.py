@@ -1,0 +1,145 @@
+"""What the ward board and the flap page show: read-only, a fixed number of queries each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, contains_eager, selectinload
+
+from flapwatch.domain.schedule import SchedulePolicy as Schedule
+from flapwatch.domain.schedule import due_state, hours_since, next_due_at
+from flapwatch.domain.vocabulary import DueState, ReconstructionStatus
+from flapwatch.models import Check, Patient, Reconstruction, Unit
+from flapwatch.services import Actor, NotFound
+from flapwatch.services.patients import get_reconstruction
+from flapwatch.services.staff import current_schedule_policy
+
+_URGENCY = {DueState.OVERDUE: 0, DueState.DUE: 1, DueState.NOT_DUE: 2}
+
+
+@dataclass(frozen=True)
+class FlapStatus:
+    """One monitored flap against its schedule at a moment."""
+
+    reconstruction: Reconstruction
+    last_check: Check | None
+    next_due_at: datetime
+    due_state: DueState
+    hours_since_surgery: float
+
+    @property
+    def patient(self) -> Patient:
+        return self.reconstruction.patient
+
+
+@dataclass(frozen=True)
+class WardBoard:
+    unit: Unit
+    schedule: Schedule
+    flaps: list[FlapStatus]
+    now: datetime
+
+    def count(self, state: DueState) -> int:
+        return sum(1 for flap in self.flaps if flap.due_state == state)
+
+
+def visible_units(session: Session, actor: Actor) -> list[Unit]:
+    query = select(Unit).order_by(Unit.code)
+    if not actor.all_units:
+        query = query.where(Unit.code.in_(sorted(actor.unit_codes)))
+    return list(session.scalars(query))
+
+
+def get_unit_by_code(session: Session, actor: Actor, code: str) -> Unit:
+    unit = session.scalars(select(Unit).where(Unit.code == code.upper())).first()
+    if unit is None or not actor.works_in(unit.code):
+        raise NotFound(f"No unit {code}.")
+    return unit
+
+
+def flap_status(
+    schedule: Schedule, reconstruction: Reconstruction, last_check: Check | None, now: datetime
+) -> FlapStatus:
+    due = next_due_at(
+        schedule, reconstruction.surgery_end_at, last_check.taken_at if last_check else None
+    )
+    return FlapStatus(
+        reconstruction=reconstruction,
+        last_check=last_check,
+        next_due_at=due,
+        due_state=due_state(schedule, due, now),
+        hours_since_surgery=hours_since(reconstruction.surgery_end_at, now),
+    )
+
+
+def ward_board(session: Session, actor: Actor, unit_code: str, now: datetime) -> WardBoard:
+    """Every flap under monitoring in the unit, most urgent first (overdue, due, then by time)."""
+    unit = get_unit_by_code(session, actor, unit_code)
+    schedule = current_schedule_policy(session, unit.id).as_value()
+    reconstructions = list(
+        session.scalars(
+            select(Reconstruction)
+            .join(Reconstruction.patient)
+            .options(contains_eager(Reconstruction.patient))
+            .where(
+                Patient.unit_id == unit.id,
+                Reconstruction.status == ReconstructionStatus.MONITORING,
+            )
+        )
+    )
+    latest = _latest_checks(session, [r.id for r in reconstructions])
+    flaps = [flap_status(schedule, r, latest.get(r.id), now) for r in reconstructions]
+    flaps.sort(key=lambda f: (_URGENCY[f.due_state], f.next_due_at, f.patient.bed or ""))
+    return WardBoard(unit=unit, schedule=schedule, flaps=flaps, now=now)
+
+
+def _latest_checks(session: Session, reconstruction_ids: list[int]) -> dict[int, Check]:
+    """Each reconstruction's most recent check by clinical time, in one query."""
+    if not reconstruction_ids:
+        return {}
+    ranked = (
+        select(
+            Check.id,
+            func.row_number()
+            .over(
+                partition_by=Check.reconstruction_id,
+                order_by=(Check.taken_at.desc(), Check.id.desc()),
+            )
+            .label("position"),
+        )
+        .where(Check.reconstruction_id.in_(reconstruction_ids))
+        .subquery()
+    )
+    checks = session.scalars(
+        select(Check).join(ranked, ranked.c.id == Check.id).where(ranked.c.position == 1)
+    )
+    return {check.reconstruction_id: check for check in checks}
+
+
+@dataclass(frozen=True)
+class FlapRecord:
+    status: FlapStatus
+    unit: Unit
+    schedule: Schedule
+    checks: list[Check]
+
+
+def flap_record(
+    session: Session, actor: Actor, reconstruction_id: int, now: datetime
+) -> FlapRecord:
+    """A flap with its checks, newest first, each with who recorded it."""
+    reconstruction = get_reconstruction(session, actor, reconstruction_id)
+    unit = reconstruction.patient.unit
+    checks = list(
+        session.scalars(
+            select(Check)
+            .where(Check.reconstruction_id == reconstruction.id)
+            .options(selectinload(Check.recorded_by))
+            .order_by(Check.taken_at.desc(), Check.id.desc())
+        )
+    )
+    schedule = current_schedule_policy(session, unit.id).as_value()
+    status = flap_status(schedule, reconstruction, checks[0] if checks else None, now)
+    return FlapRecord(status=status, unit=unit, schedule=schedule, checks=checks)

@@ -1,0 +1,93 @@
+"""HTML side of flapwatch: blueprints by feature, shared request plumbing and filters."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+
+from flask import Flask, Response, g, render_template, request
+from flask_login import LoginManager
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy.orm import selectinload
+
+from flapwatch.db import get_session
+from flapwatch.models import User, utcnow
+from flapwatch.services import Forbidden, InvalidInput, NotFound
+from flapwatch.web import presenters
+
+csrf = CSRFProtect()
+login_manager = LoginManager()
+login_manager.login_view = "auth.login"
+login_manager.login_message = "Please log in to continue."
+login_manager.login_message_category = "info"
+login_manager.session_protection = "strong"
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> User | None:
+    if not user_id.isdigit():
+        return None
+    user = get_session().get(User, int(user_id), options=[selectinload(User.units)])
+    return user if user is not None and user.active else None
+
+
+def register_web(app: Flask) -> None:
+    from flapwatch.web import admin, auth, checks, ward
+
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    for blueprint in (auth.bp, ward.bp, checks.bp, admin.bp):
+        app.register_blueprint(blueprint)
+
+    app.before_request(_assign_request_id)
+    app.after_request(_response_headers)
+    presenters.register(app)
+
+    @app.errorhandler(NotFound)
+    @app.errorhandler(404)
+    def not_found(_error: Exception) -> tuple[str, int]:
+        return render_template("error.html", title="Not found", status=404,
+                               message="There is nothing here, or it is not in your units."), 404
+
+    @app.errorhandler(Forbidden)
+    @app.errorhandler(403)
+    def forbidden(error: Exception) -> tuple[str, int]:
+        message = error.message if isinstance(error, Forbidden) else (
+            "Your role does not give access to this page."
+        )
+        return render_template("error.html", title="Not allowed", status=403,
+                               message=message), 403
+
+    @app.errorhandler(CSRFError)
+    def csrf_failed(_error: CSRFError) -> tuple[str, int]:
+        return render_template(
+            "error.html", title="Form expired", status=400,
+            message="This form was open too long or came from elsewhere. "
+            "Go back, reload the page and enter it again.",
+        ), 400
+
+    @app.errorhandler(InvalidInput)
+    def invalid(error: InvalidInput) -> tuple[str, int]:
+        details = "; ".join(error.problems.values())
+        return render_template("error.html", title="Not saved", status=400,
+                               message=f"{error.message} {details}"), 400
+
+
+def _assign_request_id() -> None:
+    supplied = request.headers.get("X-Request-ID", "")
+    g.request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
+    g.now = utcnow()
+
+
+def _response_headers(response: Response) -> Response:
+    response.headers["X-Request-ID"] = g.get("request_id", "")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if request.endpoint != "static":
+        # Patient data must not linger in a shared tablet's cache after logoff.
+        response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,55 @@
+"""Recording a flap check, and the flap page with its checks."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from flapwatch.db import get_session
+from flapwatch.domain.checks import LATE_ENTRY_AFTER
+from flapwatch.services import InvalidInput
+from flapwatch.services.checks import record_check
+from flapwatch.services.ward import flap_record
+from flapwatch.web.access import CLINICAL, READERS, current_actor, roles_required
+from flapwatch.web.forms import LOCAL_INPUT_FORMAT, CheckForm
+from flapwatch.web.presenters import clock, relative, zone
+
+bp = Blueprint("checks", __name__)
+
+
+@bp.route("/reconstructions/<int:reconstruction_id>")
+@roles_required(*READERS)
+def flap(reconstruction_id: int) -> str:
+    record = flap_record(get_session(), current_actor(), reconstruction_id, g.now)
+    return render_template("flap.html", record=record, late_after=LATE_ENTRY_AFTER)
+
+
+@bp.route("/reconstructions/<int:reconstruction_id>/checks/new", methods=["GET", "POST"])
+@roles_required(*CLINICAL)
+def new_check(reconstruction_id: int) -> str | Response | tuple[str, int]:
+    session = get_session()
+    actor = current_actor()
+    record = flap_record(session, actor, reconstruction_id, g.now)
+    unit_zone = zone(record.unit)
+    form = CheckForm(zone=unit_zone)
+    general_errors: list[str] = []
+    if request.method == "GET":
+        form.taken_at.data = g.now.astimezone(unit_zone).strftime(LOCAL_INPUT_FORMAT)
+    elif form.validate_on_submit():
+        try:
+            saved = record_check(session, actor, reconstruction_id, form.values(), now=g.now)
+        except InvalidInput as refused:
+            general_errors = form.attach_problems(refused.problems)
+        else:
+            patient = record.status.patient
+            flash(
+                f"Check saved for {patient.name} (bed {patient.bed or '—'}). Next check due at "
+                f"{clock(saved.next_due_at, record.unit)} ({relative(saved.next_due_at, g.now)}).",
+                "success",
+            )
+            return redirect(url_for("ward.board", code=record.unit.code))
+    status = 400 if request.method == "POST" else 200
+    page = render_template(
+        "check_form.html", form=form, record=record, general_errors=general_errors
+    )
+    return (page, status) if status != 200 else page

@@ -1,0 +1,184 @@
+"""WTForms for the nurse's screens: the edge where typed text becomes domain values."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    Field,
+    PasswordField,
+    RadioField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, Length, Optional
+
+from flapwatch.domain.checks import (
+    FIELD_LABELS,
+    NOTES_MAX_LENGTH,
+    NUMERIC_RANGES,
+    CheckValues,
+    range_message,
+)
+from flapwatch.domain.vocabulary import (
+    CapillaryRefill,
+    Colour,
+    DopplerArterial,
+    DopplerVenous,
+    Labelled,
+    Pinprick,
+    Turgor,
+)
+
+LOCAL_INPUT_FORMAT = "%Y-%m-%dT%H:%M"
+
+
+class DecimalNumberField(StringField):
+    """A number typed on a tablet keypad: '34.5' or '34,5'; blank means not measured."""
+
+    number: float | None = None
+
+    def __init__(self, label: str, example: str, **kwargs: Any) -> None:
+        super().__init__(label, **kwargs)
+        self.example = example
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        super().process_formdata(valuelist)
+        text = (self.data or "").strip().replace(",", ".")
+        self.data = text
+        self.number = None
+        if not text:
+            return
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError(
+                f"{self.label.text} must be a number, e.g. {self.example}."
+            ) from None
+        if number != number or number in (float("inf"), float("-inf")):
+            raise ValueError(f"{self.label.text} must be a number, e.g. {self.example}.")
+        self.number = number
+
+
+class LocalDateTimeField(StringField):
+    """A wall-clock time on the unit's clock, from <input type="datetime-local">."""
+
+    moment: datetime | None = None
+
+    def __init__(self, label: str, zone: ZoneInfo | None = None, **kwargs: Any) -> None:
+        super().__init__(label, **kwargs)
+        self.zone = zone
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        super().process_formdata(valuelist)
+        self.moment = None
+        text = (self.data or "").strip()
+        if not text:
+            return
+        try:
+            naive = datetime.strptime(text[:16], LOCAL_INPUT_FORMAT)
+        except ValueError:
+            raise ValueError(
+                f"{self.label.text} must be a date and time, e.g. 2026-11-25T14:30."
+            ) from None
+        assert self.zone is not None
+        moment = naive.replace(tzinfo=self.zone)
+        # A time inside the spring-forward gap never happened on the ward clock.
+        if moment.astimezone(ZoneInfo("UTC")).astimezone(self.zone).replace(tzinfo=None) != naive:
+            raise ValueError(
+                f"{self.label.text} {text.replace('T', ' ')} does not exist on the ward clock "
+                "(the clocks went forward): check the time."
+            )
+        self.moment = moment
+
+
+def segmented(enum: type[Labelled], label: str) -> RadioField:
+    return RadioField(label, choices=enum.choices(), validators=[Optional()])
+
+
+def _numeric(name: str, example: str) -> DecimalNumberField:
+    return DecimalNumberField(FIELD_LABELS[name], example)
+
+
+class CheckForm(FlaskForm):
+    taken_at = LocalDateTimeField(FIELD_LABELS["taken_at"], validators=[DataRequired(
+        message="Time taken is required."
+    )])
+    colour = segmented(Colour, FIELD_LABELS["colour"])
+    flap_temperature_c = _numeric("flap_temperature_c", "34.5")
+    control_temperature_c = _numeric("control_temperature_c", "35.2")
+    capillary_refill = segmented(CapillaryRefill, FIELD_LABELS["capillary_refill"])
+    capillary_refill_s = _numeric("capillary_refill_s", "2")
+    doppler_arterial = segmented(DopplerArterial, FIELD_LABELS["doppler_arterial"])
+    doppler_venous = segmented(DopplerVenous, FIELD_LABELS["doppler_venous"])
+    turgor = segmented(Turgor, FIELD_LABELS["turgor"])
+    pinprick = segmented(Pinprick, FIELD_LABELS["pinprick"])
+    sto2_percent = _numeric("sto2_percent", "65")
+    notes = TextAreaField(
+        FIELD_LABELS["notes"],
+        validators=[
+            Length(
+                max=NOTES_MAX_LENGTH,
+                message=f"Notes can be at most {NOTES_MAX_LENGTH} characters.",
+            )
+        ],
+    )
+
+    def __init__(self, *args: Any, zone: ZoneInfo, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.taken_at.zone = zone
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        valid = super().validate(extra_validators)
+        for name, (low, high) in NUMERIC_RANGES.items():
+            field: DecimalNumberField = getattr(self, name)
+            if field.number is not None and not low <= field.number <= high and not field.errors:
+                field.errors = [*field.errors, range_message(name)]
+                valid = False
+        return valid
+
+    def values(self) -> CheckValues:
+        """The domain values of a form that validated."""
+        assert self.taken_at.moment is not None
+
+        def choice(field: RadioField, enum: type[Labelled]) -> Any:
+            return enum(field.data) if field.data else None
+
+        return CheckValues(
+            taken_at=self.taken_at.moment,
+            colour=choice(self.colour, Colour),
+            flap_temperature_c=self.flap_temperature_c.number,
+            control_temperature_c=self.control_temperature_c.number,
+            capillary_refill=choice(self.capillary_refill, CapillaryRefill),
+            capillary_refill_s=self.capillary_refill_s.number,
+            doppler_arterial=choice(self.doppler_arterial, DopplerArterial),
+            doppler_venous=choice(self.doppler_venous, DopplerVenous),
+            turgor=choice(self.turgor, Turgor),
+            pinprick=choice(self.pinprick, Pinprick),
+            sto2_percent=self.sto2_percent.number,
+            notes=(self.notes.data or "").strip() or None,
+        )
+
+    def attach_problems(self, problems: dict[str, str]) -> list[str]:
+        """Put service-level problems on their fields; return those about the whole check."""
+        general: list[str] = []
+        for name, message in problems.items():
+            field: Field | None = getattr(self, name, None) if name else None
+            if field is None:
+                general.append(message)
+            else:
+                field.errors = [*field.errors, message]
+        return general
+
+
+class LoginForm(FlaskForm):
+    username = StringField(
+        "Username", validators=[DataRequired(message="Username is required."), Length(max=64)]
+    )
+    password = PasswordField(
+        "Password", validators=[DataRequired(message="Password is required."), Length(max=256)]
+    )
+

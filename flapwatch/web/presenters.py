@@ -1,0 +1,105 @@
+"""How times, durations and checks read on screen, in the unit's own time zone."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import Flask
+
+from flapwatch.domain.checks import is_late_entry
+from flapwatch.domain.vocabulary import (
+    CapillaryRefill,
+    Colour,
+    DopplerArterial,
+    DopplerVenous,
+    DueState,
+    Pinprick,
+    Turgor,
+)
+from flapwatch.models import Check, Unit
+
+
+def zone(unit: Unit) -> ZoneInfo:
+    return ZoneInfo(unit.timezone)
+
+
+def local_time(moment: datetime | None, unit: Unit, pattern: str = "%a %d %b %H:%M") -> str:
+    if moment is None:
+        return "—"
+    return moment.astimezone(zone(unit)).strftime(pattern)
+
+
+def clock(moment: datetime | None, unit: Unit) -> str:
+    return local_time(moment, unit, "%H:%M")
+
+
+def hours(value: float) -> str:
+    """Hours since surgery as the ward says it: '7 h', '2 d 3 h' after two days."""
+    whole = max(int(value), 0)
+    if whole < 48:
+        return f"{whole} h"
+    return f"{whole // 24} d {whole % 24} h"
+
+
+def relative(moment: datetime, now: datetime) -> str:
+    """'in 25 min', '40 min ago', 'in 2 h 5 min'."""
+    delta = moment - now
+    minutes = int(abs(delta) / timedelta(minutes=1))
+    if minutes == 0:
+        return "now"
+    amount = f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+    return f"in {amount}" if delta > timedelta(0) else f"{amount} ago"
+
+
+def due_phrase(state: DueState, next_due: datetime, now: datetime, grace: timedelta) -> str:
+    if state == DueState.OVERDUE:
+        return f"Overdue by {relative(now, next_due).removeprefix('in ')}"
+    if state == DueState.DUE:
+        return f"Due now (overdue {relative(next_due + grace, now)})"
+    return f"Due {relative(next_due, now)}"
+
+
+def check_summary(check: Check | None) -> str:
+    """One line a nurse can scan: colour, temperatures, refill, Doppler, oximetry."""
+    if check is None:
+        return "No checks yet"
+    parts: list[str] = []
+    if check.colour:
+        parts.append(Colour(check.colour).label)
+    if check.flap_temperature_c is not None or check.control_temperature_c is not None:
+        flap = _temp(check.flap_temperature_c)
+        control = _temp(check.control_temperature_c)
+        text = f"{flap}/{control} °C"
+        if check.temperature_difference_c is not None:
+            text += f" (ΔT {check.temperature_difference_c:.1f})"
+        parts.append(text)
+    if check.capillary_refill:
+        parts.append(f"CRT {CapillaryRefill(check.capillary_refill).label.lower()}")
+    doppler = []
+    if check.doppler_arterial:
+        doppler.append(f"A {DopplerArterial(check.doppler_arterial).label.lower()}")
+    if check.doppler_venous:
+        doppler.append(f"V {DopplerVenous(check.doppler_venous).label.lower()}")
+    if doppler:
+        parts.append("Doppler " + ", ".join(doppler))
+    if check.turgor:
+        parts.append(Turgor(check.turgor).label.lower())
+    if check.pinprick:
+        parts.append(f"pinprick {Pinprick(check.pinprick).label.lower()}")
+    if check.sto2_percent is not None:
+        parts.append(f"StO₂ {check.sto2_percent:g} %")
+    return " · ".join(parts)
+
+
+def _temp(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}"
+
+
+def register(app: Flask) -> None:
+    app.jinja_env.filters.update(
+        local_time=local_time, clock=clock, hours=hours, check_summary=check_summary
+    )
+    app.jinja_env.globals.update(
+        relative=relative, due_phrase=due_phrase, is_late_entry=is_late_entry, DueState=DueState
+    )

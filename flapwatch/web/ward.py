@@ -1,0 +1,30 @@
+"""The ward board: the nurse's home screen."""
+
+from __future__ import annotations
+
+from flask import Blueprint, g, redirect, render_template, url_for
+from flask_login import current_user, login_required
+from werkzeug.wrappers import Response
+
+from flapwatch.db import get_session
+from flapwatch.domain.vocabulary import Role
+from flapwatch.services.ward import visible_units, ward_board
+from flapwatch.web.access import READERS, current_actor, roles_required
+
+bp = Blueprint("ward", __name__)
+
+
+@bp.route("/")
+@login_required
+def home() -> str | Response:
+    units = visible_units(get_session(), current_actor())
+    if len(units) == 1 and current_user.role != Role.ADMIN:
+        return redirect(url_for("ward.board", code=units[0].code))
+    return render_template("units.html", units=units)
+
+
+@bp.route("/units/<code>/board")
+@roles_required(*READERS)
+def board(code: str) -> str:
+    board = ward_board(get_session(), current_actor(), code, g.now)
+    return render_template("board.html", board=board)

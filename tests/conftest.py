@@ -1,0 +1,329 @@
+"""Fixtures every test file shares: an app on a fresh database, clients, factories.
+
+Database-backed tests run once per backend: SQLite always, and PostgreSQL when
+FLAPWATCH_TEST_DATABASE_URL is set (CI sets it). Under CI=true an unreachable PostgreSQL is
+a failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import event, text
+from sqlalchemy.orm import Session
+
+from flapwatch import create_app
+from flapwatch.db import engine_of, get_session, make_engine
+from flapwatch.domain.checks import CheckValues
+from flapwatch.domain.vocabulary import FlapKind, Role, Side
+from flapwatch.migrate import upgrade_to_head
+from flapwatch.models import Check, Patient, Reconstruction, Unit, User, metadata, utcnow
+from flapwatch.services import SYSTEM, Actor
+from flapwatch.services.checks import record_check
+from flapwatch.services.patients import (
+    PatientDetails,
+    ReconstructionDetails,
+    add_reconstruction,
+    admit_patient,
+)
+from flapwatch.services.staff import create_unit, create_user
+
+PG_URL = os.environ.get("FLAPWATCH_TEST_DATABASE_URL", "").strip()
+BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+PASSWORD = "correct-horse-battery"
+
+# Cheap argon2 parameters: the hashing code path is the same, the tests just run faster.
+TEST_SETTINGS: dict[str, Any] = {
+    "TESTING": True,
+    "SECRET_KEY": "test-secret-key",
+    "PASSWORD_TIME_COST": 1,
+    "PASSWORD_MEMORY_COST_KIB": 8,
+    "PASSWORD_PARALLELISM": 1,
+}
+
+
+def _reset_postgres_schema(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once; each test gets a copy of it."""
+    path = tmp_path_factory.mktemp("template") / "flapwatch.sqlite3"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade_to_head(engine)
+    with engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_migrated() -> str:
+    try:
+        _reset_postgres_schema(PG_URL)
+    except Exception as error:  # noqa: BLE001 - any failure to reach the server
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(f"PostgreSQL at FLAPWATCH_TEST_DATABASE_URL unreachable: {error}")
+    engine = make_engine(PG_URL)
+    upgrade_to_head(engine)
+    engine.dispose()
+    return PG_URL
+
+
+def _empty_postgres(app: Flask) -> None:
+    tables = ", ".join(table.name for table in metadata.sorted_tables)
+    with engine_of(app).begin() as connection:
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        connection.execute(
+            text("INSERT INTO audit_chain_head (id, last_hash, event_count) VALUES (1, :h, 0)"),
+            {"h": "0" * 64},
+        )
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if backend == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        target = tmp_path / "flapwatch.sqlite3"
+        shutil.copyfile(template, target)
+        return f"sqlite:///{target}"
+    return str(request.getfixturevalue("postgres_migrated"))
+
+
+@pytest.fixture
+def app(database_url: str, backend: str, tmp_path: Path) -> Iterator[Flask]:
+    app = create_app(
+        {**TEST_SETTINGS, "DATABASE_URL": database_url, "INSTANCE_PATH": str(tmp_path)}
+    )
+    if backend == "postgresql":
+        _empty_postgres(app)
+    yield app
+    engine_of(app).dispose()
+
+
+@pytest.fixture
+def session(app: Flask) -> Iterator[Session]:
+    """The database session a test arranges and inspects data with (services commit)."""
+    with app.app_context():
+        yield get_session()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> Any:
+    return app.test_cli_runner()
+
+
+# --- factories ---------------------------------------------------------------------------
+
+
+@dataclass
+class Factory:
+    """Builds ward data through the real services, as the app itself would."""
+
+    session: Session
+    counter: int = 0
+    units: dict[str, Unit] = field(default_factory=dict)
+    nurses: dict[str, Actor] = field(default_factory=dict)
+
+    def _next(self) -> int:
+        self.counter += 1
+        return self.counter
+
+    def unit(self, code: str = "PLAST-W3", timezone: str = "Europe/London") -> Unit:
+        if code not in self.units:
+            self.units[code] = create_unit(
+                self.session, SYSTEM, code=code, name=f"Ward {code}", timezone=timezone
+            )
+        return self.units[code]
+
+    def user(self, role: str = Role.NURSE, *units: str, username: str | None = None) -> User:
+        codes = list(units) or ([] if role in (Role.ADMIN, Role.AUDITOR) else [self.unit().code])
+        for code in codes:
+            self.unit(code)
+        return create_user(
+            self.session,
+            SYSTEM,
+            username=username or f"{role.replace('_', '')}{self._next()}",
+            display_name=f"Test {role}",
+            role=role,
+            password=PASSWORD,
+            unit_codes=codes,
+        )
+
+    def patient(self, unit: str = "PLAST-W3", bed: str | None = None, name: str = "") -> Patient:
+        number = self._next()
+        self.unit(unit)
+        return admit_patient(
+            self.session,
+            SYSTEM,
+            unit_code=unit,
+            details=PatientDetails(
+                mrn=f"MRN{number:05d}",
+                name=name or f"Patient {number}",
+                date_of_birth=date(1960, 1, 1),
+                bed=bed if bed is not None else str(number),
+            ),
+        )
+
+    def reconstruction(
+        self,
+        patient: Patient | None = None,
+        *,
+        hours_ago: float = 3,
+        surgery_end_at: datetime | None = None,
+        buried: bool = False,
+        unit: str = "PLAST-W3",
+    ) -> Reconstruction:
+        patient = patient or self.patient(unit)
+        return add_reconstruction(
+            self.session,
+            SYSTEM,
+            patient.id,
+            ReconstructionDetails(
+                procedure="DIEP free flap",
+                flap_kind=FlapKind.FREE,
+                site="breast",
+                side=Side.LEFT,
+                surgery_end_at=surgery_end_at or utcnow() - timedelta(hours=hours_ago),
+                surgeon="Ms Surgeon",
+                buried=buried,
+            ),
+        )
+
+    def check(
+        self,
+        reconstruction: Reconstruction,
+        *,
+        minutes_ago: float = 0,
+        taken_at: datetime | None = None,
+        actor: Actor | None = None,
+        **values: Any,
+    ) -> Check:
+        values = values or {"colour": "pink"}
+        taken = taken_at or utcnow() - timedelta(minutes=minutes_ago)
+        unit_code = reconstruction.patient.unit.code
+        if actor is None and unit_code not in self.nurses:
+            self.nurses[unit_code] = self.actor(self.user(Role.NURSE, unit_code))
+        recorder = actor or self.nurses[unit_code]
+        return record_check(
+            self.session, recorder, reconstruction.id, CheckValues(taken_at=taken, **values)
+        ).check
+
+    @staticmethod
+    def actor(user: User) -> Actor:
+        return Actor(
+            user_id=user.id,
+            username=user.username,
+            role=str(user.role),
+            unit_codes=frozenset(unit.code for unit in user.units),
+            all_units=user.sees_every_unit,
+        )
+
+
+@pytest.fixture
+def make(session: Session) -> Factory:
+    return Factory(session)
+
+
+# --- logged-in clients ----------------------------------------------------------------------
+
+_CSRF = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
+
+
+class Browser:
+    """A test client that logs in and posts forms with their CSRF token, like a browser."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+
+    def csrf_token(self, page: str = "/login") -> str:
+        html = self.client.get(page).get_data(as_text=True)
+        found = _CSRF.search(html)
+        if found is None:
+            found = _CSRF.search(self.client.get("/", follow_redirects=True).get_data(as_text=True))
+        assert found is not None, "no CSRF token on the page"
+        return found.group(1)
+
+    def login(self, username: str, password: str = PASSWORD) -> Any:
+        token = self.csrf_token("/login")
+        return self.client.post(
+            "/login", data={"username": username, "password": password, "csrf_token": token}
+        )
+
+    def get(self, url: str, **kwargs: Any) -> Any:
+        return self.client.get(url, **kwargs)
+
+    def post(self, url: str, data: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        form = dict(data or {})
+        form.setdefault("csrf_token", self.csrf_token(url))
+        return self.client.post(url, data=form, **kwargs)
+
+
+@pytest.fixture
+def browser(client: FlaskClient) -> Browser:
+    return Browser(client)
+
+
+@pytest.fixture
+def logged_in(app: Flask, make: Factory) -> Any:
+    """logged_in(role, *units) -> (Browser, User): a fresh client logged in as a new user."""
+
+    def log_in(role: str = Role.NURSE, *units: str) -> tuple[Browser, User]:
+        user = make.user(role, *units)
+        browser = Browser(app.test_client())
+        response = browser.login(user.username)
+        assert response.status_code == 302, response.get_data(as_text=True)
+        return browser, user
+
+    return log_in
+
+
+@contextmanager
+def count_queries(app: Flask) -> Iterator[list[str]]:
+    """Collect the SQL statements the app sends while the block runs."""
+    statements: list[str] = []
+
+    def remember(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if not statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK", "PRAGMA")):
+            statements.append(statement)
+
+    engine = engine_of(app)
+    event.listen(engine, "before_cursor_execute", remember)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", remember)
+
+
+@pytest.fixture
+def now() -> datetime:
+    return utcnow()
