@@ -24,7 +24,7 @@ from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
 from flapwatch import create_app
-from flapwatch.db import engine_of, get_session, make_engine
+from flapwatch.db import EXTENSION_KEY, engine_of, make_engine
 from flapwatch.domain.checks import CheckValues
 from flapwatch.domain.vocabulary import FlapKind, Role, Side
 from flapwatch.migrate import upgrade_to_head
@@ -53,14 +53,10 @@ TEST_SETTINGS: dict[str, Any] = {
 }
 
 
-def _reset_postgres_schema(url: str) -> None:
-    engine = make_engine(url)
-    try:
-        with engine.begin() as connection:
-            connection.execute(text("DROP SCHEMA public CASCADE"))
-            connection.execute(text("CREATE SCHEMA public"))
-    finally:
-        engine.dispose()
+def _postgres_schema_url(base_url: str, schema: str) -> str:
+    """The same database, with `schema` first on the search path (via libpq's options)."""
+    separator = "&" if "?" in base_url else "?"
+    return f"{base_url}{separator}options=-csearch_path%3D{schema}"
 
 
 @pytest.fixture(scope="session")
@@ -76,17 +72,30 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_migrated() -> str:
+def postgres_migrated() -> Iterator[str]:
+    """A schema of its own in the test database, migrated to head once per test run.
+
+    Its own schema, so that several test runs can share one PostgreSQL server.
+    """
+    schema = f"flapwatch_test_{os.getpid()}"
+    admin = make_engine(PG_URL)
     try:
-        _reset_postgres_schema(PG_URL)
+        with admin.begin() as connection:
+            connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            connection.execute(text(f"CREATE SCHEMA {schema}"))
     except Exception as error:  # noqa: BLE001 - any failure to reach the server
+        admin.dispose()
         if os.environ.get("CI") == "true":
             raise
         pytest.skip(f"PostgreSQL at FLAPWATCH_TEST_DATABASE_URL unreachable: {error}")
-    engine = make_engine(PG_URL)
+    url = _postgres_schema_url(PG_URL, schema)
+    engine = make_engine(url)
     upgrade_to_head(engine)
     engine.dispose()
-    return PG_URL
+    yield url
+    with admin.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+    admin.dispose()
 
 
 def _empty_postgres(app: Flask) -> None:
@@ -127,9 +136,14 @@ def app(database_url: str, backend: str, tmp_path: Path) -> Iterator[Flask]:
 
 @pytest.fixture
 def session(app: Flask) -> Iterator[Session]:
-    """The database session a test arranges and inspects data with (services commit)."""
-    with app.app_context():
-        yield get_session()
+    """The database session a test arranges and inspects data with (services commit).
+
+    A session of its own, outside any application context: a context left pushed would be
+    shared by every request the test client makes (and with it `g` and its session).
+    """
+    own = app.extensions[EXTENSION_KEY]()
+    yield own
+    own.close()
 
 
 @pytest.fixture
@@ -149,6 +163,7 @@ def runner(app: Flask) -> Any:
 class Factory:
     """Builds ward data through the real services, as the app itself would."""
 
+    app: Flask
     session: Session
     counter: int = 0
     units: dict[str, Unit] = field(default_factory=dict)
@@ -169,15 +184,16 @@ class Factory:
         codes = list(units) or ([] if role in (Role.ADMIN, Role.AUDITOR) else [self.unit().code])
         for code in codes:
             self.unit(code)
-        return create_user(
-            self.session,
-            SYSTEM,
-            username=username or f"{role.replace('_', '')}{self._next()}",
-            display_name=f"Test {role}",
-            role=role,
-            password=PASSWORD,
-            unit_codes=codes,
-        )
+        with self.app.app_context():  # password hashing reads the app's argon2 settings
+            return create_user(
+                self.session,
+                SYSTEM,
+                username=username or f"{role.replace('_', '')}{self._next()}",
+                display_name=f"Test {role}",
+                role=role,
+                password=PASSWORD,
+                unit_codes=codes,
+            )
 
     def patient(self, unit: str = "PLAST-W3", bed: str | None = None, name: str = "") -> Patient:
         number = self._next()
@@ -250,8 +266,8 @@ class Factory:
 
 
 @pytest.fixture
-def make(session: Session) -> Factory:
-    return Factory(session)
+def make(app: Flask, session: Session) -> Factory:
+    return Factory(app, session)
 
 
 # --- logged-in clients ----------------------------------------------------------------------

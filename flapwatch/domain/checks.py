@@ -182,10 +182,12 @@ def check_problems(
         problems["notes"] = f"Notes can be at most {NOTES_MAX_LENGTH} characters."
 
     seconds, refill = values.capillary_refill_s, values.capillary_refill
-    if "capillary_refill_s" not in problems and seconds is not None and refill is not None:
+    checkable = not {"capillary_refill", "capillary_refill_s"} & problems.keys()
+    if checkable and seconds is not None and refill is not None:
         if refill in (CapillaryRefill.ABSENT, CapillaryRefill.NOT_ASSESSABLE):
             problems["capillary_refill_s"] = (
-                f"Capillary refill time cannot be given when refill is '{refill.label}'."
+                f"Capillary refill time cannot be given when refill is "
+                f"'{CapillaryRefill(refill).label}'."
             )
         elif refill_category_for_seconds(seconds) != refill:
             expected = refill_category_for_seconds(seconds)

@@ -7,7 +7,7 @@ daylight-saving change on the ward clock neither shortens nor stretches an inter
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from flapwatch.domain.vocabulary import DueState
 
@@ -99,7 +99,8 @@ def format_bands(bands: tuple[tuple[int, int], ...]) -> str:
 
 
 def hours_since(surgery_end_at: datetime, at: datetime) -> float:
-    return (at - surgery_end_at).total_seconds() / 3600
+    # In UTC: Python subtracts two times of the same zone by their wall clocks.
+    return (at.astimezone(UTC) - surgery_end_at.astimezone(UTC)).total_seconds() / 3600
 
 
 def next_due_at(
@@ -107,6 +108,8 @@ def next_due_at(
 ) -> datetime:
     """Last check's time (or the end of surgery) plus the interval of the band it falls in."""
     start = surgery_end_at if last_taken_at is None else max(last_taken_at, surgery_end_at)
+    # Added in UTC: adding to a zoned time would add wall-clock hours across a clock change.
+    start = start.astimezone(UTC)
     return start + policy.interval_at(hours_since(surgery_end_at, start))
 
 

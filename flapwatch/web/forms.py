@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -14,7 +14,8 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from flapwatch.domain.checks import (
     FIELD_LABELS,
@@ -64,39 +65,51 @@ class DecimalNumberField(StringField):
 
 
 class LocalDateTimeField(StringField):
-    """A wall-clock time on the unit's clock, from <input type="datetime-local">."""
+    """A wall-clock time on the unit's clock, from <input type="datetime-local">.
+
+    The unit's zone is set after the form is built, so the text is parsed on input and
+    placed on the ward clock when the form validates.
+    """
 
     moment: datetime | None = None
 
-    def __init__(self, label: str, zone: ZoneInfo | None = None, **kwargs: Any) -> None:
+    def __init__(self, label: str, **kwargs: Any) -> None:
         super().__init__(label, **kwargs)
-        self.zone = zone
+        self.zone: ZoneInfo | None = None
+        self.naive: datetime | None = None
 
     def process_formdata(self, valuelist: list[Any]) -> None:
         super().process_formdata(valuelist)
-        self.moment = None
+        self.naive = self.moment = None
         text = (self.data or "").strip()
         if not text:
             return
         try:
-            naive = datetime.strptime(text[:16], LOCAL_INPUT_FORMAT)
+            self.naive = datetime.strptime(text[:16], LOCAL_INPUT_FORMAT)
         except ValueError:
             raise ValueError(
                 f"{self.label.text} must be a date and time, e.g. 2026-11-25T14:30."
             ) from None
-        assert self.zone is not None
-        moment = naive.replace(tzinfo=self.zone)
+
+    def pre_validate(self, form: Any) -> None:
+        if self.naive is None or self.zone is None:
+            return
+        moment = self.naive.replace(tzinfo=self.zone)
         # A time inside the spring-forward gap never happened on the ward clock.
-        if moment.astimezone(ZoneInfo("UTC")).astimezone(self.zone).replace(tzinfo=None) != naive:
-            raise ValueError(
-                f"{self.label.text} {text.replace('T', ' ')} does not exist on the ward clock "
-                "(the clocks went forward): check the time."
+        if moment.astimezone(UTC).astimezone(self.zone).replace(tzinfo=None) != self.naive:
+            raise ValidationError(
+                f"{self.label.text} {self.naive:%Y-%m-%d %H:%M} does not exist on the ward "
+                "clock (the clocks went forward): check the time."
             )
         self.moment = moment
 
 
+def choices_of(enum: type[Labelled]) -> list[SelectChoice]:
+    return [SelectChoice(value, label) for value, label in enum.choices()]
+
+
 def segmented(enum: type[Labelled], label: str) -> RadioField:
-    return RadioField(label, choices=enum.choices(), validators=[Optional()])
+    return RadioField(label, choices=choices_of(enum), validators=[Optional()])
 
 
 def _numeric(name: str, example: str) -> DecimalNumberField:
