@@ -22,15 +22,29 @@ SURGERY = NOW - timedelta(hours=10)
 def problems(buried: bool = False, **values: object) -> dict[str, str]:
     values.setdefault("taken_at", NOW)
     return check_problems(
-        CheckValues(**values), surgery_end_at=SURGERY, now=NOW, buried=buried  # type: ignore[arg-type]
+        CheckValues(**values),
+        surgery_end_at=SURGERY,
+        now=NOW,
+        buried=buried,  # type: ignore[arg-type]
     )
 
 
 def test_a_normal_check_is_accepted():
-    assert problems(colour="pink", flap_temperature_c=34.0, control_temperature_c=35.1,
-                    capillary_refill="normal", doppler_arterial="present",
-                    doppler_venous="present", turgor="soft", pinprick="bright_red",
-                    sto2_percent=72, notes="Looks well") == {}
+    assert (
+        problems(
+            colour="pink",
+            flap_temperature_c=34.0,
+            control_temperature_c=35.1,
+            capillary_refill="normal",
+            doppler_arterial="present",
+            doppler_venous="present",
+            turgor="soft",
+            pinprick="bright_red",
+            sto2_percent=72,
+            notes="Looks well",
+        )
+        == {}
+    )
 
 
 @pytest.mark.parametrize(
@@ -51,8 +65,14 @@ def test_out_of_range_numbers_are_refused_naming_the_field_and_range(field, valu
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("flap_temperature_c", 20.0), ("flap_temperature_c", 43.0), ("sto2_percent", 0),
-     ("sto2_percent", 100), ("capillary_refill_s", 0), ("capillary_refill_s", 10)],
+    [
+        ("flap_temperature_c", 20.0),
+        ("flap_temperature_c", 43.0),
+        ("sto2_percent", 0),
+        ("sto2_percent", 100),
+        ("capillary_refill_s", 0),
+        ("capillary_refill_s", 10),
+    ],
 )
 def test_range_limits_themselves_are_accepted(field, value):
     assert problems(colour="pink", **{field: value}) == {}
@@ -78,9 +98,14 @@ def test_time_more_than_an_hour_before_surgery_end_is_refused():
     [
         {},
         {"notes": "patient asleep"},
-        {"colour": "not_assessable", "capillary_refill": "not_assessable",
-         "doppler_arterial": "not_assessed", "doppler_venous": "not_assessed",
-         "turgor": "not_assessable", "pinprick": "not_done"},
+        {
+            "colour": "not_assessable",
+            "capillary_refill": "not_assessable",
+            "doppler_arterial": "not_assessed",
+            "doppler_venous": "not_assessed",
+            "turgor": "not_assessable",
+            "pinprick": "not_done",
+        },
     ],
 )
 def test_a_check_with_no_assessment_is_refused(values):
@@ -99,15 +124,19 @@ def test_refill_seconds_give_the_category(seconds, category):
 def test_refill_seconds_contradicting_the_category_are_refused():
     message = problems(capillary_refill="brisk", capillary_refill_s=4)["capillary_refill_s"]
     assert message == "Capillary refill time 4 s is 'Sluggish (>3 s)', not 'Brisk (<1 s)'."
-    assert "cannot be given" in problems(capillary_refill="absent",
-                                         capillary_refill_s=2)["capillary_refill_s"]
+    assert (
+        "cannot be given"
+        in problems(capillary_refill="absent", capillary_refill_s=2)["capillary_refill_s"]
+    )
 
 
 def test_buried_flap_takes_doppler_and_oximetry_only():
     refused = problems(buried=True, colour="pink", doppler_arterial="present")
     assert "buried flap" in refused["colour"]
-    assert problems(buried=True, colour="not_assessable", doppler_arterial="present",
-                    sto2_percent=60) == {}
+    assert (
+        problems(buried=True, colour="not_assessable", doppler_arterial="present", sto2_percent=60)
+        == {}
+    )
 
 
 def test_notes_longer_than_2000_characters_are_refused():

@@ -54,7 +54,11 @@ def test_nurse_records_a_normal_check_and_sees_next_due_on_the_board(logged_in, 
     assert "Check saved for" in board and "Next check due at" in board
     assert "in 1 h 59 min" in board or "in 2 h 00 min" in board
     check = session.scalars(select(Check)).one()
-    assert (check.colour, check.flap_temperature_c, check.recorded_by_id) == ("pink", 34.2, nurse.id)
+    assert (check.colour, check.flap_temperature_c, check.recorded_by_id) == (
+        "pink",
+        34.2,
+        nurse.id,
+    )
     assert check.temperature_difference_c == 0.8
     assert session.scalars(select(AuditEvent).where(AuditEvent.action == "check.record")).one()
 
@@ -62,8 +66,7 @@ def test_nurse_records_a_normal_check_and_sees_next_due_on_the_board(logged_in, 
 def test_decimal_comma_from_a_tablet_keypad_is_read_as_a_decimal_point(logged_in, make, session):
     browser, _ = logged_in("nurse", "PLAST-W3")
     flap = make.reconstruction()
-    browser.post(f"/reconstructions/{flap.id}/checks/new",
-                 normal_check(flap_temperature_c="33,6"))
+    browser.post(f"/reconstructions/{flap.id}/checks/new", normal_check(flap_temperature_c="33,6"))
     assert session.scalars(select(Check)).one().flap_temperature_c == 33.6
 
 
@@ -112,8 +115,10 @@ def test_bad_value_is_refused_on_its_field_and_everything_typed_is_kept(
 def test_implausible_time_is_refused_on_the_time_field(logged_in, make, session, taken, message):
     browser, _ = logged_in("nurse", "PLAST-W3")
     flap = make.reconstruction(hours_ago=3)
-    response = browser.post(f"/reconstructions/{flap.id}/checks/new",
-                            normal_check(taken_at=local(taken(flap.surgery_end_at))))
+    response = browser.post(
+        f"/reconstructions/{flap.id}/checks/new",
+        normal_check(taken_at=local(taken(flap.surgery_end_at))),
+    )
     page = html.unescape(response.get_data(as_text=True))
     assert response.status_code == 400
     assert message in page and 'id="taken_at-error"' in page
@@ -125,8 +130,10 @@ def test_check_with_no_assessment_is_refused_with_a_message_for_the_whole_check(
 ):
     browser, _ = logged_in("nurse", "PLAST-W3")
     flap = make.reconstruction()
-    response = browser.post(f"/reconstructions/{flap.id}/checks/new",
-                            {"taken_at": local(utcnow()), "notes": "asleep, not disturbed"})
+    response = browser.post(
+        f"/reconstructions/{flap.id}/checks/new",
+        {"taken_at": local(utcnow()), "notes": "asleep, not disturbed"},
+    )
     page = response.get_data(as_text=True)
     assert response.status_code == 400
     assert "Record at least one assessment" in page
@@ -134,7 +141,9 @@ def test_check_with_no_assessment_is_refused_with_a_message_for_the_whole_check(
     assert stored_checks(session) == 0
 
 
-def test_late_entry_keeps_the_clinical_time_and_is_marked_on_the_flap_page(logged_in, make, session):
+def test_late_entry_keeps_the_clinical_time_and_is_marked_on_the_flap_page(
+    logged_in, make, session
+):
     browser, _ = logged_in("nurse", "PLAST-W3")
     flap = make.reconstruction(hours_ago=6)
     taken = utcnow() - timedelta(minutes=90)
@@ -194,7 +203,9 @@ def test_nurse_of_another_unit_cannot_open_or_record_on_the_flap(logged_in, make
     flap = make.reconstruction(unit="PLAST-W3")
     assert browser.get(f"/reconstructions/{flap.id}").status_code == 404
     assert browser.get(f"/reconstructions/{flap.id}/checks/new").status_code == 404
-    response = browser.post(f"/reconstructions/{flap.id}/checks/new", normal_check(),
-                            )
+    response = browser.post(
+        f"/reconstructions/{flap.id}/checks/new",
+        normal_check(),
+    )
     assert response.status_code == 404
     assert stored_checks(session) == 0

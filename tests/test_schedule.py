@@ -51,8 +51,14 @@ def test_a_baseline_check_before_surgery_end_counts_from_surgery_end():
 
 @pytest.mark.parametrize(
     ("now_minutes_after_due", "state"),
-    [(-30, DueState.NOT_DUE), (-1, DueState.NOT_DUE), (0, DueState.DUE), (15, DueState.DUE),
-     (15.02, DueState.OVERDUE), (120, DueState.OVERDUE)],
+    [
+        (-30, DueState.NOT_DUE),
+        (-1, DueState.NOT_DUE),
+        (0, DueState.DUE),
+        (15, DueState.DUE),
+        (15.02, DueState.OVERDUE),
+        (120, DueState.OVERDUE),
+    ],
 )
 def test_due_until_the_grace_period_runs_out_then_overdue(now_minutes_after_due, state):
     due = at(5)
@@ -61,8 +67,9 @@ def test_due_until_the_grace_period_runs_out_then_overdue(now_minutes_after_due,
 
 def test_unit_policy_with_half_hourly_first_day_and_no_grace():
     # Canniesburn practice: every 30 min for the first 24 h (DESIGN.md §3).
-    canniesburn = SchedulePolicy(bands=((24, 30), (48, 60), (72, 120)), grace_minutes=0,
-                                 after_last_band_minutes=480)
+    canniesburn = SchedulePolicy(
+        bands=((24, 30), (48, 60), (72, 120)), grace_minutes=0, after_last_band_minutes=480
+    )
     assert next_due_at(canniesburn, SURGERY, at(2)) == at(2.5)
     assert due_state(canniesburn, at(2.5), at(2.5) + timedelta(seconds=1)) == DueState.OVERDUE
 

@@ -107,7 +107,9 @@ class CheckValues:
         return asdict(self)
 
 
-ASSESSMENT_FIELDS = tuple(f.name for f in fields(CheckValues) if f.name not in ("taken_at", "notes"))
+ASSESSMENT_FIELDS = tuple(
+    f.name for f in fields(CheckValues) if f.name not in ("taken_at", "notes")
+)
 
 
 def refill_category_for_seconds(seconds: float) -> CapillaryRefill:
@@ -158,9 +160,7 @@ def check_problems(
     if values.taken_at.tzinfo is None:
         raise ValueError("taken_at must carry a time zone")
     if values.taken_at > now + FUTURE_TOLERANCE:
-        problems["taken_at"] = (
-            "Time taken is in the future: it can be at most 5 minutes after now."
-        )
+        problems["taken_at"] = "Time taken is in the future: it can be at most 5 minutes after now."
     elif values.taken_at < surgery_end_at - BEFORE_SURGERY_TOLERANCE:
         problems["taken_at"] = (
             "Time taken is before this flap's surgery: it can be at most 1 hour before "

@@ -77,7 +77,9 @@ def _unit_for(session: Session, actor: Actor, unit_code: str, problems: dict[str
     return unit
 
 
-def _bed_problem(session: Session, unit: Unit, bed: str | None, patient_id: int | None) -> str | None:
+def _bed_problem(
+    session: Session, unit: Unit, bed: str | None, patient_id: int | None
+) -> str | None:
     """A bed holds one patient whose flap is still being monitored."""
     if not bed:
         return None

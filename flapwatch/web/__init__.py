@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import uuid
 
-
 from flask import Flask, Response, g, render_template, request
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -49,22 +48,29 @@ def register_web(app: Flask) -> None:
     @app.errorhandler(NotFound)
     @app.errorhandler(404)
     def not_found(_error: Exception) -> tuple[str, int]:
-        return render_template("error.html", title="Not found", status=404,
-                               message="There is nothing here, or it is not in your units."), 404
+        return render_template(
+            "error.html",
+            title="Not found",
+            status=404,
+            message="There is nothing here, or it is not in your units.",
+        ), 404
 
     @app.errorhandler(Forbidden)
     @app.errorhandler(403)
     def forbidden(error: Exception) -> tuple[str, int]:
-        message = error.message if isinstance(error, Forbidden) else (
-            "Your role does not give access to this page."
+        message = (
+            error.message
+            if isinstance(error, Forbidden)
+            else ("Your role does not give access to this page.")
         )
-        return render_template("error.html", title="Not allowed", status=403,
-                               message=message), 403
+        return render_template("error.html", title="Not allowed", status=403, message=message), 403
 
     @app.errorhandler(CSRFError)
     def csrf_failed(_error: CSRFError) -> tuple[str, int]:
         return render_template(
-            "error.html", title="Form expired", status=400,
+            "error.html",
+            title="Form expired",
+            status=400,
             message="This form was open too long or came from elsewhere. "
             "Go back, reload the page and enter it again.",
         ), 400
@@ -72,8 +78,9 @@ def register_web(app: Flask) -> None:
     @app.errorhandler(InvalidInput)
     def invalid(error: InvalidInput) -> tuple[str, int]:
         details = "; ".join(error.problems.values())
-        return render_template("error.html", title="Not saved", status=400,
-                               message=f"{error.message} {details}"), 400
+        return render_template(
+            "error.html", title="Not saved", status=400, message=f"{error.message} {details}"
+        ), 400
 
 
 def _assign_request_id() -> None:

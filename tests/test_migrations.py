@@ -1,0 +1,50 @@
+"""The schema comes from Alembic migrations, from an empty database to head, on both backends."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from flapwatch.db import make_engine
+from flapwatch.migrate import current_revision, head_revision, upgrade_to_head
+from flapwatch.models import metadata
+
+
+def _empty_database_url(backend, tmp_path, request):
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'empty.sqlite3'}", None
+    from tests.conftest import PG_URL, _postgres_schema_url
+
+    request.getfixturevalue("postgres_migrated")  # skips cleanly when PostgreSQL is absent
+    schema = "flapwatch_migration_test"
+    admin = make_engine(PG_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    return _postgres_schema_url(PG_URL, schema), (admin, schema)
+
+
+def test_empty_database_upgrades_to_head_and_matches_the_models(backend, tmp_path, request):
+    url, cleanup = _empty_database_url(backend, tmp_path, request)
+    engine = make_engine(url)
+    try:
+        assert current_revision(engine) is None
+        upgrade_to_head(engine)
+        assert current_revision(engine) == head_revision()
+        tables = set(inspect(engine).get_table_names())
+        assert {"units", "users", "patients", "reconstructions", "checks", "audit_events"} <= tables
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            assert compare_metadata(context, metadata) == []
+            head = connection.execute(text("SELECT last_hash FROM audit_chain_head")).scalar()
+            assert head == "0" * 64
+        upgrade_to_head(engine)  # running it again changes nothing
+        assert current_revision(engine) == head_revision()
+    finally:
+        engine.dispose()
+        if cleanup:
+            admin, schema = cleanup
+            with admin.begin() as connection:
+                connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            admin.dispose()
