@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup
+from flask.cli import FlaskGroup, with_appcontext
 
 from flapwatch.db import engine_of, get_session
 from flapwatch.domain.vocabulary import Role
@@ -26,6 +26,7 @@ def _fail(message: str) -> None:
 
 
 @click.command("init-db")
+@with_appcontext
 def init_db() -> None:
     """Create the database schema, or upgrade it to the latest version."""
     from flapwatch.migrate import upgrade_to_head
@@ -36,6 +37,7 @@ def init_db() -> None:
 
 
 @click.command("demo")
+@with_appcontext
 def demo() -> None:
     """Load the demo unit, staff and patients (safe to run again: nothing is duplicated)."""
     from flapwatch.demo import DEMO_PASSWORD, load_demo
@@ -50,6 +52,7 @@ def demo() -> None:
 
 
 @click.command("create-user")
+@with_appcontext
 @click.argument("username")
 @click.option("--role", required=True, type=click.Choice(Role.values()), help="The user's role.")
 @click.option("--unit", "units", multiple=True, help="Unit code the user works in (repeatable).")
@@ -87,6 +90,7 @@ def create_user(
 
 
 @click.command("serve")
+@with_appcontext
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", type=int, default=None, help="Worker processes (default: config).")
