@@ -270,6 +270,7 @@ def update_user(
 
 
 def set_password(session: Session, actor: Actor, user_id: int, password: str) -> None:
+    require_role(actor, *MANAGING_ROLES)
     if (problem := _password_problem(password)) is not None:
         raise InvalidInput("The password was not changed.", {"password": problem})
     password_hash = hash_password(password)
@@ -277,6 +278,11 @@ def set_password(session: Session, actor: Actor, user_id: int, password: str) ->
         user = session.get(User, user_id)
         if user is None:
             raise NotFound(f"No user {user_id}.")
+        # Setting someone's password is taking over their account: the same reach as editing it.
+        if not _may_grant(actor.role, user.role):
+            raise Forbidden(f"A {actor.role} cannot set the password of a {user.role} account.")
+        if not actor.all_units and not {u.code for u in user.units} <= actor.unit_codes:
+            raise Forbidden("This account also works in units you do not manage.")
         user.password_hash = password_hash
         record_event(session, actor, "user.set_password", "user", user.id)
 

@@ -1,0 +1,136 @@
+"""Every route against one declared policy: who may open it, and only inside their own units."""
+
+from __future__ import annotations
+
+import pytest
+
+from flapwatch.domain.vocabulary import Role
+
+ALL_ROLES = tuple(Role.values())
+READERS = ("nurse", "surgeon", "unit_admin", "admin", "auditor")
+CLINICAL = ("nurse", "surgeon", "unit_admin", "admin")
+MANAGERS = ("unit_admin", "admin")
+ADMINS = ("admin",)
+PUBLIC = "public"
+ANY_USER = "any logged-in user"
+
+# The single declaration of who may open what. A route missing here fails the suite.
+POLICY: dict[str, object] = {
+    "static": PUBLIC,
+    "auth.login": PUBLIC,
+    "auth.logout": ANY_USER,
+    "ward.home": ANY_USER,
+    "ward.board": READERS,
+    "checks.flap": READERS,
+    "checks.new_check": CLINICAL,
+    "admin.index": MANAGERS,
+    "admin.units": MANAGERS,
+    "admin.new_unit": ADMINS,
+    "admin.edit_unit": MANAGERS,
+    "admin.schedule": MANAGERS,
+    "admin.staff": MANAGERS,
+    "admin.new_staff": MANAGERS,
+    "admin.edit_staff": MANAGERS,
+    "admin.staff_password": MANAGERS,
+    "admin.patients": MANAGERS,
+    "admin.new_patient": MANAGERS,
+    "admin.edit_patient": MANAGERS,
+    "admin.new_reconstruction": MANAGERS,
+    "admin.edit_reconstruction": MANAGERS,
+    "admin.reconstruction_status": MANAGERS,
+}
+
+
+def _rules(app):
+    return [rule for rule in app.url_map.iter_rules()]
+
+
+def test_every_route_has_a_policy_and_enforces_it(app):
+    for rule in _rules(app):
+        assert rule.endpoint in POLICY, f"route {rule.rule} ({rule.endpoint}) has no policy"
+        declared = POLICY[rule.endpoint]
+        enforced = getattr(app.view_functions[rule.endpoint], "allowed_roles", None)
+        if isinstance(declared, tuple):
+            assert enforced == frozenset(declared), rule.endpoint
+        else:
+            assert enforced is None, rule.endpoint
+
+
+@pytest.fixture
+def ward(make):
+    """One unit's objects, to fill in every route's parameters."""
+    unit = make.unit("PLAST-W3")
+    patient = make.patient("PLAST-W3")
+    reconstruction = make.reconstruction(patient)
+    colleague = make.user("nurse", "PLAST-W3")
+    return {
+        "code": unit.code,
+        "unit_id": unit.id,
+        "patient_id": patient.id,
+        "reconstruction_id": reconstruction.id,
+        "user_id": colleague.id,
+        "filename": "flapwatch.css",
+    }
+
+
+def _url(rule, values) -> str:
+    return rule.build({name: values[name] for name in rule.arguments})[1]
+
+
+def _get_routes(app):
+    return [rule for rule in _rules(app) if "GET" in rule.methods]
+
+
+@pytest.mark.parametrize("role", ALL_ROLES)
+def test_each_role_opens_exactly_the_pages_its_policy_allows(app, logged_in, ward, role):
+    browser, _ = logged_in(role, "PLAST-W3") if role not in ("admin", "auditor") else logged_in(
+        role
+    )
+    refused, opened = [], []
+    for rule in _get_routes(app):
+        declared = POLICY[rule.endpoint]
+        status = browser.get(_url(rule, ward)).status_code
+        allowed = declared in (PUBLIC, ANY_USER) or role in declared
+        if allowed and status in (403, 404, 500):
+            refused.append((rule.rule, status))
+        if not allowed and status != 403:
+            opened.append((rule.rule, status))
+    assert refused == [], f"{role} was refused pages it may open"
+    assert opened == [], f"{role} opened pages it may not"
+
+
+def test_anonymous_visitor_is_sent_to_log_in_from_every_private_page(app, client, ward):
+    for rule in _get_routes(app):
+        if POLICY[rule.endpoint] == PUBLIC:
+            continue
+        response = client.get(_url(rule, ward))
+        assert response.status_code == 302, rule.rule
+        assert "/login" in response.headers["Location"], rule.rule
+
+
+def test_posts_are_refused_to_roles_outside_the_policy(app, logged_in, ward):
+    browser, _ = logged_in("auditor")
+    for rule in _rules(app):
+        declared = POLICY[rule.endpoint]
+        if "POST" not in rule.methods or not isinstance(declared, tuple):
+            continue
+        if "auditor" in declared:
+            continue
+        response = browser.post(_url(rule, ward), {})
+        assert response.status_code == 403, rule.rule
+
+
+@pytest.mark.parametrize("role", ["nurse", "surgeon", "unit_admin"])
+def test_objects_of_another_unit_are_not_found(app, logged_in, ward, role):
+    browser, _ = logged_in(role, "ORTHO-W1")
+    leaked = []
+    for rule in _get_routes(app):
+        declared = POLICY[rule.endpoint]
+        if not rule.arguments - {"filename"} or not isinstance(declared, tuple):
+            continue
+        if role not in declared:
+            continue
+        status = browser.get(_url(rule, ward)).status_code
+        if status != 404:
+            leaked.append((rule.rule, status))
+    assert leaked == []
