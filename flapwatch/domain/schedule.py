@@ -16,6 +16,9 @@ from flapwatch.domain.vocabulary import DueState
 DEFAULT_BANDS: tuple[tuple[int, int], ...] = ((24, 60), (48, 120), (120, 240))
 DEFAULT_GRACE_MINUTES = 15
 DEFAULT_AFTER_LAST_BAND_MINUTES = 480
+MIN_INTERVAL_MINUTES = 5
+MAX_INTERVAL_MINUTES = 24 * 60
+MAX_GRACE_MINUTES = 120
 
 
 class SchedulePolicyError(ValueError):
@@ -31,11 +34,11 @@ class SchedulePolicy:
     after_last_band_minutes: int = DEFAULT_AFTER_LAST_BAND_MINUTES
 
     def __post_init__(self) -> None:
-        errors = schedule_policy_problems(
+        problems = schedule_policy_problems(
             self.bands, self.grace_minutes, self.after_last_band_minutes
         )
-        if errors:
-            raise SchedulePolicyError(" ".join(errors))
+        if problems:
+            raise SchedulePolicyError(" ".join(problems.values()))
 
     def interval_at(self, hours_since_surgery: float) -> timedelta:
         """The monitoring interval in force at this many hours after surgery."""
@@ -53,26 +56,37 @@ def schedule_policy_problems(
     bands: tuple[tuple[int, int], ...],
     grace_minutes: int,
     after_last_band_minutes: int,
-) -> list[str]:
-    errors: list[str] = []
+) -> dict[str, str]:
+    """Why a policy cannot be used, keyed by the field at fault; empty when it can."""
+    band_errors: list[str] = []
     if not bands:
-        errors.append("The schedule needs at least one band.")
+        band_errors.append("The schedule needs at least one band.")
     previous_until = 0
-    for index, band in enumerate(bands, start=1):
-        until_hour, interval = band
+    for index, (until_hour, interval) in enumerate(bands, start=1):
         if until_hour <= previous_until:
-            errors.append(
+            band_errors.append(
                 f"Band {index}: 'until hour' must be greater than {previous_until} "
                 "(bands go in increasing order)."
             )
-        if not 5 <= interval <= 24 * 60:
-            errors.append(f"Band {index}: interval must be between 5 and 1440 minutes.")
+        if not MIN_INTERVAL_MINUTES <= interval <= MAX_INTERVAL_MINUTES:
+            band_errors.append(
+                f"Band {index}: interval must be between {MIN_INTERVAL_MINUTES} and "
+                f"{MAX_INTERVAL_MINUTES} minutes."
+            )
         previous_until = until_hour
-    if not 0 <= grace_minutes <= 120:
-        errors.append("Grace period must be between 0 and 120 minutes.")
-    if not 5 <= after_last_band_minutes <= 24 * 60:
-        errors.append("Interval after the last band must be between 5 and 1440 minutes.")
-    return errors
+    problems: dict[str, str] = {}
+    if band_errors:
+        problems["bands"] = " ".join(band_errors)
+    if not 0 <= grace_minutes <= MAX_GRACE_MINUTES:
+        problems["grace_minutes"] = (
+            f"Grace period must be between 0 and {MAX_GRACE_MINUTES} minutes."
+        )
+    if not MIN_INTERVAL_MINUTES <= after_last_band_minutes <= MAX_INTERVAL_MINUTES:
+        problems["after_last_band_minutes"] = (
+            f"Interval after the last band must be between {MIN_INTERVAL_MINUTES} and "
+            f"{MAX_INTERVAL_MINUTES} minutes."
+        )
+    return problems
 
 
 def parse_bands(text: str) -> tuple[tuple[int, int], ...]:

@@ -110,9 +110,9 @@ def publish_schedule_policy(
 ) -> SchedulePolicy:
     """Store a new version of the unit's schedule; earlier versions stay as they were."""
     require_role(actor, *MANAGING_ROLES)
-    errors = schedule_policy_problems(bands, grace_minutes, after_last_band_minutes)
-    if errors:
-        raise InvalidInput("The schedule could not be saved.", {"bands": " ".join(errors)})
+    problems = schedule_policy_problems(bands, grace_minutes, after_last_band_minutes)
+    if problems:
+        raise InvalidInput("The schedule could not be saved.", problems)
     with write_transaction(session):
         unit = _get_unit(session, actor, unit_id)
         latest = session.scalar(

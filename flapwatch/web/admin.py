@@ -49,10 +49,9 @@ from flapwatch.web.admin_forms import (
     ScheduleForm,
     StatusForm,
     UnitForm,
-    attach_problems,
     offered_roles,
 )
-from flapwatch.web.forms import LOCAL_INPUT_FORMAT
+from flapwatch.web.forms import LOCAL_INPUT_FORMAT, attach_problems
 from flapwatch.web.presenters import zone
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")

@@ -14,7 +14,6 @@ from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
-    Field,
     IntegerField,
     PasswordField,
     RadioField,
@@ -24,7 +23,7 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, EqualTo, InputRequired, Length, NumberRange
+from wtforms.validators import DataRequired, EqualTo, InputRequired, Length
 
 from flapwatch.domain.schedule import SchedulePolicyError, parse_bands
 from flapwatch.domain.vocabulary import FlapKind, Labelled, ReconstructionStatus, Role, Side
@@ -70,27 +69,13 @@ def _vocabulary(enum: type[Labelled], label: str) -> RadioField:
     )
 
 
-def _minutes(label: str, low: int, high: int, example: int) -> IntegerField:
+def _minutes(label: str, example: int) -> IntegerField:
+    """A whole number of minutes; its allowed range is the domain's to judge."""
     return IntegerField(
         label,
         invalid_value_message=f"{label} must be a whole number of minutes, e.g. {example}.",
-        validators=[
-            InputRequired(message=f"{label} is required."),
-            NumberRange(low, high, message=f"{label} must be between {low} and {high} minutes."),
-        ],
+        validators=[InputRequired(message=f"{label} is required.")],
     )
-
-
-def attach_problems(form: FlaskForm, problems: dict[str, str]) -> list[str]:
-    """Put a service's problems on the fields they name; return those about the whole form."""
-    general: list[str] = []
-    for name, message in problems.items():
-        field: Field | None = form[name] if name and name in form else None
-        if field is None:
-            general.append(message)
-        else:
-            field.errors = [*field.errors, message]
-    return general
 
 
 def unit_choices(units: Iterable[Unit]) -> list[SelectChoice]:
@@ -124,15 +109,13 @@ class BandsField(StringField):
 
 
 class ScheduleForm(FlaskForm):
-    # The ranges repeat the domain's schedule_policy_problems, which stays the authority:
-    # here they only put each message next to the field it is about.
     bands = BandsField(
         "Bands (until hour : interval minutes)",
         filters=[_strip],
         validators=[_required("Bands"), _at_most("Bands", 500)],
     )
-    grace_minutes = _minutes("Grace period", 0, 120, 15)
-    after_last_band_minutes = _minutes("Interval after the last band", 5, 24 * 60, 480)
+    grace_minutes = _minutes("Grace period", 15)
+    after_last_band_minutes = _minutes("Interval after the last band", 480)
     note = TextAreaField(
         "Change note",
         filters=[_strip],

@@ -11,7 +11,7 @@ from flapwatch.services import InvalidInput
 from flapwatch.services.checks import record_check
 from flapwatch.services.ward import flap_record
 from flapwatch.web.access import CLINICAL, READERS, current_actor, roles_required
-from flapwatch.web.forms import LOCAL_INPUT_FORMAT, CheckForm
+from flapwatch.web.forms import LOCAL_INPUT_FORMAT, CheckForm, attach_problems
 from flapwatch.web.presenters import clock, relative, zone
 
 bp = Blueprint("checks", __name__)
@@ -39,7 +39,7 @@ def new_check(reconstruction_id: int) -> str | Response | tuple[str, int]:
         try:
             saved = record_check(session, actor, reconstruction_id, form.values(), now=g.now)
         except InvalidInput as refused:
-            general_errors = form.attach_problems(refused.problems)
+            general_errors = attach_problems(form, refused.problems)
         else:
             patient = record.status.patient
             flash(

@@ -175,16 +175,17 @@ class CheckForm(FlaskForm):
             notes=(self.notes.data or "").strip() or None,
         )
 
-    def attach_problems(self, problems: dict[str, str]) -> list[str]:
-        """Put service-level problems on their fields; return those about the whole check."""
-        general: list[str] = []
-        for name, message in problems.items():
-            field: Field | None = getattr(self, name, None) if name else None
-            if field is None:
-                general.append(message)
-            else:
-                field.errors = [*field.errors, message]
-        return general
+
+def attach_problems(form: FlaskForm, problems: dict[str, str]) -> list[str]:
+    """Put a service's problems on the fields they name; return those about the whole form."""
+    general: list[str] = []
+    for name, message in problems.items():
+        field: Field | None = form[name] if name and name in form else None
+        if field is None:
+            general.append(message)
+        else:
+            field.errors = [*field.errors, message]
+    return general
 
 
 class LoginForm(FlaskForm):
