@@ -46,9 +46,10 @@ def demo() -> None:
     upgrade_to_head(engine_of(current_app))
     summary = load_demo(get_session())
     click.echo(summary)
-    click.echo(f"Demo accounts (password '{DEMO_PASSWORD}'): " + ", ".join(
-        f"{username} ({role})" for username, role in summary.accounts
-    ))
+    click.echo(
+        f"Demo accounts (password '{DEMO_PASSWORD}'): "
+        + ", ".join(f"{username} ({role})" for username, role in summary.accounts)
+    )
 
 
 @click.command("create-user")

@@ -198,8 +198,12 @@ PATIENTS: tuple[DemoPatient, ...] = (
         next_due_in_minutes=-6,
         flaps=(
             DemoFlap(
-                "ALT free flap", FlapKind.FREE, "tongue and floor of mouth", Side.RIGHT,
-                HEAD_AND_NECK_SURGEON, INTRAORAL,
+                "ALT free flap",
+                FlapKind.FREE,
+                "tongue and floor of mouth",
+                Side.RIGHT,
+                HEAD_AND_NECK_SURGEON,
+                INTRAORAL,
             ),
         ),
     ),
@@ -226,8 +230,12 @@ PATIENTS: tuple[DemoPatient, ...] = (
         next_due_in_minutes=-40,
         flaps=(
             DemoFlap(
-                "Osteocutaneous fibula free flap", FlapKind.FREE,
-                "mandible, skin paddle intraoral", Side.LEFT, HEAD_AND_NECK_SURGEON, INTRAORAL,
+                "Osteocutaneous fibula free flap",
+                FlapKind.FREE,
+                "mandible, skin paddle intraoral",
+                Side.LEFT,
+                HEAD_AND_NECK_SURGEON,
+                INTRAORAL,
             ),
         ),
     ),
@@ -241,12 +249,20 @@ PATIENTS: tuple[DemoPatient, ...] = (
         next_due_in_minutes=70,
         flaps=(
             DemoFlap(
-                "Replantation of index finger", FlapKind.REPLANT, "index finger", Side.RIGHT,
-                LIMB_SURGEON, REPLANT,
+                "Replantation of index finger",
+                FlapKind.REPLANT,
+                "index finger",
+                Side.RIGHT,
+                LIMB_SURGEON,
+                REPLANT,
             ),
             DemoFlap(
-                "Pedicled groin flap", FlapKind.PEDICLED, "dorsum of hand", Side.RIGHT,
-                LIMB_SURGEON, PEDICLED,
+                "Pedicled groin flap",
+                FlapKind.PEDICLED,
+                "dorsum of hand",
+                Side.RIGHT,
+                LIMB_SURGEON,
+                PEDICLED,
             ),
         ),
     ),
@@ -259,8 +275,11 @@ PATIENTS: tuple[DemoPatient, ...] = (
         next_due_in_minutes=150,
         flaps=(
             DemoFlap(
-                "Gracilis free flap with split-skin graft", FlapKind.FREE,
-                "distal third of leg (open tibial fracture)", Side.LEFT, LIMB_SURGEON,
+                "Gracilis free flap with split-skin graft",
+                FlapKind.FREE,
+                "distal third of leg (open tibial fracture)",
+                Side.LEFT,
+                LIMB_SURGEON,
                 MUSCLE_UNDER_GRAFT,
             ),
         ),
@@ -275,8 +294,13 @@ PATIENTS: tuple[DemoPatient, ...] = (
         next_due_in_minutes=-10,
         flaps=(
             DemoFlap(
-                "Free jejunal flap", FlapKind.FREE, "pharynx (laryngopharyngectomy)",
-                Side.MIDLINE, HEAD_AND_NECK_SURGEON, BURIED, buried=True,
+                "Free jejunal flap",
+                FlapKind.FREE,
+                "pharynx (laryngopharyngectomy)",
+                Side.MIDLINE,
+                HEAD_AND_NECK_SURGEON,
+                BURIED,
+                buried=True,
             ),
         ),
     ),
@@ -289,8 +313,12 @@ PATIENTS: tuple[DemoPatient, ...] = (
         next_due_in_minutes=95,
         flaps=(
             DemoFlap(
-                "Radial forearm free flap", FlapKind.FREE, "lateral tongue", Side.LEFT,
-                HEAD_AND_NECK_SURGEON, INTRAORAL,
+                "Radial forearm free flap",
+                FlapKind.FREE,
+                "lateral tongue",
+                Side.LEFT,
+                HEAD_AND_NECK_SURGEON,
+                INTRAORAL,
             ),
         ),
     ),
@@ -422,7 +450,9 @@ def _admit_with_history(
     surgery_end_at = now - timedelta(hours=spec.hours_post_op)
     # One seed per patient for the times: both flaps of one patient are checked together.
     times = _check_times(
-        policy, surgery_end_at, now + timedelta(minutes=spec.next_due_in_minutes),
+        policy,
+        surgery_end_at,
+        now + timedelta(minutes=spec.next_due_in_minutes),
         _seeded(spec.mrn),
     )
     for flap in spec.flaps:

@@ -83,8 +83,8 @@ def _get_routes(app):
 
 @pytest.mark.parametrize("role", ALL_ROLES)
 def test_each_role_opens_exactly_the_pages_its_policy_allows(app, logged_in, ward, role):
-    browser, _ = logged_in(role, "PLAST-W3") if role not in ("admin", "auditor") else logged_in(
-        role
+    browser, _ = (
+        logged_in(role, "PLAST-W3") if role not in ("admin", "auditor") else logged_in(role)
     )
     refused, opened = [], []
     for rule in _get_routes(app):

@@ -96,9 +96,7 @@ def test_demo_run_again_adds_back_a_missing_account_and_no_checks(runner, sessio
     assert session.scalars(select(User).where(User.username == "auditor")).one().role == "auditor"
 
 
-def test_demo_board_shows_overdue_due_and_not_yet_due_flaps_and_the_deteriorating_one(
-    app, runner
-):
+def test_demo_board_shows_overdue_due_and_not_yet_due_flaps_and_the_deteriorating_one(app, runner):
     assert runner.invoke(args=["demo"]).exit_code == 0
     browser = logged_in_demo_nurse(app)
 
@@ -161,7 +159,10 @@ def test_demo_deteriorating_flap_goes_venous_congested_over_its_last_checks(app,
     last_four = checks[-4:]
     assert [check.colour for check in last_four] == ["pink", "dusky", "dusky", "purple"]
     assert [check.doppler_venous for check in last_four] == [
-        "present", "present", "absent", "absent"
+        "present",
+        "present",
+        "absent",
+        "absent",
     ]
     assert last_four[-1].temperature_difference_c >= 1.8 > last_four[0].temperature_difference_c
     assert last_four[0].sto2_percent > 60 > 40 > last_four[-1].sto2_percent
@@ -175,8 +176,17 @@ def test_created_user_can_log_in(app, runner, make):
     make.unit("PLAST-W3")
 
     result = runner.invoke(
-        args=["create-user", "Sister.Jones", "--role", "nurse", "--unit", "plast-w3",
-              "--name", "Sister Jones", "--password-stdin"],
+        args=[
+            "create-user",
+            "Sister.Jones",
+            "--role",
+            "nurse",
+            "--unit",
+            "plast-w3",
+            "--name",
+            "Sister Jones",
+            "--password-stdin",
+        ],
         input=f"{PASSWORD}\n",
     )
 
@@ -190,19 +200,39 @@ def test_created_user_can_log_in(app, runner, make):
 @pytest.mark.parametrize(
     ("arguments", "password", "message"),
     [
-        (["jo", "--role", "nurse", "--unit", "NOWHERE", "--password-stdin"], PASSWORD,
-         "The account could not be created. No such unit: NOWHERE."),
-        (["taken", "--role", "nurse", "--unit", "PLAST-W3", "--password-stdin"], PASSWORD,
-         "The account could not be created. The username taken is taken."),
-        (["jo", "--role", "nurse", "--unit", "PLAST-W3", "--password-stdin"], "short",
-         "The account could not be created. Password must be at least 10 characters."),
-        (["jo", "--role", "nurse", "--password-stdin"], PASSWORD,
-         "A nurse must work in a unit: give --unit CODE."),
-        (["jo", "--role", "nurse", "--unit", "PLAST-W3"], PASSWORD,
-         "No terminal to ask for a password: use --password-stdin."),
+        (
+            ["jo", "--role", "nurse", "--unit", "NOWHERE", "--password-stdin"],
+            PASSWORD,
+            "The account could not be created. No such unit: NOWHERE.",
+        ),
+        (
+            ["taken", "--role", "nurse", "--unit", "PLAST-W3", "--password-stdin"],
+            PASSWORD,
+            "The account could not be created. The username taken is taken.",
+        ),
+        (
+            ["jo", "--role", "nurse", "--unit", "PLAST-W3", "--password-stdin"],
+            "short",
+            "The account could not be created. Password must be at least 10 characters.",
+        ),
+        (
+            ["jo", "--role", "nurse", "--password-stdin"],
+            PASSWORD,
+            "A nurse must work in a unit: give --unit CODE.",
+        ),
+        (
+            ["jo", "--role", "nurse", "--unit", "PLAST-W3"],
+            PASSWORD,
+            "No terminal to ask for a password: use --password-stdin.",
+        ),
     ],
-    ids=["unknown-unit", "duplicate-username", "short-password", "nurse-without-unit",
-         "no-terminal"],
+    ids=[
+        "unknown-unit",
+        "duplicate-username",
+        "short-password",
+        "nurse-without-unit",
+        "no-terminal",
+    ],
 )
 def test_create_user_refusal_is_one_line_and_a_failing_exit(
     runner, make, session, arguments, password, message
@@ -262,7 +292,11 @@ def test_console_script_creates_the_database_and_loads_the_demo(tmp_path):
     def flapwatch(*arguments: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [console_script(), *arguments],
-            env=environment, capture_output=True, text=True, timeout=120, check=False,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
 
     initialised = flapwatch("init-db")

@@ -39,8 +39,17 @@ def test_wheel_install_serves_pages_and_migrates(tmp_path):
     )
     wheel = next(wheels.glob("flapwatch-*.whl"))
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
-         str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
         check=True,
     )
     result = subprocess.run(

@@ -63,9 +63,7 @@ def record_check(
         )
         session.add(check)
         session.flush()
-        record_event(
-            session, actor, "check.record", "check", check.id, after=_check_record(check)
-        )
+        record_event(session, actor, "check.record", "check", check.id, after=_check_record(check))
         due = _next_due(session, reconstruction)
     return RecordedCheck(check=check, next_due_at=due)
 

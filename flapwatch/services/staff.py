@@ -6,7 +6,7 @@ import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from flapwatch.db import write_transaction
 from flapwatch.domain.schedule import (
@@ -35,9 +35,7 @@ USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 def _unit_problems(code: str | None, name: str, timezone: str) -> dict[str, str]:
     problems: dict[str, str] = {}
     if code is not None and not UNIT_CODE.match(code):
-        problems["code"] = (
-            "Code must be 2–32 capital letters, digits or hyphens, e.g. PLAST-W3."
-        )
+        problems["code"] = "Code must be 2–32 capital letters, digits or hyphens, e.g. PLAST-W3."
     if not name.strip():
         problems["name"] = "Name is required."
     if timezone not in available_timezones():
@@ -167,11 +165,37 @@ def unit_zone(unit: Unit) -> ZoneInfo:
 # --- staff -----------------------------------------------------------------------------
 
 
-def _may_grant(actor_role: str, role: Role) -> bool:
-    """A unit coordinator manages ward staff; only an administrator creates admins/auditors."""
+# The roles a unit coordinator hands out; administrators and auditors are made by an admin.
+WARD_ROLES = (Role.NURSE, Role.SURGEON, Role.UNIT_ADMIN)
+
+
+def grantable_roles(actor_role: str) -> tuple[Role, ...]:
     if actor_role == Role.ADMIN:
-        return True
-    return actor_role == Role.UNIT_ADMIN and role in (Role.NURSE, Role.SURGEON, Role.UNIT_ADMIN)
+        return tuple(Role)
+    return WARD_ROLES if actor_role == Role.UNIT_ADMIN else ()
+
+
+def _may_grant(actor_role: str, role: Role) -> bool:
+    return role in grantable_roles(actor_role)
+
+
+def may_manage_account(actor: Actor, user: User) -> bool:
+    """A coordinator manages ward roles working only in their units; an admin, anyone."""
+    in_my_units = actor.all_units or {unit.code for unit in user.units} <= actor.unit_codes
+    return in_my_units and _may_grant(actor.role, user.role)
+
+
+def get_staff_member(session: Session, actor: Actor, user_id: int) -> User:
+    """An account the actor manages. One outside all their units is not there for them."""
+    user = session.get(User, user_id, options=[selectinload(User.units)])
+    if user is None or not (actor.all_units or any(actor.works_in(u.code) for u in user.units)):
+        raise NotFound(f"No user {user_id}.")
+    if not may_manage_account(actor, user):
+        raise Forbidden(
+            "This account also works in units you do not manage, or has a role only an "
+            "administrator manages."
+        )
+    return user
 
 
 def _user_record(user: User) -> dict[str, object]:
@@ -200,6 +224,7 @@ def create_user(
     password: str,
     unit_codes: list[str],
 ) -> User:
+    require_role(actor, *MANAGING_ROLES)
     username = username.strip().lower()
     problems: dict[str, str] = {}
     if not USERNAME.match(username):
@@ -242,17 +267,14 @@ def update_user(
     active: bool,
     unit_codes: list[str],
 ) -> User:
+    require_role(actor, *MANAGING_ROLES)
     problems: dict[str, str] = {}
     if role not in Role.values():
         raise InvalidInput("The account could not be saved.", {"role": "Unknown role."})
     with write_transaction(session):
-        user = session.get(User, user_id)
-        if user is None:
-            raise NotFound(f"No user {user_id}.")
-        if not _may_grant(actor.role, Role(role)) or not _may_grant(actor.role, user.role):
+        user = get_staff_member(session, actor, user_id)
+        if not _may_grant(actor.role, Role(role)):
             raise Forbidden(f"A {actor.role} cannot change a {user.role} account to {role}.")
-        if not actor.all_units and not {u.code for u in user.units} <= actor.unit_codes:
-            raise Forbidden("This account also works in units you do not manage.")
         if user.id == actor.user_id and (not active or role != user.role):
             problems["role"] = "You cannot change your own role or deactivate yourself."
         units = _units_by_code(session, actor, unit_codes, problems)
@@ -275,14 +297,8 @@ def set_password(session: Session, actor: Actor, user_id: int, password: str) ->
         raise InvalidInput("The password was not changed.", {"password": problem})
     password_hash = hash_password(password)
     with write_transaction(session):
-        user = session.get(User, user_id)
-        if user is None:
-            raise NotFound(f"No user {user_id}.")
         # Setting someone's password is taking over their account: the same reach as editing it.
-        if not _may_grant(actor.role, user.role):
-            raise Forbidden(f"A {actor.role} cannot set the password of a {user.role} account.")
-        if not actor.all_units and not {u.code for u in user.units} <= actor.unit_codes:
-            raise Forbidden("This account also works in units you do not manage.")
+        user = get_staff_member(session, actor, user_id)
         user.password_hash = password_hash
         record_event(session, actor, "user.set_password", "user", user.id)
 

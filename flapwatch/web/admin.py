@@ -19,7 +19,7 @@ from flapwatch.db import get_session
 from flapwatch.domain.schedule import format_bands
 from flapwatch.domain.vocabulary import ReconstructionStatus
 from flapwatch.models import Patient, Reconstruction, SchedulePolicy, Unit, User
-from flapwatch.services import Actor, Forbidden, InvalidInput, NotFound
+from flapwatch.services import Actor, InvalidInput, NotFound
 from flapwatch.services.patients import (
     add_reconstruction,
     admit_patient,
@@ -32,6 +32,9 @@ from flapwatch.services.patients import (
 from flapwatch.services.staff import (
     create_unit,
     create_user,
+    get_staff_member,
+    grantable_roles,
+    may_manage_account,
     publish_schedule_policy,
     set_password,
     update_unit,
@@ -49,7 +52,6 @@ from flapwatch.web.admin_forms import (
     ScheduleForm,
     StatusForm,
     UnitForm,
-    offered_roles,
 )
 from flapwatch.web.forms import LOCAL_INPUT_FORMAT, attach_problems
 from flapwatch.web.presenters import zone
@@ -220,24 +222,6 @@ def schedule(unit_id: int) -> Page:
 # --- staff -----------------------------------------------------------------------------------
 
 
-def _may_manage(actor: Actor, user: User) -> bool:
-    """As the staff service rules: a coordinator manages ward roles wholly in their units."""
-    if actor.all_units:
-        return True
-    in_my_units = {unit.code for unit in user.units} <= actor.unit_codes
-    return in_my_units and user.role in offered_roles(actor.role)
-
-
-def _staff_member(session: Session, actor: Actor, user_id: int) -> User:
-    """An account the actor manages; one outside all their units is not there for them."""
-    user = session.get(User, user_id, options=[selectinload(User.units)])
-    if user is None or not (actor.all_units or any(actor.works_in(u.code) for u in user.units)):
-        raise NotFound(f"No user {user_id}.")
-    if not _may_manage(actor, user):
-        raise Forbidden("This account also works elsewhere or has a role only an admin manages.")
-    return user
-
-
 @bp.route("/staff")
 @roles_required(*MANAGERS)
 def staff() -> str:
@@ -248,7 +232,7 @@ def staff() -> str:
     if not actor.all_units:
         query = query.where(User.units.any(Unit.code.in_(sorted(actor.unit_codes))))
     users = list(session.scalars(query))
-    manageable = {user.id for user in users if _may_manage(actor, user)}
+    manageable = {user.id for user in users if may_manage_account(actor, user)}
     return render_template("admin/staff.html", users=users, manageable=manageable)
 
 
@@ -258,7 +242,7 @@ def new_staff() -> Page:
     session, actor = get_session(), current_actor()
     units = visible_units(session, actor)
     form = NewStaffForm(
-        roles=offered_roles(actor.role),
+        roles=grantable_roles(actor.role),
         units=units,
         data={"role": "nurse", "units": [units[0].code] if len(units) == 1 else []},
     )
@@ -288,9 +272,9 @@ def new_staff() -> Page:
 @roles_required(*MANAGERS)
 def edit_staff(user_id: int) -> Page:
     session, actor = get_session(), current_actor()
-    member = _staff_member(session, actor, user_id)
+    member = get_staff_member(session, actor, user_id)
     form = EditStaffForm(
-        roles=offered_roles(actor.role),
+        roles=grantable_roles(actor.role),
         units=visible_units(session, actor),
         data={
             "display_name": member.display_name,
@@ -325,7 +309,7 @@ def edit_staff(user_id: int) -> Page:
 @roles_required(*MANAGERS)
 def staff_password(user_id: int) -> Page:
     session, actor = get_session(), current_actor()
-    member = _staff_member(session, actor, user_id)
+    member = get_staff_member(session, actor, user_id)
     form = PasswordForm()
     general_errors: list[str] = []
     if form.validate_on_submit():

@@ -33,12 +33,6 @@ from flapwatch.services.patients import PatientDetails, ReconstructionDetails
 from flapwatch.web.forms import LocalDateTimeField, choices_of
 
 NOTE_MAX_LENGTH = 2000
-# The roles a unit coordinator hands out; administrators and auditors are made by an admin.
-WARD_ROLES = (Role.NURSE, Role.SURGEON, Role.UNIT_ADMIN)
-
-
-def offered_roles(actor_role: str) -> tuple[Role, ...]:
-    return tuple(Role) if actor_role == Role.ADMIN else WARD_ROLES
 
 
 def _strip(value: Any) -> Any:

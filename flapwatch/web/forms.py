@@ -56,9 +56,7 @@ class DecimalNumberField(StringField):
         try:
             number = float(text)
         except ValueError:
-            raise ValueError(
-                f"{self.label.text} must be a number, e.g. {self.example}."
-            ) from None
+            raise ValueError(f"{self.label.text} must be a number, e.g. {self.example}.") from None
         if number != number or number in (float("inf"), float("-inf")):
             raise ValueError(f"{self.label.text} must be a number, e.g. {self.example}.")
         self.number = number
@@ -117,9 +115,9 @@ def _numeric(name: str, example: str) -> DecimalNumberField:
 
 
 class CheckForm(FlaskForm):
-    taken_at = LocalDateTimeField(FIELD_LABELS["taken_at"], validators=[DataRequired(
-        message="Time taken is required."
-    )])
+    taken_at = LocalDateTimeField(
+        FIELD_LABELS["taken_at"], validators=[DataRequired(message="Time taken is required.")]
+    )
     colour = segmented(Colour, FIELD_LABELS["colour"])
     flap_temperature_c = _numeric("flap_temperature_c", "34.5")
     control_temperature_c = _numeric("control_temperature_c", "35.2")
@@ -195,4 +193,3 @@ class LoginForm(FlaskForm):
     password = PasswordField(
         "Password", validators=[DataRequired(message="Password is required."), Length(max=256)]
     )
-
