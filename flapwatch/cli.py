@@ -119,7 +119,7 @@ def serve(host: str, port: int, workers: int | None, threads: int | None) -> Non
         def load(self) -> Flask:
             return app
 
-    click.echo(f"flapwatch on http://{host}:{port}/")
+    click.echo(f"flapwatch: log in at http://{host}:{port}/login (Ctrl-C stops it)")
     Server().run()
 
 
