@@ -16,7 +16,7 @@ from flapwatch.services import SYSTEM, ServiceError
 
 
 def register(app: Flask) -> None:
-    for command in (init_db, demo, create_user, serve):
+    for command in (init_db, demo, create_user, serve, sweep):
         app.cli.add_command(command)
 
 
@@ -88,6 +88,16 @@ def create_user(
     except ServiceError as error:
         _fail(" ".join([error.message, *error.problems.values()]))
     click.echo(f"Created {user.username} ({user.role}).")
+
+
+@click.command("sweep")
+@with_appcontext
+def sweep() -> None:
+    """Escalate overdue checks (run from cron every minute; safe to run anywhere, any time)."""
+    from flapwatch.services.escalations import sweep_overdue
+
+    result = sweep_overdue(get_session())
+    click.echo(f"{result.missed} missed checks recorded, {result.escalated} escalated.")
 
 
 @click.command("serve")

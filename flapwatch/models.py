@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -31,12 +32,16 @@ from flapwatch.domain.schedule import SchedulePolicy as SchedulePolicyValue
 from flapwatch.domain.vocabulary import (
     CapillaryRefill,
     Colour,
+    DeliveryStatus,
     DopplerArterial,
     DopplerVenous,
+    EscalationEventKind,
+    EscalationOutcome,
     FlapKind,
     Pinprick,
     ReconstructionStatus,
     Role,
+    Severity,
     Side,
     Turgor,
 )
@@ -85,6 +90,8 @@ class Unit(Base):
     code: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     timezone: Mapped[str] = mapped_column(String(64))
+    # Where escalations are POSTed (a paging gateway, say); None: no notifications.
+    webhook_url: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     patients: Mapped[list[Patient]] = relationship(back_populates="unit")
@@ -225,9 +232,15 @@ class Check(Base):
     pinprick: Mapped[Pinprick | None] = mapped_column(vocabulary(Pinprick))
     sto2_percent: Mapped[float | None] = mapped_column(Float)
     notes: Mapped[str | None] = mapped_column(Text)
+    # The rule set version that evaluated this check, and the highest severity it flagged.
+    rule_set_version_id: Mapped[int | None] = mapped_column(ForeignKey("rule_set_versions.id"))
+    severity: Mapped[Severity | None] = mapped_column(vocabulary(Severity))
 
     reconstruction: Mapped[Reconstruction] = relationship(back_populates="checks")
     recorded_by: Mapped[User] = relationship()
+    flags: Mapped[list[CheckFlag]] = relationship(
+        back_populates="check", order_by="CheckFlag.id", cascade="all, delete-orphan"
+    )
 
     def values(self) -> CheckValues:
         return CheckValues(
@@ -248,6 +261,145 @@ class Check(Base):
     @property
     def temperature_difference_c(self) -> float | None:
         return self.values().temperature_difference_c
+
+
+class RuleSetVersion(Base):
+    """One published version of a unit's escalation rule set; the highest is in force."""
+
+    __tablename__ = "rule_set_versions"
+    __table_args__ = (UniqueConstraint("unit_id", "version", name="uq_rule_set_versions_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    unit: Mapped[Unit] = relationship()
+    created_by: Mapped[User | None] = relationship()
+
+
+class CheckFlag(Base):
+    """One rule that matched a check, with the reasons a nurse reads."""
+
+    __tablename__ = "check_flags"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    check_id: Mapped[int] = mapped_column(ForeignKey("checks.id"), index=True)
+    rule_id: Mapped[str] = mapped_column(String(64))
+    rule_name: Mapped[str] = mapped_column(String(200))
+    severity: Mapped[Severity] = mapped_column(vocabulary(Severity))
+    action: Mapped[str] = mapped_column(Text)
+    reasons: Mapped[list[str]] = mapped_column(JSON)
+
+    check: Mapped[Check] = relationship(back_populates="flags")
+
+
+class Escalation(Base):
+    """A worry about one flap that a surgeon must acknowledge; at most one open per flap."""
+
+    __tablename__ = "escalations"
+    __table_args__ = (
+        Index(
+            "uq_escalations_one_open_per_reconstruction",
+            "reconstruction_id",
+            unique=True,
+            sqlite_where=text("closed_at IS NULL"),
+            postgresql_where=text("closed_at IS NULL"),
+        ),
+        Index("ix_escalations_closed_opened", "closed_at", "opened_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reconstruction_id: Mapped[int] = mapped_column(ForeignKey("reconstructions.id"), index=True)
+    severity: Mapped[Severity] = mapped_column(vocabulary(Severity))
+    reasons: Mapped[list[str]] = mapped_column(JSON)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    opened_by_check_id: Mapped[int | None] = mapped_column(ForeignKey("checks.id"))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    outcome: Mapped[EscalationOutcome | None] = mapped_column(vocabulary(EscalationOutcome))
+    note: Mapped[str | None] = mapped_column(Text)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    reconstruction: Mapped[Reconstruction] = relationship()
+    acknowledged_by: Mapped[User | None] = relationship(foreign_keys=[acknowledged_by_id])
+    events: Mapped[list[EscalationEvent]] = relationship(
+        back_populates="escalation", order_by="EscalationEvent.id"
+    )
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None
+
+
+class EscalationEvent(Base):
+    """The escalation's timeline: opened, further flags, overdue checks, acknowledged, closed."""
+
+    __tablename__ = "escalation_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    escalation_id: Mapped[int] = mapped_column(ForeignKey("escalations.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    kind: Mapped[EscalationEventKind] = mapped_column(vocabulary(EscalationEventKind))
+    severity: Mapped[Severity | None] = mapped_column(vocabulary(Severity))
+    check_id: Mapped[int | None] = mapped_column(ForeignKey("checks.id"))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+    escalation: Mapped[Escalation] = relationship(back_populates="events")
+
+
+class MissedCheck(Base):
+    """A scheduled check that was not done by its due time plus grace.
+
+    Unique per (flap, due time), so the overdue sweep can run in every app process at once
+    and still record each missed check exactly once.
+    """
+
+    __tablename__ = "missed_checks"
+    __table_args__ = (UniqueConstraint("reconstruction_id", "due_at", name="uq_missed_checks_due"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reconstruction_id: Mapped[int] = mapped_column(ForeignKey("reconstructions.id"))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    detected_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    escalation_id: Mapped[int | None] = mapped_column(ForeignKey("escalations.id"))
+
+
+class NotificationDelivery(Base):
+    """One escalation notice to a unit's webhook, retried with backoff until delivered."""
+
+    __tablename__ = "notification_deliveries"
+    __table_args__ = (Index("ix_notification_deliveries_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    escalation_id: Mapped[int] = mapped_column(ForeignKey("escalations.id"), index=True)
+    event: Mapped[str] = mapped_column(String(32))
+    url: Mapped[str] = mapped_column(String(500))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[DeliveryStatus] = mapped_column(vocabulary(DeliveryStatus))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class NotificationAttempt(Base):
+    """Every try at a delivery, kept for the audit of who was told and when."""
+
+    __tablename__ = "notification_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("notification_deliveries.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int] = mapped_column(Integer)
 
 
 class AuditEvent(Base):

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
 from flapwatch.domain.vocabulary import Role
+from flapwatch.models import Escalation
 
 ALL_ROLES = tuple(Role.values())
 READERS = ("nurse", "surgeon", "unit_admin", "admin", "auditor")
 CLINICAL = ("nurse", "surgeon", "unit_admin", "admin")
 MANAGERS = ("unit_admin", "admin")
 ADMINS = ("admin",)
+REVIEWERS = ("surgeon", "unit_admin", "admin")
 PUBLIC = "public"
 ANY_USER = "any logged-in user"
 
@@ -23,6 +26,16 @@ POLICY: dict[str, object] = {
     "ward.board": READERS,
     "checks.flap": READERS,
     "checks.new_check": CLINICAL,
+    "checks.flagged": READERS,
+    "escalations.queue": READERS,
+    "escalations.detail": READERS,
+    "escalations.acknowledge": REVIEWERS,
+    "escalations.close": REVIEWERS,
+    "rules.current": MANAGERS,
+    "rules.edit": MANAGERS,
+    "rules.version": MANAGERS,
+    "rules.export": MANAGERS,
+    "rules.import_json": MANAGERS,
     "admin.index": MANAGERS,
     "admin.units": MANAGERS,
     "admin.new_unit": ADMINS,
@@ -63,7 +76,12 @@ def ward(make):
     patient = make.patient("PLAST-W3")
     reconstruction = make.reconstruction(patient)
     colleague = make.user("nurse", "PLAST-W3")
+    check = make.check(reconstruction, colour="dusky")  # flagged: opens an escalation
+    escalation_id = make.session.scalar(select(Escalation.id))
     return {
+        "check_id": check.id,
+        "escalation_id": escalation_id,
+        "version": 1,
         "code": unit.code,
         "unit_id": unit.id,
         "patient_id": patient.id,

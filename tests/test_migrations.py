@@ -48,3 +48,31 @@ def test_empty_database_upgrades_to_head_and_matches_the_models(backend, tmp_pat
             with admin.begin() as connection:
                 connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
             admin.dispose()
+
+
+def test_units_existing_before_escalation_rules_get_the_default_rule_set(tmp_path):
+    from alembic import command
+
+    from flapwatch.domain.rules import DEFAULT_RULE_SET, parse_rule_set
+    from flapwatch.migrate import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    engine = make_engine(url)
+    config = alembic_config(url)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.execute(
+            text(
+                "INSERT INTO units (code, name, timezone, created_at) "
+                "VALUES ('OLD-W1', 'Old ward', 'Europe/London', '2026-01-01 00:00:00')"
+            )
+        )
+    upgrade_to_head(engine)
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT version, definition FROM rule_set_versions")).all()
+    engine.dispose()
+    assert len(rows) == 1 and rows[0][0] == 1
+    import json
+
+    assert parse_rule_set(json.loads(rows[0][1])).rules == DEFAULT_RULE_SET.rules

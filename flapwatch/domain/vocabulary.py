@@ -115,3 +115,31 @@ class DueState(Labelled):
 
 # The "nothing observed" answer of each categorical assessment: recorded, but not an assessment.
 NOT_OBSERVED: frozenset[str] = frozenset({"not_assessable", "not_assessed", "not_done"})
+
+
+class Severity(Labelled):
+    """How urgent a flag is; red outranks amber (DESIGN.md §2 "Rule set")."""
+
+    AMBER = "amber", "Amber"
+    RED = "red", "Red"
+
+
+class EscalationOutcome(Labelled):
+    OBSERVE = "observe", "Observe"
+    MEDICAL_MANAGEMENT = "medical_management", "Medical management"
+    RETURN_TO_THEATRE = "return_to_theatre", "Return to theatre"
+    FALSE_ALARM = "false_alarm", "False alarm"
+
+
+class EscalationEventKind(Labelled):
+    OPENED = "opened", "Opened"
+    FLAG_ADDED = "flag_added", "Further flag"
+    OVERDUE = "overdue", "Check overdue"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    CLOSED = "closed", "Closed"
+
+
+class DeliveryStatus(Labelled):
+    PENDING = "pending", "Waiting to send"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Gave up"

@@ -10,10 +10,12 @@ from sqlalchemy.orm import Session
 
 from flapwatch.db import write_transaction
 from flapwatch.domain.checks import CheckValues, check_problems, with_derived_refill
+from flapwatch.domain.rules import Evaluation
 from flapwatch.domain.schedule import next_due_at
-from flapwatch.models import Check, Reconstruction, utcnow
+from flapwatch.models import Check, Escalation, Reconstruction, utcnow
 from flapwatch.services import CLINICAL_ROLES, Actor, InvalidInput, require_role
 from flapwatch.services.audit import record_event
+from flapwatch.services.escalations import evaluate_new_check, open_escalation_of
 from flapwatch.services.patients import get_reconstruction
 from flapwatch.services.staff import current_schedule_policy
 
@@ -22,6 +24,8 @@ from flapwatch.services.staff import current_schedule_policy
 class RecordedCheck:
     check: Check
     next_due_at: datetime
+    evaluation: Evaluation
+    escalation: Escalation | None
 
 
 def record_check(
@@ -63,9 +67,11 @@ def record_check(
         )
         session.add(check)
         session.flush()
+        evaluation = evaluate_new_check(session, actor, check, reconstruction)
         record_event(session, actor, "check.record", "check", check.id, after=_check_record(check))
         due = _next_due(session, reconstruction)
-    return RecordedCheck(check=check, next_due_at=due)
+        escalation = open_escalation_of(session, reconstruction.id) if evaluation.matches else None
+    return RecordedCheck(check=check, next_due_at=due, evaluation=evaluation, escalation=escalation)
 
 
 def _next_due(session: Session, reconstruction: Reconstruction) -> datetime:
@@ -84,4 +90,6 @@ def _check_record(check: Check) -> dict[str, object]:
         "reconstruction_id": check.reconstruction_id,
         "recorded_at": check.recorded_at,
         **check.values().as_dict(),
+        "rule_set_version_id": check.rule_set_version_id,
+        "flags": [flag.rule_id for flag in check.flags],
     }

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from flapwatch.db import write_transaction
+from flapwatch.domain.rules import DEFAULT_RULE_SET, rule_set_to_json
 from flapwatch.domain.schedule import (
     DEFAULT_AFTER_LAST_BAND_MINUTES,
     DEFAULT_BANDS,
@@ -16,7 +17,7 @@ from flapwatch.domain.schedule import (
     schedule_policy_problems,
 )
 from flapwatch.domain.vocabulary import Role
-from flapwatch.models import SchedulePolicy, Unit, User
+from flapwatch.models import RuleSetVersion, SchedulePolicy, Unit, User
 from flapwatch.security import MIN_PASSWORD_LENGTH, dummy_verify, hash_password, verify_password
 from flapwatch.services import (
     MANAGING_ROLES,
@@ -65,8 +66,22 @@ def create_unit(session: Session, actor: Actor, *, code: str, name: str, timezon
             created_by_id=actor.user_id,
         )
         session.add(policy)
+        install_default_rule_set(session, actor, unit)
         record_event(session, actor, "unit.create", "unit", unit.id, after=_unit_record(unit))
     return unit
+
+
+def install_default_rule_set(session: Session, actor: Actor, unit: Unit) -> RuleSetVersion:
+    """Version 1 of a new unit's escalation rules: DESIGN.md §3, for the unit to adapt."""
+    version = RuleSetVersion(
+        unit_id=unit.id,
+        version=1,
+        definition=rule_set_to_json(DEFAULT_RULE_SET),
+        note="Default rule set",
+        created_by_id=actor.user_id,
+    )
+    session.add(version)
+    return version
 
 
 def update_unit(session: Session, actor: Actor, unit_id: int, *, name: str, timezone: str) -> Unit:

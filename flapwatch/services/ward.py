@@ -143,3 +143,12 @@ def flap_record(
     schedule = current_schedule_policy(session, unit.id).as_value()
     status = flap_status(schedule, reconstruction, checks[0] if checks else None, now)
     return FlapRecord(status=status, unit=unit, schedule=schedule, checks=checks)
+
+
+def flagged_check(session: Session, actor: Actor, check_id: int) -> Check:
+    """A check with its flags, if it is in one of the actor's units."""
+    check = session.get(Check, check_id, options=[selectinload(Check.flags)])
+    if check is None:
+        raise NotFound(f"No check {check_id}.")
+    get_reconstruction(session, actor, check.reconstruction_id)  # unit access
+    return check

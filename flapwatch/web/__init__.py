@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
 import uuid
 
-from flask import Flask, Response, g, render_template, request
+from flask import Flask, Response, current_app, g, render_template, request
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy.orm import selectinload
 
-from flapwatch.db import get_session
+from flapwatch.db import EXTENSION_KEY, get_session
 from flapwatch.models import User, utcnow
 from flapwatch.services import Forbidden, InvalidInput, NotFound
 from flapwatch.web import presenters
@@ -34,14 +36,15 @@ def load_user(user_id: str) -> User | None:
 
 
 def register_web(app: Flask) -> None:
-    from flapwatch.web import admin, auth, checks, ward
+    from flapwatch.web import admin, auth, checks, escalations, rules, ward
 
     csrf.init_app(app)
     login_manager.init_app(app)
-    for blueprint in (auth.bp, ward.bp, checks.bp, admin.bp):
+    for blueprint in (auth.bp, ward.bp, checks.bp, escalations.bp, rules.bp, admin.bp):
         app.register_blueprint(blueprint)
 
     app.before_request(_assign_request_id)
+    app.before_request(_sweep_now_and_then)
     app.after_request(_response_headers)
     presenters.register(app)
 
@@ -87,6 +90,33 @@ def _assign_request_id() -> None:
     supplied = request.headers.get("X-Request-ID", "")
     g.request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
     g.now = utcnow()
+
+
+_SWEEP_EVERY_SECONDS = 60
+_last_sweep = {"at": 0.0}
+_sweep_lock = threading.Lock()
+
+
+def _sweep_now_and_then() -> None:
+    """Escalate overdue checks from ordinary traffic, at most once a minute per process.
+
+    Cron running `flapwatch sweep` is the dependable way; this keeps a ward without cron safe.
+    """
+    if not current_app.config.get("SWEEP_ON_REQUESTS", True):
+        return
+    now = time.monotonic()
+    if now - _last_sweep["at"] < _SWEEP_EVERY_SECONDS or not _sweep_lock.acquire(blocking=False):
+        return
+    try:
+        _last_sweep["at"] = now
+        from flapwatch.services.escalations import sweep_overdue
+
+        with current_app.extensions[EXTENSION_KEY]() as sweep_session:
+            sweep_overdue(sweep_session)
+    except Exception:  # a failed sweep must never turn a nurse's page into an error
+        current_app.logger.exception("overdue sweep failed")
+    finally:
+        _sweep_lock.release()
 
 
 def _response_headers(response: Response) -> Response:

@@ -9,7 +9,7 @@ from flapwatch.db import get_session
 from flapwatch.domain.checks import LATE_ENTRY_AFTER
 from flapwatch.services import InvalidInput
 from flapwatch.services.checks import record_check
-from flapwatch.services.ward import flap_record
+from flapwatch.services.ward import flagged_check, flap_record
 from flapwatch.web.access import CLINICAL, READERS, current_actor, roles_required
 from flapwatch.web.forms import LOCAL_INPUT_FORMAT, CheckForm, attach_problems
 from flapwatch.web.presenters import clock, relative, zone
@@ -41,6 +41,8 @@ def new_check(reconstruction_id: int) -> str | Response | tuple[str, int]:
         except InvalidInput as refused:
             general_errors = attach_problems(form, refused.problems)
         else:
+            if saved.evaluation.matches:
+                return redirect(url_for("checks.flagged", check_id=saved.check.id))
             patient = record.status.patient
             flash(
                 f"Check saved for {patient.name} (bed {patient.bed or '—'}). Next check due at "
@@ -53,3 +55,12 @@ def new_check(reconstruction_id: int) -> str | Response | tuple[str, int]:
         "check_form.html", form=form, record=record, general_errors=general_errors
     )
     return (page, status) if status != 200 else page
+
+
+@bp.route("/checks/<int:check_id>/flagged")
+@roles_required(*READERS)
+def flagged(check_id: int) -> str:
+    """What the nurse must do now: severity, reasons and each matched rule's action."""
+    check = flagged_check(get_session(), current_actor(), check_id)
+    record = flap_record(get_session(), current_actor(), check.reconstruction_id, g.now)
+    return render_template("flagged.html", check=check, record=record)

@@ -1,0 +1,462 @@
+"""Rule sets, flags and escalations: a worrying check must reach a surgeon fast."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from flapwatch.db import write_transaction
+from flapwatch.domain.rules import (
+    Evaluation,
+    RuleSetError,
+    evaluate,
+    overdue_rule,
+    parse_rule_set,
+    rule_set_to_json,
+)
+from flapwatch.domain.schedule import next_due_at
+from flapwatch.domain.vocabulary import (
+    EscalationEventKind,
+    EscalationOutcome,
+    ReconstructionStatus,
+    Severity,
+)
+from flapwatch.models import (
+    Check,
+    CheckFlag,
+    Escalation,
+    EscalationEvent,
+    MissedCheck,
+    Patient,
+    Reconstruction,
+    RuleSetVersion,
+    Unit,
+    utcnow,
+)
+from flapwatch.services import (
+    MANAGING_ROLES,
+    SYSTEM,
+    Actor,
+    InvalidInput,
+    NotFound,
+    require_role,
+)
+from flapwatch.services.audit import record_event
+from flapwatch.services.notifications import queue_notification
+from flapwatch.services.staff import current_schedule_policy
+
+# Who may acknowledge and close an escalation: the surgical team, and coordinators/admins.
+REVIEWING_ROLES = ("surgeon", "unit_admin", "admin")
+_SEVERITY_RANK = {None: 0, Severity.AMBER: 1, Severity.RED: 2}
+
+
+def higher(a: Severity | None, b: Severity | None) -> Severity | None:
+    return a if _SEVERITY_RANK[a] >= _SEVERITY_RANK[b] else b
+
+
+# --- rule sets ---------------------------------------------------------------------------
+
+
+def current_rule_set(session: Session, unit_id: int) -> RuleSetVersion:
+    version = session.scalars(
+        select(RuleSetVersion)
+        .where(RuleSetVersion.unit_id == unit_id)
+        .order_by(RuleSetVersion.version.desc())
+        .limit(1)
+    ).first()
+    if version is None:
+        raise NotFound(f"Unit {unit_id} has no rule set.")
+    return version
+
+
+def rule_set_problems(error: RuleSetError) -> dict[str, str]:
+    """Each problem under a key naming its rule and condition, for a form to show."""
+    problems: dict[str, str] = {}
+    for number, problem in enumerate(error.problems, start=1):
+        problems[f"problem-{number}"] = problem.message
+    return problems
+
+
+def publish_rule_set(
+    session: Session, actor: Actor, unit_id: int, definition: dict[str, Any], note: str
+) -> RuleSetVersion:
+    """Store a new version; the next check is evaluated by it, earlier flags keep theirs."""
+    require_role(actor, *MANAGING_ROLES)
+    if not note.strip():
+        raise InvalidInput("The rule set was not published.", {"note": "Say why it changes."})
+    try:
+        rule_set = parse_rule_set({**definition, "note": note.strip()})
+    except RuleSetError as error:
+        raise InvalidInput("The rule set was not published.", rule_set_problems(error)) from None
+    with write_transaction(session):
+        unit = session.get(Unit, unit_id)
+        if unit is None or not actor.works_in(unit.code):
+            raise NotFound(f"No unit {unit_id}.")
+        latest = session.scalar(
+            select(func.max(RuleSetVersion.version)).where(RuleSetVersion.unit_id == unit.id)
+        )
+        version = RuleSetVersion(
+            unit_id=unit.id,
+            version=(latest or 0) + 1,
+            definition=rule_set_to_json(rule_set),
+            note=note.strip(),
+            created_by_id=actor.user_id,
+        )
+        session.add(version)
+        session.flush()
+        record_event(
+            session,
+            actor,
+            "rule_set.publish",
+            "unit",
+            unit.id,
+            after={"version": version.version, "note": version.note},
+        )
+    return version
+
+
+# --- evaluating a check ----------------------------------------------------------------------
+
+
+def evaluate_new_check(
+    session: Session, actor: Actor, check: Check, reconstruction: Reconstruction
+) -> Evaluation:
+    """Inside record_check's transaction: flag the check and escalate if any rule matched."""
+    version = current_rule_set(session, reconstruction.patient.unit_id)
+    rule_set = parse_rule_set(version.definition)
+    history = [
+        earlier.values()
+        for earlier in session.scalars(
+            select(Check).where(
+                Check.reconstruction_id == reconstruction.id,
+                Check.id != check.id,
+                Check.taken_at < check.taken_at,
+            )
+        )
+    ]
+    evaluation = evaluate(rule_set, check.values(), history)
+    check.rule_set_version_id = version.id
+    check.severity = evaluation.severity
+    for match in evaluation.matches:
+        check.flags.append(
+            CheckFlag(
+                rule_id=match.rule_id,
+                rule_name=match.name,
+                severity=match.severity,
+                action=match.action,
+                reasons=list(match.reasons),
+            )
+        )
+    if evaluation.matches:
+        session.flush()
+        reasons = [
+            f"{match.name}: {reason}" for match in evaluation.matches for reason in match.reasons
+        ]
+        escalate(
+            session,
+            actor,
+            reconstruction,
+            severity=Severity(evaluation.severity),
+            reasons=reasons,
+            at=check.recorded_at,
+            check_id=check.id,
+        )
+    return evaluation
+
+
+def open_escalation_of(session: Session, reconstruction_id: int) -> Escalation | None:
+    return session.scalars(
+        select(Escalation).where(
+            Escalation.reconstruction_id == reconstruction_id, Escalation.closed_at.is_(None)
+        )
+    ).first()
+
+
+def escalate(
+    session: Session,
+    actor: Actor,
+    reconstruction: Reconstruction,
+    *,
+    severity: Severity,
+    reasons: list[str],
+    at: datetime,
+    check_id: int | None = None,
+    kind: EscalationEventKind | None = None,
+) -> Escalation:
+    """Open the flap's escalation, or add to the one already open (DESIGN.md §2).
+
+    A further sign after acknowledgement makes it unacknowledged again: the surgeon who
+    reviewed the earlier sign has not seen this one.
+    """
+    # Row lock on the flap: a check and the overdue sweep cannot both open an escalation.
+    session.execute(
+        select(Reconstruction.id).where(Reconstruction.id == reconstruction.id).with_for_update()
+    )
+    escalation = open_escalation_of(session, reconstruction.id)
+    if escalation is None:
+        escalation = Escalation(
+            reconstruction_id=reconstruction.id,
+            severity=severity,
+            reasons=list(reasons),
+            opened_at=at,
+            opened_by_check_id=check_id,
+        )
+        session.add(escalation)
+        session.flush()
+        event_kind = EscalationEventKind.OPENED
+        action = "escalation.open"
+    else:
+        escalation.severity = Severity(higher(escalation.severity, severity))
+        escalation.reasons = [*escalation.reasons, *reasons]
+        if escalation.acknowledged_at is not None:
+            escalation.acknowledged_at = None
+            escalation.acknowledged_by_id = None
+            escalation.outcome = None
+        event_kind = EscalationEventKind.FLAG_ADDED
+        action = "escalation.attach"
+    session.add(
+        EscalationEvent(
+            escalation_id=escalation.id,
+            at=at,
+            # The first event is the opening whatever its cause; the reasons say the cause.
+            kind=event_kind if event_kind == EscalationEventKind.OPENED else kind or event_kind,
+            severity=severity,
+            check_id=check_id,
+            actor_id=actor.user_id,
+            reasons=list(reasons),
+        )
+    )
+    record_event(
+        session,
+        actor,
+        action,
+        "escalation",
+        escalation.id,
+        after={"severity": severity, "reasons": reasons, "check_id": check_id},
+    )
+    queue_notification(session, escalation, "opened" if action == "escalation.open" else "updated")
+    return escalation
+
+
+# --- the surgeon's side --------------------------------------------------------------------
+
+
+def _escalation_for(session: Session, actor: Actor, escalation_id: int) -> Escalation:
+    escalation = session.get(Escalation, escalation_id)
+    if escalation is None or not actor.works_in(escalation.reconstruction.patient.unit.code):
+        raise NotFound(f"No escalation {escalation_id}.")
+    return escalation
+
+
+def acknowledge_escalation(
+    session: Session,
+    actor: Actor,
+    escalation_id: int,
+    *,
+    outcome: EscalationOutcome | str,
+    note: str = "",
+    now: datetime | None = None,
+) -> Escalation:
+    """A surgeon has reviewed the flap and decided; return to theatre updates the flap."""
+    require_role(actor, *REVIEWING_ROLES)
+    if outcome not in EscalationOutcome.values():
+        allowed = ", ".join(EscalationOutcome.values())
+        raise InvalidInput(
+            "The escalation was not acknowledged.", {"outcome": f"Choose an outcome: {allowed}."}
+        )
+    now = now or utcnow()
+    with write_transaction(session):
+        escalation = _escalation_for(session, actor, escalation_id)
+        if not escalation.is_open:
+            raise InvalidInput(
+                "The escalation was not acknowledged.", {"": "This escalation is already closed."}
+            )
+        escalation.acknowledged_at = now
+        escalation.acknowledged_by_id = actor.user_id
+        escalation.outcome = EscalationOutcome(outcome)
+        escalation.note = note.strip() or None
+        session.add(
+            EscalationEvent(
+                escalation_id=escalation.id,
+                at=now,
+                kind=EscalationEventKind.ACKNOWLEDGED,
+                actor_id=actor.user_id,
+                reasons=[f"Outcome: {escalation.outcome.label}"]
+                + ([escalation.note] if escalation.note else []),
+            )
+        )
+        reconstruction = escalation.reconstruction
+        if escalation.outcome == EscalationOutcome.RETURN_TO_THEATRE:
+            before = reconstruction.status
+            reconstruction.status = ReconstructionStatus.RETURNED_TO_THEATRE
+            reconstruction.status_changed_at = now
+            record_event(
+                session,
+                actor,
+                "reconstruction.status",
+                "reconstruction",
+                reconstruction.id,
+                before={"status": before},
+                after={"status": reconstruction.status, "note": "Escalation acknowledged"},
+            )
+        record_event(
+            session,
+            actor,
+            "escalation.acknowledge",
+            "escalation",
+            escalation.id,
+            after={"outcome": escalation.outcome, "note": escalation.note},
+        )
+        queue_notification(session, escalation, "acknowledged")
+    return escalation
+
+
+def close_escalation(
+    session: Session, actor: Actor, escalation_id: int, *, note: str = ""
+) -> Escalation:
+    require_role(actor, *REVIEWING_ROLES)
+    now = utcnow()
+    with write_transaction(session):
+        escalation = _escalation_for(session, actor, escalation_id)
+        if not escalation.is_open:
+            return escalation
+        if escalation.acknowledged_at is None:
+            raise InvalidInput(
+                "The escalation was not closed.",
+                {"": "Acknowledge it with an outcome before closing it."},
+            )
+        escalation.closed_at = now
+        escalation.closed_by_id = actor.user_id
+        session.add(
+            EscalationEvent(
+                escalation_id=escalation.id,
+                at=now,
+                kind=EscalationEventKind.CLOSED,
+                actor_id=actor.user_id,
+                reasons=[note.strip()] if note.strip() else [],
+            )
+        )
+        record_event(
+            session,
+            actor,
+            "escalation.close",
+            "escalation",
+            escalation.id,
+            after={"note": note.strip()},
+        )
+    return escalation
+
+
+# --- the overdue sweep ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    missed: int
+    escalated: int
+
+
+def sweep_overdue(session: Session, now: datetime | None = None) -> SweepResult:
+    """Record every missed check and escalate it (the `overdue` rule), exactly once.
+
+    Safe to run in several processes at once: a missed check is unique per (flap, due time),
+    and a second sweeper finding it already recorded moves on.
+    """
+    now = now or utcnow()
+    missed = escalated = 0
+    for reconstruction_id in _monitored_reconstruction_ids(session):
+        try:
+            outcome = _sweep_one(session, reconstruction_id, now)
+        except IntegrityError:
+            session.rollback()  # another process recorded this missed check first
+            continue
+        if outcome is not None:
+            missed += 1
+            escalated += int(outcome)
+    return SweepResult(missed=missed, escalated=escalated)
+
+
+def _monitored_reconstruction_ids(session: Session) -> list[int]:
+    ids = list(
+        session.scalars(
+            select(Reconstruction.id).where(
+                Reconstruction.status == ReconstructionStatus.MONITORING
+            )
+        )
+    )
+    session.rollback()  # end the read so each flap's write transaction starts fresh
+    return ids
+
+
+def _sweep_one(session: Session, reconstruction_id: int, now: datetime) -> bool | None:
+    """None: nothing missed. True/False: a missed check recorded, escalated or not."""
+    with write_transaction(session):
+        reconstruction = session.get(Reconstruction, reconstruction_id)
+        if reconstruction is None or not reconstruction.monitoring:
+            return None
+        unit_id = reconstruction.patient.unit_id
+        schedule = current_schedule_policy(session, unit_id).as_value()
+        last_taken = session.scalar(
+            select(func.max(Check.taken_at)).where(Check.reconstruction_id == reconstruction.id)
+        )
+        due = next_due_at(schedule, reconstruction.surgery_end_at, last_taken)
+        if now <= due + schedule.grace:
+            return None
+        already = session.scalar(
+            select(MissedCheck.id).where(
+                MissedCheck.reconstruction_id == reconstruction.id, MissedCheck.due_at == due
+            )
+        )
+        if already is not None:
+            return None
+        missed = MissedCheck(reconstruction_id=reconstruction.id, due_at=due, detected_at=now)
+        session.add(missed)
+        session.flush()
+        rule = overdue_rule(parse_rule_set(current_rule_set(session, unit_id).definition))
+        if rule is None:
+            return False
+        local_due = due.astimezone(ZoneInfo(reconstruction.patient.unit.timezone))
+        escalation = escalate(
+            session,
+            SYSTEM,
+            reconstruction,
+            severity=Severity(rule.severity),
+            reasons=[f"{rule.name}: no check since it fell due at {local_due:%H:%M}"],
+            at=now,
+            kind=EscalationEventKind.OVERDUE,
+        )
+        missed.escalation_id = escalation.id
+        return True
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def open_escalations(
+    session: Session, actor: Actor, unit_codes: Iterable[str] | None = None
+) -> list[Escalation]:
+    """Open escalations in the actor's units: red first, then the longest waiting."""
+    query = (
+        select(Escalation)
+        .join(Escalation.reconstruction)
+        .join(Reconstruction.patient)
+        .join(Patient.unit)
+        .where(Escalation.closed_at.is_(None))
+    )
+    codes = set(unit_codes) if unit_codes is not None else None
+    if not actor.all_units:
+        codes = actor.unit_codes if codes is None else codes & actor.unit_codes
+    if codes is not None:
+        query = query.where(Unit.code.in_(sorted(codes)))
+    escalations = list(session.scalars(query))
+    escalations.sort(
+        key=lambda e: (-_SEVERITY_RANK[e.severity], e.acknowledged_at is not None, e.opened_at)
+    )
+    return escalations
