@@ -45,7 +45,7 @@ def record_check(
     now = now or utcnow()
     values = with_derived_refill(values)
     with write_transaction(session):
-        reconstruction = get_reconstruction(session, actor, reconstruction_id)
+        reconstruction = get_reconstruction(session, actor, reconstruction_id, for_update=True)
         problems = check_problems(
             values,
             surgery_end_at=reconstruction.surgery_end_at,

@@ -195,7 +195,8 @@ def escalate(
     A further sign after acknowledgement makes it unacknowledged again: the surgeon who
     reviewed the earlier sign has not seen this one.
     """
-    # Row lock on the flap: a check and the overdue sweep cannot both open an escalation.
+    # The flap's row lock (callers normally hold it already): a check and the overdue sweep
+    # cannot both open an escalation.
     session.execute(
         select(Reconstruction.id).where(Reconstruction.id == reconstruction.id).with_for_update()
     )
@@ -274,6 +275,7 @@ def acknowledge_escalation(
     now = now or utcnow()
     with write_transaction(session):
         escalation = _escalation_for(session, actor, escalation_id)
+        session.refresh(escalation.reconstruction, with_for_update=True)
         if not escalation.is_open:
             raise InvalidInput(
                 "The escalation was not acknowledged.", {"": "This escalation is already closed."}
@@ -398,7 +400,7 @@ def _monitored_reconstruction_ids(session: Session) -> list[int]:
 def _sweep_one(session: Session, reconstruction_id: int, now: datetime) -> bool | None:
     """None: nothing missed. True/False: a missed check recorded, escalated or not."""
     with write_transaction(session):
-        reconstruction = session.get(Reconstruction, reconstruction_id)
+        reconstruction = session.get(Reconstruction, reconstruction_id, with_for_update=True)
         if reconstruction is None or not reconstruction.monitoring:
             return None
         unit_id = reconstruction.patient.unit_id

@@ -248,7 +248,7 @@ def update_reconstruction(
     require_role(actor, *MANAGING_ROLES)
     problems = _reconstruction_problems(details, now or utcnow())
     with write_transaction(session):
-        reconstruction = get_reconstruction(session, actor, reconstruction_id)
+        reconstruction = get_reconstruction(session, actor, reconstruction_id, for_update=True)
         first_check = min((c.taken_at for c in reconstruction.checks), default=None)
         if first_check is not None and details.surgery_end_at > first_check + timedelta(hours=1):
             problems.setdefault(
@@ -295,7 +295,7 @@ def set_reconstruction_status(
             {"status": f"Status must be one of: {', '.join(ReconstructionStatus.values())}."},
         )
     with write_transaction(session):
-        reconstruction = get_reconstruction(session, actor, reconstruction_id)
+        reconstruction = get_reconstruction(session, actor, reconstruction_id, for_update=True)
         before = reconstruction.status
         if before == status:
             return reconstruction
@@ -313,8 +313,16 @@ def set_reconstruction_status(
     return reconstruction
 
 
-def get_reconstruction(session: Session, actor: Actor, reconstruction_id: int) -> Reconstruction:
-    reconstruction = session.get(Reconstruction, reconstruction_id)
+def get_reconstruction(
+    session: Session, actor: Actor, reconstruction_id: int, *, for_update: bool = False
+) -> Reconstruction:
+    """A flap in the actor's units.
+
+    `for_update` takes the flap's row lock first. Every write that touches a flap's checks or
+    escalations takes it before anything else, so concurrent writers queue in one order
+    instead of deadlocking (a check's foreign key also locks the flap row, in share mode).
+    """
+    reconstruction = session.get(Reconstruction, reconstruction_id, with_for_update=for_update)
     if reconstruction is None or not actor.works_in(reconstruction.patient.unit.code):
         raise NotFound(f"No reconstruction {reconstruction_id}.")
     return reconstruction
