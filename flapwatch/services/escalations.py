@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from flapwatch.db import write_transaction
 from flapwatch.domain.rules import (
@@ -451,6 +451,12 @@ def open_escalations(
         .join(Reconstruction.patient)
         .join(Patient.unit)
         .where(Escalation.closed_at.is_(None))
+        .options(
+            contains_eager(Escalation.reconstruction)
+            .contains_eager(Reconstruction.patient)
+            .contains_eager(Patient.unit),
+            selectinload(Escalation.acknowledged_by),
+        )
     )
     codes = set(unit_codes) if unit_codes is not None else None
     if not actor.all_units:
