@@ -21,7 +21,7 @@ def resource_dir(name: str) -> Path:
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the application. `config` overrides every other setting (tests use it)."""
-    from flapwatch import cli, db
+    from flapwatch import cli, db, notifier
     from flapwatch.config import load_config
     from flapwatch.web import register_web
 
@@ -40,4 +40,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     register_web(app)
     cli.register(app)
+    notifier.log_every_attempt(app)
+    if app.config["NOTIFIER_THREAD"]:
+        # Started after gunicorn forks, or on a process's first request: never here.
+        notifier.init_app(app)
     return app

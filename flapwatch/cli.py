@@ -10,13 +10,14 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from flapwatch.db import engine_of, get_session
+from flapwatch import notifier
+from flapwatch.db import EXTENSION_KEY, engine_of, get_session
 from flapwatch.domain.vocabulary import Role
 from flapwatch.services import SYSTEM, ServiceError
 
 
 def register(app: Flask) -> None:
-    for command in (init_db, demo, create_user, serve, sweep):
+    for command in (init_db, demo, create_user, serve, sweep, deliver_notifications):
         app.cli.add_command(command)
 
 
@@ -98,6 +99,32 @@ def sweep() -> None:
 
     result = sweep_overdue(get_session())
     click.echo(f"{result.missed} missed checks recorded, {result.escalated} escalated.")
+    _deliver_notifications()
+
+
+@click.command("deliver-notifications")
+@with_appcontext
+def deliver_notifications() -> None:
+    """Send due escalation notices to units' webhooks, and retry failed ones (cron: every
+    minute; the serving processes send them too)."""
+    _deliver_notifications()
+
+
+def _deliver_notifications() -> None:
+    from flapwatch.services.notifications import deliver_due
+
+    session_factory = current_app.extensions[EXTENSION_KEY]
+    tried = 0
+    try:
+        # Each claimed notice moves into the future (delivered, retry later, or leased), so
+        # this ends once nothing is due now.
+        while (batch := deliver_due(session_factory, limit=notifier.BATCH)) > 0:
+            tried += batch
+            if batch < notifier.BATCH:
+                break
+    except Exception as error:  # noqa: BLE001 - the database, not a webhook: say so, exit 1
+        _fail(f"Notifications could not be sent: {error}")
+    click.echo(f"{tried} notification attempts made (each is logged and stored).")
 
 
 @click.command("serve")
@@ -111,14 +138,25 @@ def serve(host: str, port: int, workers: int | None, threads: int | None) -> Non
     from gunicorn.app.base import BaseApplication
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+    def after_fork(_server: Any, _worker: Any) -> None:
+        # Each worker opens its own database connections, never the master's; then starts its
+        # own notification sender (a thread does not survive the fork; see notifier.py).
+        engine_of(app).dispose(close=False)
+        notifier.start(app)
+
+    def on_worker_exit(_server: Any, _worker: Any) -> None:
+        # A notice being posted is let finish and recorded, rather than cut off and resent.
+        notifier.stop(app, timeout=float(app.config["WEBHOOK_TIMEOUT_SECONDS"]) + 1)
+
     options: dict[str, Any] = {
         "bind": f"{host}:{port}",
         "workers": workers or app.config["SERVE_WORKERS"],
         "threads": threads or app.config["SERVE_THREADS"],
         "accesslog": "-",
         "timeout": 60,
-        # Each worker opens its own database connections, never the parent's.
-        "post_fork": lambda _server, _worker: engine_of(app).dispose(close=False),
+        "post_fork": after_fork,
+        "worker_exit": on_worker_exit,
     }
 
     class Server(BaseApplication):  # type: ignore[misc]

@@ -30,6 +30,18 @@ class Defaults:
     SWEEP_ON_REQUESTS = True
     SERVE_WORKERS = 2
     SERVE_THREADS = 4
+    # Escalation notices to a unit's webhook (services/notifications.py, notifier.py).
+    # A sender thread in each serving process; `flapwatch deliver-notifications` from cron
+    # (and `flapwatch sweep`) send them too.
+    NOTIFIER_THREAD = True
+    NOTIFIER_INTERVAL_SECONDS = 5.0  # how often it looks for notices due again after a failure
+    WEBHOOK_TIMEOUT_SECONDS = 5.0  # a webhook slower than this has failed that attempt
+    WEBHOOK_MAX_ATTEMPTS = 8  # then the notice is given up, and an error logged
+    WEBHOOK_RETRY_SECONDS = 10.0  # first retry after this, doubling each time...
+    WEBHOOK_RETRY_MAX_SECONDS = 600.0  # ...up to this
+    # A sender claims a notice for this long (plus its timeouts) before posting it, so that
+    # no other process posts it meanwhile; if the sender dies, another sends it afterwards.
+    WEBHOOK_LEASE_SECONDS = 60.0
 
 
 def _coerce(value: str, like: Any) -> Any:
@@ -37,6 +49,8 @@ def _coerce(value: str, like: Any) -> Any:
         return value.strip().lower() in {"1", "true", "yes", "on"}
     if isinstance(like, int):
         return int(value)
+    if isinstance(like, float):
+        return float(value)
     return value
 
 

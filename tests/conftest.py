@@ -52,6 +52,7 @@ TEST_SETTINGS: dict[str, Any] = {
     "PASSWORD_PARALLELISM": 1,
     # Tests run the overdue sweep themselves, at the moments they choose.
     "SWEEP_ON_REQUESTS": False,
+    "NOTIFIER_THREAD": False,
 }
 
 

@@ -106,7 +106,9 @@ def test_demo_board_shows_overdue_due_and_not_yet_due_flaps_and_the_deterioratin
     assert page.count("flap-card state-overdue") == 1
     assert page.count("flap-card state-due") == 2
     assert page.count("flap-card state-not_due") == 6
-    assert page.index("state-overdue") < page.index("state-due") < page.index("state-not_due")
+    escalated = page.index("flap-card state-not_due escalated escalated-red")
+    assert escalated < page.index("state-overdue") < page.index("state-due")
+    assert page.index("state-due") < page.index('state-not_due"')
     card = page[page.index(DETERIORATING) :].split("</li>")[0]
     assert "Purple" in card and "ΔT 2.6" in card and "V absent" in card and "StO₂ 35 %" in card
 

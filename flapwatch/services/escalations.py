@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, contains_eager, selectinload
+from sqlalchemy.orm import Session, contains_eager, joinedload, selectinload
 
 from flapwatch.db import write_transaction
 from flapwatch.domain.rules import (
@@ -38,6 +38,7 @@ from flapwatch.models import (
     Reconstruction,
     RuleSetVersion,
     Unit,
+    User,
     utcnow,
 )
 from flapwatch.services import (
@@ -50,6 +51,7 @@ from flapwatch.services import (
 )
 from flapwatch.services.audit import record_event
 from flapwatch.services.notifications import queue_notification
+from flapwatch.services.patients import get_reconstruction
 from flapwatch.services.staff import current_schedule_policy
 
 # Who may acknowledge and close an escalation: the surgical team, and coordinators/admins.
@@ -96,7 +98,8 @@ def publish_rule_set(
     except RuleSetError as error:
         raise InvalidInput("The rule set was not published.", rule_set_problems(error)) from None
     with write_transaction(session):
-        unit = session.get(Unit, unit_id)
+        # The unit's row lock: two coordinators publishing at once get consecutive versions.
+        unit = session.get(Unit, unit_id, with_for_update=True)
         if unit is None or not actor.works_in(unit.code):
             raise NotFound(f"No unit {unit_id}.")
         latest = session.scalar(
@@ -217,9 +220,11 @@ def escalate(
         escalation.severity = Severity(higher(escalation.severity, severity))
         escalation.reasons = [*escalation.reasons, *reasons]
         if escalation.acknowledged_at is not None:
+            # The earlier review stays in the timeline (its event); the live state is reset.
             escalation.acknowledged_at = None
             escalation.acknowledged_by_id = None
             escalation.outcome = None
+            escalation.note = None
         event_kind = EscalationEventKind.FLAG_ADDED
         action = "escalation.attach"
     session.add(
@@ -256,6 +261,14 @@ def _escalation_for(session: Session, actor: Actor, escalation_id: int) -> Escal
     return escalation
 
 
+def _locked_escalation(session: Session, actor: Actor, escalation_id: int) -> Escalation:
+    """The escalation as it stands once its flap is locked: a sign added meanwhile is seen."""
+    escalation = _escalation_for(session, actor, escalation_id)
+    session.refresh(escalation.reconstruction, with_for_update=True)
+    session.refresh(escalation)
+    return escalation
+
+
 def acknowledge_escalation(
     session: Session,
     actor: Actor,
@@ -268,14 +281,13 @@ def acknowledge_escalation(
     """A surgeon has reviewed the flap and decided; return to theatre updates the flap."""
     require_role(actor, *REVIEWING_ROLES)
     if outcome not in EscalationOutcome.values():
-        allowed = ", ".join(EscalationOutcome.values())
+        allowed = ", ".join(member.label for member in EscalationOutcome)
         raise InvalidInput(
             "The escalation was not acknowledged.", {"outcome": f"Choose an outcome: {allowed}."}
         )
     now = now or utcnow()
     with write_transaction(session):
-        escalation = _escalation_for(session, actor, escalation_id)
-        session.refresh(escalation.reconstruction, with_for_update=True)
+        escalation = _locked_escalation(session, actor, escalation_id)
         if not escalation.is_open:
             raise InvalidInput(
                 "The escalation was not acknowledged.", {"": "This escalation is already closed."}
@@ -326,7 +338,7 @@ def close_escalation(
     require_role(actor, *REVIEWING_ROLES)
     now = utcnow()
     with write_transaction(session):
-        escalation = _escalation_for(session, actor, escalation_id)
+        escalation = _locked_escalation(session, actor, escalation_id)
         if not escalation.is_open:
             return escalation
         if escalation.acknowledged_at is None:
@@ -468,3 +480,84 @@ def open_escalations(
         key=lambda e: (-_SEVERITY_RANK[e.severity], e.acknowledged_at is not None, e.opened_at)
     )
     return escalations
+
+
+# Enough of the flap's recent history to see the trend that led here; the flap page has all.
+RECENT_CHECKS = 10
+
+
+@dataclass(frozen=True)
+class EscalationPage:
+    """An escalation with its timeline, the people on it and the flap's recent checks."""
+
+    escalation: Escalation
+    unit: Unit
+    people: dict[int, User]
+    checks: list[Check]
+
+    @property
+    def reconstruction(self) -> Reconstruction:
+        return self.escalation.reconstruction
+
+    @property
+    def patient(self) -> Patient:
+        return self.reconstruction.patient
+
+    def person(self, user_id: int | None) -> str:
+        if user_id is None:
+            return "flapwatch (overdue check)"
+        user = self.people.get(user_id)
+        return user.display_name if user else "a former user"
+
+
+def escalation_page(session: Session, actor: Actor, escalation_id: int) -> EscalationPage:
+    """Everything the detail page shows, in five queries however long the history."""
+    escalation = session.scalars(
+        select(Escalation)
+        .where(Escalation.id == escalation_id)
+        .options(
+            joinedload(Escalation.reconstruction)
+            .joinedload(Reconstruction.patient)
+            .joinedload(Patient.unit),
+            selectinload(Escalation.events),
+        )
+    ).first()
+    if escalation is None:
+        raise NotFound(f"No escalation {escalation_id}.")
+    get_reconstruction(session, actor, escalation.reconstruction_id)  # the actor's units only
+    checks = list(
+        session.scalars(
+            select(Check)
+            .where(Check.reconstruction_id == escalation.reconstruction_id)
+            .options(selectinload(Check.flags))
+            .order_by(Check.taken_at.desc(), Check.id.desc())
+            .limit(RECENT_CHECKS)
+        )
+    )
+    people_ids = {event.actor_id for event in escalation.events}
+    people_ids |= {escalation.acknowledged_by_id, escalation.closed_by_id}
+    people_ids |= {check.recorded_by_id for check in checks}
+    people_ids.discard(None)
+    people = {
+        user.id: user for user in session.scalars(select(User).where(User.id.in_(people_ids)))
+    }
+    return EscalationPage(
+        escalation=escalation,
+        unit=escalation.reconstruction.patient.unit,
+        people=people,
+        checks=checks,
+    )
+
+
+def awaiting_acknowledgement(session: Session, actor: Actor) -> int:
+    """How many escalations in the actor's units no surgeon has acknowledged: one count."""
+    query = (
+        select(func.count(Escalation.id))
+        .join(Escalation.reconstruction)
+        .join(Reconstruction.patient)
+        .join(Patient.unit)
+        .where(Escalation.closed_at.is_(None), Escalation.acknowledged_at.is_(None))
+    )
+    if not actor.all_units:
+        query = query.where(Unit.code.in_(sorted(actor.unit_codes)))
+    return session.scalar(query) or 0

@@ -3,16 +3,87 @@
 Queued inside the transaction that opens or acknowledges the escalation, so a notice is never
 lost; sent afterwards, outside any transaction, so a slow or failing webhook never holds up or
 loses a nurse's check.
+
+Sending (`deliver_due`) runs in three steps, each safe for several processes at once:
+1. claim: one short write transaction pushes the due deliveries' `next_attempt_at` a lease
+   ahead, so no other sender picks them up while this one is posting (PostgreSQL skips rows
+   another sender has locked; SQLite lets one writer at a time in anyway);
+2. post each, outside any transaction, with a short timeout;
+3. record: one short write transaction per attempt stores it and marks the delivery
+   delivered, schedules the next try (exponential backoff), or gives up after the last try.
+A sender that dies after claiming leaves its deliveries to be claimed again once the lease
+runs out; a receiver drops the duplicate by its `Idempotency-Key`.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+import logging
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
 
+from flask import current_app, has_app_context
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
+from flapwatch.db import write_transaction
 from flapwatch.domain.vocabulary import DeliveryStatus
-from flapwatch.models import Escalation, NotificationDelivery, utcnow
+from flapwatch.models import (
+    Escalation,
+    NotificationAttempt,
+    NotificationDelivery,
+    Patient,
+    Reconstruction,
+    utcnow,
+)
+
+# A child of the app's logger ("flapwatch"), usable from the sender thread without an app
+# context: every attempt is logged here as well as stored.
+logger = logging.getLogger("flapwatch.notifications")
+
+WEBHOOK_URL_MAX_LENGTH = 500
+USER_AGENT = "flapwatch"
+# Enough of an error answer to tell "bad token" from "gateway down"; the rest is not read.
+_ERROR_BODY_CHARS = 200
+
+
+# --- the webhook address -----------------------------------------------------------------------
+
+
+def webhook_url_problem(url: str) -> str | None:
+    """Why `url` cannot be a unit's webhook, or None when it can."""
+    example = "e.g. https://pager.example.org/flapwatch"
+    if len(url) > WEBHOOK_URL_MAX_LENGTH:
+        return f"Webhook URL can be at most {WEBHOOK_URL_MAX_LENGTH} characters."
+    if not url.isascii() or any(char.isspace() or not char.isprintable() for char in url):
+        return f"Webhook URL must be one web address without spaces, {example}."
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a port that is not a number raises here
+    except ValueError:
+        return f"Webhook URL is not a valid web address: {example}."
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return f"Webhook URL must start with http:// or https://, {example}."
+    if parts.username is not None or parts.password is not None:
+        return "Webhook URL cannot hold a user name or password: use a token in its path."
+    return None
+
+
+def _where(url: str) -> str:
+    """The address without its query: logs must not spread a gateway's secret token."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+# --- queueing, inside the escalation's transaction ---------------------------------------------
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -42,6 +113,9 @@ def escalation_payload(escalation: Escalation, event: str) -> dict[str, object]:
     }
 
 
+_QUEUED = "flapwatch.notification_queued"
+
+
 def queue_notification(session: Session, escalation: Escalation, event: str) -> None:
     url = escalation.reconstruction.patient.unit.webhook_url
     if not url:
@@ -57,3 +131,330 @@ def queue_notification(session: Session, escalation: Escalation, event: str) -> 
             next_attempt_at=utcnow(),
         )
     )
+    session.info[_QUEUED] = True
+
+
+def follow_new_webhook(session: Session, unit_id: int, url: str | None) -> int:
+    """Inside the unit's update: its waiting notices go to its new address, at once.
+
+    Without this a coordinator mending a broken address would watch the notices already
+    queued keep failing against the old one until they gave up: a page lost. A notice
+    gets a fresh set of tries at the new address; its attempts so far stay on record. With
+    the webhook removed, they are given up: the unit asked not to be notified.
+    """
+    waiting = session.scalars(
+        select(NotificationDelivery)
+        .join(Escalation, Escalation.id == NotificationDelivery.escalation_id)
+        .join(Reconstruction, Reconstruction.id == Escalation.reconstruction_id)
+        .join(Patient, Patient.id == Reconstruction.patient_id)
+        .where(
+            Patient.unit_id == unit_id,
+            NotificationDelivery.status == DeliveryStatus.PENDING,
+        )
+        .with_for_update(of=NotificationDelivery)
+    ).all()
+    now = utcnow()
+    for delivery in waiting:
+        if url is None:
+            delivery.status = DeliveryStatus.FAILED
+            delivery.last_error = "The unit's webhook was removed."
+        else:
+            delivery.url, delivery.attempts, delivery.next_attempt_at = url, 0, now
+            session.info[_QUEUED] = True
+    return len(waiting)
+
+
+class Doorbell:
+    """Rung when a transaction that queued a notice commits: this process's sender wakes and
+    sends it at once instead of at its next poll (seconds count on the way to a surgeon)."""
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._condition = threading.Condition()
+        self.rings = 0
+
+    def ring(self) -> None:
+        with self._condition:
+            self.rings += 1
+            self._condition.notify_all()
+
+    def wait(self, seen: int, timeout: float) -> int:
+        """Until a ring after `seen` or `timeout` seconds; returns the rings so far."""
+        with self._condition:
+            self._condition.wait_for(lambda: self.rings != seen, timeout)
+            return self.rings
+
+
+doorbell = Doorbell()
+if hasattr(os, "register_at_fork"):
+    # A lock held by a parent's thread at fork time would stay held in the child forever.
+    os.register_at_fork(after_in_child=doorbell._reset)
+
+
+@event.listens_for(Session, "after_commit")
+def _ring_when_queued(session: Session) -> None:
+    if session.info.pop(_QUEUED, False):
+        doorbell.ring()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_queued(session: Session) -> None:
+    session.info.pop(_QUEUED, None)
+
+
+# --- sending -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """How long to wait for a webhook, how often to try, how long a claim lasts (seconds)."""
+
+    timeout_s: float = 5.0
+    max_attempts: int = 8
+    retry_s: float = 10.0
+    retry_max_s: float = 600.0
+    lease_s: float = 60.0
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> DeliveryPolicy:
+        defaults = cls()
+        return cls(
+            timeout_s=max(0.1, float(config.get("WEBHOOK_TIMEOUT_SECONDS", defaults.timeout_s))),
+            max_attempts=max(1, int(config.get("WEBHOOK_MAX_ATTEMPTS", defaults.max_attempts))),
+            retry_s=max(0.0, float(config.get("WEBHOOK_RETRY_SECONDS", defaults.retry_s))),
+            retry_max_s=max(
+                0.0, float(config.get("WEBHOOK_RETRY_MAX_SECONDS", defaults.retry_max_s))
+            ),
+            lease_s=max(1.0, float(config.get("WEBHOOK_LEASE_SECONDS", defaults.lease_s))),
+        )
+
+    def retry_delay(self, attempts: int) -> timedelta:
+        """After the n-th failed try: retry_s, doubled each time, at most retry_max_s."""
+        doublings = min(max(attempts - 1, 0), 32)
+        return timedelta(seconds=min(self.retry_s * 2**doublings, self.retry_max_s))
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+    @property
+    def delivered(self) -> bool:
+        return self.error is None and self.status_code is not None
+
+
+@dataclass(frozen=True)
+class _Claim:
+    delivery_id: int
+    escalation_id: int
+    event: str
+    url: str
+    payload: dict[str, Any]
+    attempt: int
+    lease_until: datetime
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirected POST would arrive as a GET without its body, and its 2xx would count as a
+    page delivered: a redirect is a failed attempt instead (the address needs mending)."""
+
+    def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
+        return None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:_ERROR_BODY_CHARS]
+
+
+def post_json(
+    url: str, payload: Mapping[str, Any], headers: Mapping[str, str], timeout_s: float
+) -> AttemptResult:
+    """POST `payload` as JSON; every failure comes back as a result, never as an exception."""
+    started = time.monotonic()
+    status_code: int | None = None
+    error: str | None = None
+    try:
+        if webhook_url_problem(url) is not None:
+            raise ValueError("not an http(s) address")  # a row written around the form
+        request = urllib.request.Request(  # noqa: S310 - http(s) only, checked above
+            url,
+            data=json.dumps(payload, separators=(",", ":")).encode(),
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "User-Agent": USER_AGENT,
+                **headers,
+            },
+        )
+        opener = urllib.request.build_opener(_RefuseRedirects)
+        with opener.open(request, timeout=timeout_s) as response:
+            response.read(_ERROR_BODY_CHARS)
+            status_code = int(response.status)
+        if not 200 <= status_code < 300:
+            error = f"HTTP {status_code}"
+    except urllib.error.HTTPError as refused:
+        status_code = refused.code
+        try:
+            body = refused.read(_ERROR_BODY_CHARS).decode("utf-8", "replace")
+        except Exception:  # noqa: BLE001 - the status code is what matters
+            body = ""
+        finally:
+            refused.close()
+        error = _one_line(f"HTTP {refused.code} {refused.reason}: {body}".rstrip(": "))
+    except TimeoutError:
+        error = f"No answer within {timeout_s:g} s."
+    except urllib.error.URLError as unreachable:
+        if isinstance(unreachable.reason, TimeoutError):
+            error = f"No answer within {timeout_s:g} s."
+        else:
+            error = _one_line(f"Cannot connect: {unreachable.reason}")
+    except Exception as failure:  # noqa: BLE001 - a webhook's failure must never escape
+        error = _one_line(f"{type(failure).__name__}: {failure}")
+    duration_ms = round((time.monotonic() - started) * 1000)
+    return AttemptResult(status_code=status_code, error=error, duration_ms=duration_ms)
+
+
+def delivery_headers(claim: _Claim) -> dict[str, str]:
+    """The delivery id travels with every try, so a receiver can drop a duplicate."""
+    return {
+        "Idempotency-Key": f"flapwatch-delivery-{claim.delivery_id}",
+        "X-Flapwatch-Delivery": str(claim.delivery_id),
+        "X-Flapwatch-Event": f"escalation.{claim.event}",
+        "X-Flapwatch-Attempt": str(claim.attempt),
+    }
+
+
+SessionFactory = Callable[[], Session]
+
+
+def deliver_due(
+    session_factory: SessionFactory,
+    now: datetime | None = None,
+    limit: int = 50,
+    policy: DeliveryPolicy | None = None,
+) -> int:
+    """Try every due notice once (at most `limit`); returns how many were tried.
+
+    `now` stands for the clock (tests move it forward). Safe in several processes at once. A
+    webhook's failure is recorded, never raised; only a database failure while claiming is.
+    """
+    if policy is None:
+        policy = DeliveryPolicy.from_config(current_app.config if has_app_context() else {})
+
+    def clock() -> datetime:
+        return now or utcnow()
+
+    claims = _claim_due(session_factory, clock(), limit, policy)
+    for claim in claims:
+        started_at = clock()
+        result = post_json(claim.url, claim.payload, delivery_headers(claim), policy.timeout_s)
+        try:
+            _record_attempt(session_factory, claim, result, started_at, clock(), policy)
+        except Exception:
+            logger.exception(
+                "Notification %s: the attempt could not be recorded; it is tried again once its "
+                "claim runs out.",
+                claim.delivery_id,
+            )
+    return len(claims)
+
+
+def _claim_due(
+    session_factory: SessionFactory, now: datetime, limit: int, policy: DeliveryPolicy
+) -> list[_Claim]:
+    is_due = (NotificationDelivery.status == DeliveryStatus.PENDING) & (
+        NotificationDelivery.next_attempt_at <= now
+    )
+    with session_factory() as session:
+        # A read first: an idle poll takes no write lock (SQLite has only one).
+        if session.scalar(select(NotificationDelivery.id).where(is_due).limit(1)) is None:
+            return []
+        claims: list[_Claim] = []
+        with write_transaction(session):
+            due = session.scalars(
+                select(NotificationDelivery)
+                .where(is_due)
+                .order_by(NotificationDelivery.next_attempt_at, NotificationDelivery.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for position, delivery in enumerate(due, start=1):
+                # The batch is posted one after another: the n-th may wait n timeouts first.
+                lease = timedelta(seconds=policy.lease_s + policy.timeout_s * position)
+                delivery.next_attempt_at = now + lease
+                claims.append(
+                    _Claim(
+                        delivery_id=delivery.id,
+                        escalation_id=delivery.escalation_id,
+                        event=delivery.event,
+                        url=delivery.url,
+                        payload=dict(delivery.payload),
+                        attempt=delivery.attempts + 1,
+                        lease_until=delivery.next_attempt_at,
+                    )
+                )
+        return claims
+
+
+def _record_attempt(
+    session_factory: SessionFactory,
+    claim: _Claim,
+    result: AttemptResult,
+    started_at: datetime,
+    finished_at: datetime,
+    policy: DeliveryPolicy,
+) -> None:
+    what = (
+        f"Notification {claim.delivery_id} (escalation.{claim.event}, escalation "
+        f"{claim.escalation_id}) to {_where(claim.url)}, attempt {claim.attempt}"
+    )
+    outcome = f"HTTP {result.status_code}" if result.delivered else result.error
+    level, message = logging.INFO, f"{what}: {outcome} in {result.duration_ms} ms; delivered."
+    with session_factory() as session, write_transaction(session):
+        delivery = session.get(NotificationDelivery, claim.delivery_id, with_for_update=True)
+        if delivery is None:
+            return
+        delivery.attempts += 1
+        session.add(
+            NotificationAttempt(
+                delivery_id=delivery.id,
+                at=started_at,
+                status_code=result.status_code,
+                error=result.error,
+                duration_ms=result.duration_ms,
+            )
+        )
+        if result.delivered:
+            if delivery.status != DeliveryStatus.DELIVERED:
+                delivery.status = DeliveryStatus.DELIVERED
+                delivery.delivered_at = finished_at
+                delivery.last_error = None
+        elif (
+            delivery.status != DeliveryStatus.PENDING
+            or delivery.next_attempt_at != claim.lease_until
+        ):
+            # Delivered or given up meanwhile, or claimed afresh after this claim ran out (or
+            # sent to a new address): the attempt is on record, its fate is another's to decide.
+            level, message = logging.WARNING, f"{what}: {outcome}; handled elsewhere meanwhile."
+        elif delivery.attempts >= policy.max_attempts:
+            delivery.status = DeliveryStatus.FAILED
+            delivery.last_error = result.error
+            level, message = (
+                logging.ERROR,
+                f"{what}: {outcome}. Gave up after {delivery.attempts} attempts: "
+                "the webhook was NOT told of this escalation.",
+            )
+        else:
+            delay = policy.retry_delay(delivery.attempts)
+            delivery.next_attempt_at = finished_at + delay
+            delivery.last_error = result.error
+            level, message = (
+                logging.WARNING,
+                f"{what} of {policy.max_attempts}: {outcome} after {result.duration_ms} ms; "
+                f"trying again in {delay.total_seconds():g} s.",
+            )
+    logger.log(level, message)

@@ -28,6 +28,7 @@ from flapwatch.services import (
     require_role,
 )
 from flapwatch.services.audit import changes, record_event
+from flapwatch.services.notifications import follow_new_webhook, webhook_url_problem
 
 UNIT_CODE = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,31}$")
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
@@ -84,16 +85,34 @@ def install_default_rule_set(session: Session, actor: Actor, unit: Unit) -> Rule
     return version
 
 
-def update_unit(session: Session, actor: Actor, unit_id: int, *, name: str, timezone: str) -> Unit:
+def update_unit(
+    session: Session,
+    actor: Actor,
+    unit_id: int,
+    *,
+    name: str,
+    timezone: str,
+    webhook_url: str | None = None,
+) -> Unit:
+    """Rename the unit, change its clock, and its webhook: None leaves the webhook as it is,
+    "" removes it. Notices waiting to be sent follow a changed webhook."""
     require_role(actor, *MANAGING_ROLES)
     problems = _unit_problems(None, name, timezone)
+    if webhook_url is not None:
+        webhook_url = webhook_url.strip()
+        problem = webhook_url_problem(webhook_url) if webhook_url else None
+        if problem:
+            problems["webhook_url"] = problem
     if problems:
         raise InvalidInput("The unit could not be saved.", problems)
     with write_transaction(session):
         unit = _get_unit(session, actor, unit_id)
-        before = _unit_record(unit)
+        before = _unit_settings(unit)
         unit.name, unit.timezone = name.strip(), timezone
-        old, new = changes(before, _unit_record(unit))
+        if webhook_url is not None and (webhook_url or None) != unit.webhook_url:
+            unit.webhook_url = webhook_url or None
+            follow_new_webhook(session, unit.id, unit.webhook_url)
+        old, new = changes(before, _unit_settings(unit))
         if new:
             record_event(session, actor, "unit.update", "unit", unit.id, before=old, after=new)
     return unit
@@ -160,7 +179,8 @@ def publish_schedule_policy(
 
 
 def _get_unit(session: Session, actor: Actor, unit_id: int) -> Unit:
-    unit = session.get(Unit, unit_id)
+    # Locked: versions of the unit's schedule are numbered one after another under this lock.
+    unit = session.get(Unit, unit_id, with_for_update=True)
     if unit is None or not actor.works_in(unit.code):
         raise NotFound(f"No unit {unit_id}.")
     return unit
@@ -168,6 +188,10 @@ def _get_unit(session: Session, actor: Actor, unit_id: int) -> Unit:
 
 def _unit_record(unit: Unit) -> dict[str, object]:
     return {"code": unit.code, "name": unit.name, "timezone": unit.timezone}
+
+
+def _unit_settings(unit: Unit) -> dict[str, object]:
+    return {**_unit_record(unit), "webhook_url": unit.webhook_url}
 
 
 def unit_zone(unit: Unit) -> ZoneInfo:

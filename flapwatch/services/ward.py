@@ -10,13 +10,17 @@ from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from flapwatch.domain.schedule import SchedulePolicy as Schedule
 from flapwatch.domain.schedule import due_state, hours_since, next_due_at
-from flapwatch.domain.vocabulary import DueState, ReconstructionStatus
-from flapwatch.models import Check, Patient, Reconstruction, Unit
+from flapwatch.domain.vocabulary import DueState, ReconstructionStatus, Severity
+from flapwatch.models import Check, Escalation, Patient, Reconstruction, Unit
 from flapwatch.services import Actor, NotFound
 from flapwatch.services.patients import get_reconstruction
 from flapwatch.services.staff import current_schedule_policy
 
 _URGENCY = {DueState.OVERDUE: 0, DueState.DUE: 1, DueState.NOT_DUE: 2}
+# An escalation no surgeon has acknowledged yet puts its flap above every due state: the
+# nurse must chase it. Once acknowledged, the surgeon has decided and the schedule rules again.
+_ESCALATION_URGENCY = {Severity.RED: 0, Severity.AMBER: 1}
+_NOT_ESCALATED = len(_ESCALATION_URGENCY)
 
 
 @dataclass(frozen=True)
@@ -28,10 +32,24 @@ class FlapStatus:
     next_due_at: datetime
     due_state: DueState
     hours_since_surgery: float
+    # The flap's escalation that is not yet closed, if any.
+    escalation: Escalation | None = None
 
     @property
     def patient(self) -> Patient:
         return self.reconstruction.patient
+
+    @property
+    def awaiting_acknowledgement(self) -> bool:
+        return self.escalation is not None and self.escalation.acknowledged_at is None
+
+    def board_order(self) -> tuple[int, int, datetime, str]:
+        escalated = (
+            _ESCALATION_URGENCY[self.escalation.severity]
+            if self.escalation is not None and self.awaiting_acknowledgement
+            else _NOT_ESCALATED
+        )
+        return (escalated, _URGENCY[self.due_state], self.next_due_at, self.patient.bed or "")
 
 
 @dataclass(frozen=True)
@@ -43,6 +61,10 @@ class WardBoard:
 
     def count(self, state: DueState) -> int:
         return sum(1 for flap in self.flaps if flap.due_state == state)
+
+    @property
+    def awaiting_acknowledgement(self) -> int:
+        return sum(1 for flap in self.flaps if flap.awaiting_acknowledgement)
 
 
 def visible_units(session: Session, actor: Actor) -> list[Unit]:
@@ -60,7 +82,11 @@ def get_unit_by_code(session: Session, actor: Actor, code: str) -> Unit:
 
 
 def flap_status(
-    schedule: Schedule, reconstruction: Reconstruction, last_check: Check | None, now: datetime
+    schedule: Schedule,
+    reconstruction: Reconstruction,
+    last_check: Check | None,
+    now: datetime,
+    escalation: Escalation | None = None,
 ) -> FlapStatus:
     due = next_due_at(
         schedule, reconstruction.surgery_end_at, last_check.taken_at if last_check else None
@@ -71,11 +97,15 @@ def flap_status(
         next_due_at=due,
         due_state=due_state(schedule, due, now),
         hours_since_surgery=hours_since(reconstruction.surgery_end_at, now),
+        escalation=escalation,
     )
 
 
 def ward_board(session: Session, actor: Actor, unit_code: str, now: datetime) -> WardBoard:
-    """Every flap under monitoring in the unit, most urgent first (overdue, due, then by time)."""
+    """Every flap under monitoring in the unit, most urgent first.
+
+    Unacknowledged escalations lead (red, then amber), then overdue, due, and by due time.
+    """
     unit = get_unit_by_code(session, actor, unit_code)
     schedule = current_schedule_policy(session, unit.id).as_value()
     reconstructions = list(
@@ -89,9 +119,14 @@ def ward_board(session: Session, actor: Actor, unit_code: str, now: datetime) ->
             )
         )
     )
-    latest = _latest_checks(session, [r.id for r in reconstructions])
-    flaps = [flap_status(schedule, r, latest.get(r.id), now) for r in reconstructions]
-    flaps.sort(key=lambda f: (_URGENCY[f.due_state], f.next_due_at, f.patient.bed or ""))
+    ids = [r.id for r in reconstructions]
+    latest = _latest_checks(session, ids)
+    escalations = _open_escalations(session, ids)
+    flaps = [
+        flap_status(schedule, r, latest.get(r.id), now, escalations.get(r.id))
+        for r in reconstructions
+    ]
+    flaps.sort(key=FlapStatus.board_order)
     return WardBoard(unit=unit, schedule=schedule, flaps=flaps, now=now)
 
 
@@ -116,6 +151,18 @@ def _latest_checks(session: Session, reconstruction_ids: list[int]) -> dict[int,
         select(Check).join(ranked, ranked.c.id == Check.id).where(ranked.c.position == 1)
     )
     return {check.reconstruction_id: check for check in checks}
+
+
+def _open_escalations(session: Session, reconstruction_ids: list[int]) -> dict[int, Escalation]:
+    """Each reconstruction's escalation not yet closed (at most one), in one query."""
+    if not reconstruction_ids:
+        return {}
+    escalations = session.scalars(
+        select(Escalation).where(
+            Escalation.reconstruction_id.in_(reconstruction_ids), Escalation.closed_at.is_(None)
+        )
+    )
+    return {escalation.reconstruction_id: escalation for escalation in escalations}
 
 
 @dataclass(frozen=True)

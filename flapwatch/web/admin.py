@@ -44,6 +44,7 @@ from flapwatch.services.ward import get_unit_by_code, visible_units
 from flapwatch.web.access import ADMINS, MANAGERS, current_actor, roles_required
 from flapwatch.web.admin_forms import (
     EditStaffForm,
+    EditUnitForm,
     NewStaffForm,
     NewUnitForm,
     PasswordForm,
@@ -51,7 +52,6 @@ from flapwatch.web.admin_forms import (
     ReconstructionForm,
     ScheduleForm,
     StatusForm,
-    UnitForm,
 )
 from flapwatch.web.forms import LOCAL_INPUT_FORMAT, attach_problems
 from flapwatch.web.presenters import zone
@@ -140,7 +140,9 @@ def new_unit() -> Page:
 def edit_unit(unit_id: int) -> Page:
     session, actor = get_session(), current_actor()
     unit = _unit(session, actor, unit_id)
-    form = UnitForm(data={"name": unit.name, "timezone": unit.timezone})
+    form = EditUnitForm(
+        data={"name": unit.name, "timezone": unit.timezone, "webhook_url": unit.webhook_url}
+    )
     general_errors: list[str] = []
     if form.validate_on_submit():
         try:
@@ -150,6 +152,7 @@ def edit_unit(unit_id: int) -> Page:
                 unit.id,
                 name=form.name.data or "",
                 timezone=form.timezone.data or "",
+                webhook_url=form.webhook_url.data or "",
             )
         except InvalidInput as refused:
             general_errors = attach_problems(form, refused.problems)

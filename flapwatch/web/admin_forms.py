@@ -23,12 +23,13 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, EqualTo, InputRequired, Length
+from wtforms.validators import DataRequired, EqualTo, InputRequired, Length, ValidationError
 
 from flapwatch.domain.schedule import SchedulePolicyError, parse_bands
 from flapwatch.domain.vocabulary import FlapKind, Labelled, ReconstructionStatus, Role, Side
 from flapwatch.models import Unit
 from flapwatch.security import MIN_PASSWORD_LENGTH
+from flapwatch.services.notifications import WEBHOOK_URL_MAX_LENGTH, webhook_url_problem
 from flapwatch.services.patients import PatientDetails, ReconstructionDetails
 from flapwatch.web.forms import LocalDateTimeField, choices_of
 
@@ -86,6 +87,15 @@ class UnitForm(FlaskForm):
 
 class NewUnitForm(UnitForm):
     code = _text("Code", 32)
+
+
+class EditUnitForm(UnitForm):
+    webhook_url = _text("Webhook URL", WEBHOOK_URL_MAX_LENGTH, required=False)
+
+    def validate_webhook_url(self, field: StringField) -> None:
+        problem = webhook_url_problem(field.data) if field.data else None
+        if problem:
+            raise ValidationError(problem)
 
 
 class BandsField(StringField):

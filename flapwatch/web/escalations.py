@@ -2,6 +2,180 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
+from collections.abc import Callable, Iterable
+
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
+from wtforms import RadioField, TextAreaField
+from wtforms.validators import Length, Optional
+
+from flapwatch.db import get_session
+from flapwatch.domain.schedule import hours_since
+from flapwatch.domain.vocabulary import EscalationOutcome
+from flapwatch.models import Escalation
+from flapwatch.services import InvalidInput
+from flapwatch.services.escalations import (
+    REVIEWING_ROLES,
+    acknowledge_escalation,
+    awaiting_acknowledgement,
+    close_escalation,
+    escalation_page,
+    open_escalations,
+)
+from flapwatch.services.ward import get_unit_by_code, visible_units
+from flapwatch.web.access import READERS, current_actor, roles_required
+from flapwatch.web.forms import attach_problems, choices_of
 
 bp = Blueprint("escalations", __name__)
+
+NOTE_MAX_LENGTH = 2000
+
+
+def _note(label: str) -> TextAreaField:
+    return TextAreaField(
+        label,
+        validators=[
+            Length(
+                max=NOTE_MAX_LENGTH,
+                message=f"{label} can be at most {NOTE_MAX_LENGTH} characters.",
+            )
+        ],
+    )
+
+
+class AcknowledgeForm(FlaskForm):
+    # Optional here: the service refuses a missing outcome, with the message the page shows.
+    outcome = RadioField("Outcome", choices=choices_of(EscalationOutcome), validators=[Optional()])
+    note = _note("Note")
+
+
+class CloseForm(FlaskForm):
+    closing_note = _note("Closing note")
+
+
+@bp.app_template_filter("by_rule")
+def reasons_by_rule(reasons: Iterable[str]) -> list[tuple[str, list[str]]]:
+    """Reasons ("rule: finding") grouped under their rule, first seen first, without repeats.
+
+    An escalation gathers every flag's reasons; grouped, a surgeon reads each rule once.
+    """
+    grouped: dict[str, list[str]] = {}
+    for reason in reasons:
+        rule, separator, finding = reason.partition(": ")
+        if not separator:
+            rule, finding = "", reason
+        findings = grouped.setdefault(rule, [])
+        if finding not in findings:
+            findings.append(finding)
+    return list(grouped.items())
+
+
+@bp.app_context_processor
+def escalation_count() -> dict[str, Callable[[], int]]:
+    """For the navigation badge; a function, so pages that do not show it pay nothing."""
+    return {
+        "escalations_awaiting": lambda: awaiting_acknowledgement(get_session(), current_actor())
+    }
+
+
+@bp.route("/escalations")
+@roles_required(*READERS)
+def queue() -> str:
+    """Open escalations across the user's units: red first, unacknowledged, oldest."""
+    session, actor = get_session(), current_actor()
+    code = request.args.get("unit", "").strip()
+    unit = get_unit_by_code(session, actor, code) if code else None
+    escalations = open_escalations(session, actor, [unit.code] if unit else None)
+    return render_template(
+        "escalations/queue.html",
+        escalations=escalations,
+        unit=unit,
+        units=visible_units(session, actor),
+        may_review=actor.role in REVIEWING_ROLES,
+        hours_since=hours_since,
+    )
+
+
+def _detail(
+    escalation_id: int,
+    *,
+    acknowledge_form: AcknowledgeForm | None = None,
+    close_form: CloseForm | None = None,
+    general_errors: list[str] | None = None,
+) -> str:
+    page = escalation_page(get_session(), current_actor(), escalation_id)
+    return render_template(
+        "escalations/detail.html",
+        page=page,
+        may_review=current_actor().role in REVIEWING_ROLES,
+        # The form not being submitted starts empty, never from the other form's fields.
+        acknowledge_form=acknowledge_form or AcknowledgeForm(formdata=None),
+        close_form=close_form or CloseForm(formdata=None),
+        general_errors=general_errors or [],
+        hours_since=hours_since,
+    )
+
+
+@bp.route("/escalations/<int:escalation_id>")
+@roles_required(*READERS)
+def detail(escalation_id: int) -> str:
+    return _detail(escalation_id)
+
+
+@bp.post("/escalations/<int:escalation_id>/acknowledge")
+@roles_required(*REVIEWING_ROLES)
+def acknowledge(escalation_id: int) -> Response | tuple[str, int]:
+    form = AcknowledgeForm()
+    general_errors: list[str] = []
+    # The service runs before the page loads anything: it must read the escalation fresh.
+    if form.validate_on_submit():
+        try:
+            escalation = acknowledge_escalation(
+                get_session(),
+                current_actor(),
+                escalation_id,
+                outcome=form.outcome.data or "",
+                note=form.note.data or "",
+                now=g.now,
+            )
+        except InvalidInput as refused:
+            general_errors = attach_problems(form, refused.problems)
+        else:
+            flash(_acknowledged_message(escalation), "success")
+            return redirect(url_for(".detail", escalation_id=escalation.id))
+    page = _detail(escalation_id, acknowledge_form=form, general_errors=general_errors)
+    return page, 400
+
+
+def _acknowledged_message(escalation: Escalation) -> str:
+    reconstruction = escalation.reconstruction
+    patient = reconstruction.patient
+    assert escalation.outcome is not None
+    message = (
+        f"Acknowledged: {escalation.outcome.label}. "
+        f"{patient.name} (bed {patient.bed or '—'}), {reconstruction.procedure}."
+    )
+    if escalation.outcome == EscalationOutcome.RETURN_TO_THEATRE:
+        message += " The flap is marked returned to theatre and has left the ward board."
+    return message
+
+
+@bp.post("/escalations/<int:escalation_id>/close")
+@roles_required(*REVIEWING_ROLES)
+def close(escalation_id: int) -> Response | tuple[str, int]:
+    form = CloseForm()
+    general_errors: list[str] = []
+    if form.validate_on_submit():
+        try:
+            escalation = close_escalation(
+                get_session(), current_actor(), escalation_id, note=form.closing_note.data or ""
+            )
+        except InvalidInput as refused:
+            general_errors = attach_problems(form, refused.problems)
+        else:
+            patient = escalation.reconstruction.patient
+            flash(f"Escalation closed: {patient.name} (bed {patient.bed or '—'}).", "success")
+            return redirect(url_for(".queue"))
+    page = _detail(escalation_id, close_form=form, general_errors=general_errors)
+    return page, 400
