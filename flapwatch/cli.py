@@ -124,7 +124,7 @@ def _deliver_notifications() -> None:
                 break
     except Exception as error:  # noqa: BLE001 - the database, not a webhook: say so, exit 1
         _fail(f"Notifications could not be sent: {error}")
-    click.echo(f"{tried} notification attempts made (each is logged and stored).")
+    click.echo(f"Notification attempts made: {tried} (each is logged and stored).")
 
 
 @click.command("serve")

@@ -55,7 +55,7 @@ USER_AGENT = "flapwatch"
 _ERROR_BODY_CHARS = 200
 
 
-# --- the webhook address -----------------------------------------------------------------------
+# --- the webhook address ---------------------------------------------------------------------
 
 
 def webhook_url_problem(url: str) -> str | None:
@@ -83,7 +83,7 @@ def _where(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
-# --- queueing, inside the escalation's transaction ---------------------------------------------
+# --- queueing, inside the escalation's transaction -------------------------------------------
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -204,7 +204,7 @@ def _forget_queued(session: Session) -> None:
     session.info.pop(_QUEUED, None)
 
 
-# --- sending -------------------------------------------------------------------------------------
+# --- sending ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
