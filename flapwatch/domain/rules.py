@@ -74,7 +74,7 @@ _RULE_KEYS = ("id", "name", "severity", "action", "match", "enabled", "condition
 _RULE_SET_KEYS = ("rules", "note")
 
 # How each field reads in a reason shown to the nurse.
-_FIELD_PHRASES: dict[str, str] = {
+FIELD_PHRASES: dict[str, str] = {
     "colour": "colour",
     "capillary_refill": "capillary refill",
     "doppler_arterial": "arterial Doppler",
@@ -370,7 +370,7 @@ def _reason_if_met(
     threshold = condition.value
     if current is None or not isinstance(threshold, int | float):
         return None
-    phrase = _FIELD_PHRASES[field]
+    phrase = FIELD_PHRASES[field]
     if op in COMPARISONS:
         symbol, holds = COMPARISONS[op]
         if not holds(current, threshold):
@@ -410,7 +410,7 @@ def _reason_if_met(
 def _choice_reason(condition: Condition, check: CheckValues) -> str | None:
     value = _choice(check, condition.field)
     choices = condition.value if isinstance(condition.value, tuple) else ()
-    phrase = _FIELD_PHRASES[condition.field]
+    phrase = FIELD_PHRASES[condition.field]
     if value is None:
         return None
     if condition.op == "in" and value in choices:
@@ -431,7 +431,7 @@ def _change_reason(
     previous = _previous(earlier, lambda past: _observed_choice(past, field))
     if previous is None or previous == current or previous not in condition.from_values:
         return None
-    return f"{_FIELD_PHRASES[field]} changed from {_label(previous)} to {_label(current)}"
+    return f"{FIELD_PHRASES[field]} changed from {_label(previous)} to {_label(current)}"
 
 
 def _previous(

@@ -36,6 +36,7 @@ from flapwatch.domain.rules import (
     CATEGORICAL_OPERATORS,
     CHANGED_FROM,
     COMPARISONS,
+    FIELD_PHRASES,
     MAX_NOTE_LENGTH,
     NUMERIC_FIELDS,
     OPERATORS,
@@ -76,19 +77,6 @@ MAX_IMPORT_BYTES = 1024 * 1024
 
 # --- conditions in the coordinator's words --------------------------------------------------
 
-FIELD_WORDS: dict[str, str] = {
-    "colour": "colour",
-    "capillary_refill": "capillary refill",
-    "doppler_arterial": "arterial Doppler",
-    "doppler_venous": "venous Doppler",
-    "turgor": "turgor",
-    "pinprick": "pinprick",
-    "flap_temperature_c": "flap temperature",
-    "control_temperature_c": "control temperature",
-    TEMPERATURE_DIFFERENCE: "ΔT",
-    "capillary_refill_s": "capillary refill time",
-    "sto2_percent": "StO₂",
-}
 OPERATOR_WORDS: dict[str, str] = {
     "in": "is one of",
     "not_in": "is none of",
@@ -108,7 +96,7 @@ def _capitalised(words: str) -> str:
 def _field_label(name: str) -> str:
     if name == TEMPERATURE_DIFFERENCE:
         return "ΔT (control − flap temperature)"
-    return _capitalised(FIELD_WORDS.get(name, name))
+    return _capitalised(FIELD_PHRASES.get(name, name))
 
 
 def _choice_label(field_name: str, value: str) -> str:
@@ -140,7 +128,7 @@ def _amount(field_name: str, number: float, *, change: bool = False) -> str:
 def describe_condition(condition: Condition) -> str:
     """'colour is pale, white or mottled', 'ΔT ≥ 1.8 °C', 'StO₂ falls ≥ 20 points within 60 min'."""
     name, op = condition.field, condition.op
-    words = FIELD_WORDS.get(name, name)
+    words = FIELD_PHRASES.get(name, name)
     if op in CATEGORICAL_OPERATORS:
         choices = condition.value if isinstance(condition.value, tuple) else ()
         verb = "is" if op == "in" else "is not"
