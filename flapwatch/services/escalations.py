@@ -51,7 +51,7 @@ from flapwatch.services import (
 )
 from flapwatch.services.audit import record_event
 from flapwatch.services.notifications import queue_notification
-from flapwatch.services.patients import get_reconstruction
+from flapwatch.services.patients import change_status, get_reconstruction
 from flapwatch.services.staff import current_schedule_policy
 
 # Who may acknowledge and close an escalation: the surgical team, and coordinators/admins.
@@ -306,19 +306,14 @@ def acknowledge_escalation(
                 + ([escalation.note] if escalation.note else []),
             )
         )
-        reconstruction = escalation.reconstruction
         if escalation.outcome == EscalationOutcome.RETURN_TO_THEATRE:
-            before = reconstruction.status
-            reconstruction.status = ReconstructionStatus.RETURNED_TO_THEATRE
-            reconstruction.status_changed_at = now
-            record_event(
+            change_status(
                 session,
                 actor,
-                "reconstruction.status",
-                "reconstruction",
-                reconstruction.id,
-                before={"status": before},
-                after={"status": reconstruction.status, "note": "Escalation acknowledged"},
+                escalation.reconstruction,
+                ReconstructionStatus.RETURNED_TO_THEATRE,
+                f"Escalation {escalation.id} acknowledged",
+                now,
             )
         record_event(
             session,

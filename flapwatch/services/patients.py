@@ -296,21 +296,33 @@ def set_reconstruction_status(
         )
     with write_transaction(session):
         reconstruction = get_reconstruction(session, actor, reconstruction_id, for_update=True)
-        before = reconstruction.status
-        if before == status:
-            return reconstruction
-        reconstruction.status = ReconstructionStatus(status)
-        reconstruction.status_changed_at = utcnow()
-        record_event(
-            session,
-            actor,
-            "reconstruction.status",
-            "reconstruction",
-            reconstruction.id,
-            before={"status": before},
-            after={"status": reconstruction.status, "note": note.strip()},
-        )
+        change_status(session, actor, reconstruction, ReconstructionStatus(status), note, utcnow())
     return reconstruction
+
+
+def change_status(
+    session: Session,
+    actor: Actor,
+    reconstruction: Reconstruction,
+    status: ReconstructionStatus,
+    note: str,
+    at: datetime,
+) -> None:
+    """Inside the caller's transaction (flap locked): set the status, audited; no-op if same."""
+    before = reconstruction.status
+    if before == status:
+        return
+    reconstruction.status = status
+    reconstruction.status_changed_at = at
+    record_event(
+        session,
+        actor,
+        "reconstruction.status",
+        "reconstruction",
+        reconstruction.id,
+        before={"status": before},
+        after={"status": status, "note": note.strip()},
+    )
 
 
 def get_reconstruction(
