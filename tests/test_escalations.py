@@ -245,3 +245,18 @@ def test_nurse_of_another_unit_cannot_see_the_flagged_check(logged_in, make):
     check = make.check(flap, colour="dusky")
     browser, _ = logged_in("nurse", "ORTHO-W1")
     assert browser.get(f"/checks/{check.id}/flagged").status_code == 404
+
+
+def test_ordinary_requests_sweep_for_overdue_checks_at_most_once_a_minute(app, logged_in, make):
+    from flapwatch import web
+
+    browser, _ = logged_in("nurse", "PLAST-W3")
+    flap = make.reconstruction(hours_ago=6)
+    make.check(flap, minutes_ago=100, colour="pink")  # overdue
+    app.config["SWEEP_ON_REQUESTS"] = True
+    web._last_sweep["at"] = 0.0
+    board = browser.get("/units/PLAST-W3/board").get_data(as_text=True)
+    assert "Escalation open" in board or "escalated" in board
+    swept_at = web._last_sweep["at"]
+    browser.get("/units/PLAST-W3/board")
+    assert web._last_sweep["at"] == swept_at  # not again within the minute
