@@ -260,3 +260,44 @@ def test_ordinary_requests_sweep_for_overdue_checks_at_most_once_a_minute(app, l
     swept_at = web._last_sweep["at"]
     browser.get("/units/PLAST-W3/board")
     assert web._last_sweep["at"] == swept_at  # not again within the minute
+
+
+def test_a_sign_added_after_the_surgeon_opened_the_page_is_not_acknowledged_unseen(make, session):
+    surgeon = make.actor(make.user("surgeon", "PLAST-W3"))
+    flap = make.reconstruction()
+    make.check(flap, minutes_ago=20, **{**NORMAL, "colour": "dusky"})
+    (escalation,) = open_escalations(session)
+    seen = escalation.events[-1].id
+    make.check(flap, **{**NORMAL, "colour": "purple"})  # arrives while the page is open
+    with pytest.raises(InvalidInput) as refused:
+        acknowledge_escalation(
+            session, surgeon, escalation.id, outcome="observe", seen_event_id=seen
+        )
+    assert "new sign" in refused.value.problems[""]
+    (escalation,) = open_escalations(session)
+    assert escalation.acknowledged_at is None
+    latest = escalation.events[-1].id
+    acknowledge_escalation(session, surgeon, escalation.id, outcome="observe", seen_event_id=latest)
+    assert open_escalations(session)[0].acknowledged_at is not None
+
+
+def test_the_acknowledge_form_carries_the_last_event_the_surgeon_saw(logged_in, make, session):
+    import html
+    import re
+
+    browser, _ = logged_in("surgeon", "PLAST-W3")
+    flap = make.reconstruction()
+    make.check(flap, minutes_ago=20, **{**NORMAL, "colour": "dusky"})
+    (escalation,) = open_escalations(session)
+    page = browser.get(f"/escalations/{escalation.id}").get_data(as_text=True)
+    seen = re.search(r'name="seen_event_id" value="(\d+)"', page).group(1)
+    make.check(flap, **{**NORMAL, "colour": "purple"})
+    response = browser.post(
+        f"/escalations/{escalation.id}/acknowledge",
+        {"outcome": "observe", "note": "looked fine to me", "seen_event_id": seen},
+    )
+    refused = html.unescape(response.get_data(as_text=True))
+    assert response.status_code == 400
+    assert "A new sign was added after you opened this page" in refused
+    assert "looked fine to me" in refused
+    assert open_escalations(session)[0].acknowledged_at is None

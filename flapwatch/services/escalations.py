@@ -277,8 +277,13 @@ def acknowledge_escalation(
     outcome: EscalationOutcome | str,
     note: str = "",
     now: datetime | None = None,
+    seen_event_id: int | None = None,
 ) -> Escalation:
-    """A surgeon has reviewed the flap and decided; return to theatre updates the flap."""
+    """A surgeon has reviewed the flap and decided; return to theatre updates the flap.
+
+    `seen_event_id` is the last timeline event the surgeon had in front of them: a sign added
+    since then is refused rather than acknowledged unseen.
+    """
     require_role(actor, *REVIEWING_ROLES)
     if outcome not in EscalationOutcome.values():
         allowed = ", ".join(member.label for member in EscalationOutcome)
@@ -291,6 +296,15 @@ def acknowledge_escalation(
         if not escalation.is_open:
             raise InvalidInput(
                 "The escalation was not acknowledged.", {"": "This escalation is already closed."}
+            )
+        latest_event = max((event.id for event in escalation.events), default=None)
+        if seen_event_id is not None and latest_event is not None and latest_event > seen_event_id:
+            raise InvalidInput(
+                "The escalation was not acknowledged.",
+                {
+                    "": "A new sign was added after you opened this page: read the timeline, "
+                    "then acknowledge again."
+                },
             )
         escalation.acknowledged_at = now
         escalation.acknowledged_by_id = actor.user_id

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
-from wtforms import RadioField, TextAreaField
+from wtforms import HiddenField, RadioField, TextAreaField
 from wtforms.validators import Length, Optional
 
 from flapwatch.db import get_session
@@ -48,6 +48,8 @@ class AcknowledgeForm(FlaskForm):
     # Optional here: the service refuses a missing outcome, with the message the page shows.
     outcome = RadioField("Outcome", choices=choices_of(EscalationOutcome), validators=[Optional()])
     note = _note("Note")
+    # The last timeline event on the surgeon's screen: a sign added since is not acknowledged.
+    seen_event_id = HiddenField()
 
 
 class CloseForm(FlaskForm):
@@ -138,6 +140,9 @@ def acknowledge(escalation_id: int) -> Response | tuple[str, int]:
                 outcome=form.outcome.data or "",
                 note=form.note.data or "",
                 now=g.now,
+                seen_event_id=int(seen)
+                if (seen := form.seen_event_id.data or "").isdigit()
+                else None,
             )
         except InvalidInput as refused:
             general_errors = attach_problems(form, refused.problems)
