@@ -37,6 +37,7 @@ from flapwatch.models import (
     Patient,
     Reconstruction,
     RuleSetVersion,
+    SchedulePolicy,
     Unit,
     User,
     utcnow,
@@ -394,7 +395,7 @@ def sweep_overdue(session: Session, now: datetime | None = None) -> SweepResult:
     """
     now = now or utcnow()
     missed = escalated = 0
-    for reconstruction_id in _monitored_reconstruction_ids(session):
+    for reconstruction_id in _overdue_reconstruction_ids(session, now):
         try:
             outcome = _sweep_one(session, reconstruction_id, now)
         except IntegrityError:
@@ -406,16 +407,45 @@ def sweep_overdue(session: Session, now: datetime | None = None) -> SweepResult:
     return SweepResult(missed=missed, escalated=escalated)
 
 
-def _monitored_reconstruction_ids(session: Session) -> list[int]:
-    ids = list(
-        session.scalars(
-            select(Reconstruction.id).where(
-                Reconstruction.status == ReconstructionStatus.MONITORING
+def _overdue_reconstruction_ids(session: Session, now: datetime) -> list[int]:
+    """Monitored flaps past due plus grace with that missed check not yet recorded.
+
+    Read-only and in a fixed number of queries, so a sweep with nothing to do takes no write
+    lock; `_sweep_one` decides again under the flap's lock.
+    """
+    flaps = session.execute(
+        select(Reconstruction.id, Reconstruction.surgery_end_at, Patient.unit_id)
+        .join(Reconstruction.patient)
+        .where(Reconstruction.status == ReconstructionStatus.MONITORING)
+    ).all()
+    last_taken: dict[int, datetime] = dict(
+        session.execute(
+            select(Check.reconstruction_id, func.max(Check.taken_at))
+            .join(Check.reconstruction)
+            .where(Reconstruction.status == ReconstructionStatus.MONITORING)
+            .group_by(Check.reconstruction_id)
+        ).all()
+    )
+    schedules = {
+        policy.unit_id: policy.as_value()
+        for policy in session.scalars(select(SchedulePolicy).order_by(SchedulePolicy.version))
+    }  # the highest version of each unit is the last one written into the dict
+    overdue: dict[int, datetime] = {}
+    for flap in flaps:
+        schedule = schedules[flap.unit_id]
+        due = next_due_at(schedule, flap.surgery_end_at, last_taken.get(flap.id))
+        if now > due + schedule.grace:
+            overdue[flap.id] = due
+    recorded = {
+        (flap_id, due)
+        for flap_id, due in session.execute(
+            select(MissedCheck.reconstruction_id, MissedCheck.due_at).where(
+                MissedCheck.reconstruction_id.in_(list(overdue))
             )
         )
-    )
+    }
     session.rollback()  # end the read so each flap's write transaction starts fresh
-    return ids
+    return [flap_id for flap_id, due in overdue.items() if (flap_id, due) not in recorded]
 
 
 def _sweep_one(session: Session, reconstruction_id: int, now: datetime) -> bool | None:
