@@ -17,7 +17,17 @@ from flapwatch.services import SYSTEM, ServiceError
 
 
 def register(app: Flask) -> None:
-    for command in (init_db, demo, create_user, serve, sweep, deliver_notifications):
+    for command in (
+        init_db,
+        demo,
+        create_user,
+        create_token,
+        list_tokens,
+        revoke_token,
+        serve,
+        sweep,
+        deliver_notifications,
+    ):
         app.cli.add_command(command)
 
 
@@ -91,14 +101,84 @@ def create_user(
     click.echo(f"Created {user.username} ({user.role}).")
 
 
+@click.command("create-token")
+@with_appcontext
+@click.argument("username")
+@click.option("--name", default="", help="What the token is for (default: 'API token').")
+@click.option(
+    "--expires-in-days",
+    type=click.IntRange(1, 3650),
+    default=None,
+    help="Make it stop working after this many days (default: never).",
+)
+def create_token(username: str, name: str, expires_in_days: int | None) -> None:
+    """Print a new API token acting as USERNAME, with its role and units. Shown only once."""
+    from datetime import timedelta
+
+    from flapwatch.models import utcnow
+    from flapwatch.services.tokens import create_token as create
+
+    expires_at = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
+    try:
+        token, plain = create(
+            get_session(), SYSTEM, username, name=name or "API token", expires_at=expires_at
+        )
+    except ServiceError as error:
+        _fail(" ".join([error.message, *error.problems.values()]))
+    click.echo(plain)
+    click.echo(
+        f"Token {token.id} ({token.name}) acts as {username}; it is shown only this once. "
+        f"Revoke it with: flapwatch revoke-token {token.id}",
+        err=True,
+    )
+
+
+@click.command("list-tokens")
+@with_appcontext
+@click.option("--user", "username", default=None, help="Only this account's tokens.")
+def list_tokens(username: str | None) -> None:
+    """List API tokens: id, account, name, state, last used (never the tokens themselves)."""
+    from flapwatch.services.tokens import list_tokens as tokens
+
+    for token in tokens(get_session(), SYSTEM, username):
+        state = (
+            f"revoked {token.revoked_at:%Y-%m-%d %H:%M}Z by {token.revoked_by}"
+            if token.revoked_at
+            else f"expires {token.expires_at:%Y-%m-%d}"
+            if token.expires_at
+            else "active"
+        )
+        used = f"{token.last_used_at:%Y-%m-%d %H:%M}Z" if token.last_used_at else "never"
+        click.echo(
+            f"{token.id}\t{token.user.username}\t{token.prefix}…\t{token.name}\t{state}\t"
+            f"last used {used}"
+        )
+
+
+@click.command("revoke-token")
+@with_appcontext
+@click.argument("token_id", type=int)
+def revoke_token(token_id: int) -> None:
+    """Revoke an API token at once (its id from list-tokens or create-token)."""
+    from flapwatch.services.tokens import revoke_token as revoke
+
+    try:
+        token = revoke(get_session(), SYSTEM, token_id)
+    except ServiceError as error:
+        _fail(error.message)
+    click.echo(f"Token {token.id} ({token.name}) is revoked.")
+
+
 @click.command("sweep")
 @with_appcontext
 def sweep() -> None:
     """Escalate overdue checks (run from cron every minute; safe to run anywhere, any time)."""
     from flapwatch.services.escalations import sweep_overdue
+    from flapwatch.services.idempotency import forget_expired
 
     result = sweep_overdue(get_session())
     click.echo(f"{result.missed} missed checks recorded, {result.escalated} escalated.")
+    forget_expired(get_session())
     _deliver_notifications()
 
 

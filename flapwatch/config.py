@@ -26,6 +26,8 @@ class Defaults:
     SESSION_COOKIE_SAMESITE = "Lax"
     WTF_CSRF_TIME_LIMIT = None  # a form left open on a night shift must still save
     PERMANENT_SESSION_LIFETIME = 12 * 3600
+    # The largest request body accepted (a rule set or a check is a few kilobytes).
+    MAX_CONTENT_LENGTH = 1024 * 1024
     # Escalate overdue checks from ordinary requests, at most once a minute per process.
     SWEEP_ON_REQUESTS = True
     SERVE_WORKERS = 2

@@ -15,6 +15,8 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 EXTENSION_KEY = "flapwatch.db"
+# In session.info while a write_transaction is open on that session.
+_WRITING = "flapwatch.writing"
 
 # Set while a write transaction starts, so SQLite begins it with BEGIN IMMEDIATE.
 _begin_immediate: contextvars.ContextVar[bool] = contextvars.ContextVar(
@@ -117,7 +119,14 @@ def write_transaction(session: Session) -> Iterator[Session]:
 
     A read transaction still open (the request loaded the user, say) is ended first: on
     SQLite in WAL mode an old read snapshot could not be upgraded to a write.
+
+    Nested inside another write_transaction on the same session, it joins the outer one:
+    the API stores a check and the idempotency record of the request that sent it, or a
+    flap's details and its status, in one commit.
     """
+    if session.info.get(_WRITING):
+        yield session
+        return
     if session.in_transaction():
         if session.new or session.dirty or session.deleted:
             raise RuntimeError("write_transaction started with unsaved changes pending")
@@ -127,9 +136,12 @@ def write_transaction(session: Session) -> Iterator[Session]:
         session.connection()
     finally:
         _begin_immediate.reset(token)
+    session.info[_WRITING] = True
     try:
         yield session
         session.commit()
     except BaseException:
         session.rollback()
         raise
+    finally:
+        session.info.pop(_WRITING, None)

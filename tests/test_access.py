@@ -51,6 +51,29 @@ POLICY: dict[str, object] = {
     "admin.new_reconstruction": MANAGERS,
     "admin.edit_reconstruction": MANAGERS,
     "admin.reconstruction_status": MANAGERS,
+    # The JSON API (bearer token, or the logged-in session with its CSRF token).
+    "api.openapi": PUBLIC,
+    "api.me": READERS,
+    "api.list_units": READERS,
+    "api.create_unit": ADMINS,
+    "api.get_unit": READERS,
+    "api.get_rule_set": READERS,
+    "api.publish_rule_set": MANAGERS,
+    "api.list_rule_set_versions": READERS,
+    "api.list_patients": READERS,
+    "api.admit_patient": MANAGERS,
+    "api.get_patient": READERS,
+    "api.list_reconstructions": READERS,
+    "api.add_reconstruction": MANAGERS,
+    "api.get_reconstruction": READERS,
+    "api.change_reconstruction": MANAGERS,
+    "api.list_checks": READERS,
+    "api.record_check": CLINICAL,
+    "api.amend_check": CLINICAL,
+    "api.list_escalations": READERS,
+    "api.get_escalation": READERS,
+    "api.acknowledge_escalation": REVIEWERS,
+    "api.close_escalation": REVIEWERS,
 }
 
 
@@ -122,6 +145,11 @@ def test_anonymous_visitor_is_sent_to_log_in_from_every_private_page(app, client
         if POLICY[rule.endpoint] == PUBLIC:
             continue
         response = client.get(_url(rule, ward))
+        if rule.rule.startswith("/api/"):
+            # A device is told to authenticate, not sent to a log-in page.
+            assert response.status_code == 401, rule.rule
+            assert response.json["error"]["code"] == "unauthorized", rule.rule
+            continue
         assert response.status_code == 302, rule.rule
         assert "/login" in response.headers["Location"], rule.rule
 

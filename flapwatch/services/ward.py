@@ -120,8 +120,8 @@ def ward_board(session: Session, actor: Actor, unit_code: str, now: datetime) ->
         )
     )
     ids = [r.id for r in reconstructions]
-    latest = _latest_checks(session, ids)
-    escalations = _open_escalations(session, ids)
+    latest = latest_checks(session, ids)
+    escalations = open_escalation_by_flap(session, ids)
     flaps = [
         flap_status(schedule, r, latest.get(r.id), now, escalations.get(r.id))
         for r in reconstructions
@@ -130,7 +130,7 @@ def ward_board(session: Session, actor: Actor, unit_code: str, now: datetime) ->
     return WardBoard(unit=unit, schedule=schedule, flaps=flaps, now=now)
 
 
-def _latest_checks(session: Session, reconstruction_ids: list[int]) -> dict[int, Check]:
+def latest_checks(session: Session, reconstruction_ids: list[int]) -> dict[int, Check]:
     """Each reconstruction's most recent check by clinical time, in one query."""
     if not reconstruction_ids:
         return {}
@@ -153,7 +153,9 @@ def _latest_checks(session: Session, reconstruction_ids: list[int]) -> dict[int,
     return {check.reconstruction_id: check for check in checks}
 
 
-def _open_escalations(session: Session, reconstruction_ids: list[int]) -> dict[int, Escalation]:
+def open_escalation_by_flap(
+    session: Session, reconstruction_ids: list[int]
+) -> dict[int, Escalation]:
     """Each reconstruction's escalation not yet closed (at most one), in one query."""
     if not reconstruction_ids:
         return {}

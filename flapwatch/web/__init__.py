@@ -11,7 +11,9 @@ from flask import Flask, Response, current_app, g, render_template, request
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy.orm import selectinload
+from werkzeug.exceptions import HTTPException
 
+from flapwatch.api import error_response_for, is_api_request, register_api
 from flapwatch.db import EXTENSION_KEY, get_session
 from flapwatch.models import User, utcnow
 from flapwatch.services import Forbidden, InvalidInput, NotFound
@@ -42,6 +44,7 @@ def register_web(app: Flask) -> None:
     login_manager.init_app(app)
     for blueprint in (auth.bp, ward.bp, checks.bp, escalations.bp, rules.bp, admin.bp):
         app.register_blueprint(blueprint)
+    register_api(app)
 
     app.before_request(_assign_request_id)
     app.before_request(_sweep_now_and_then)
@@ -50,7 +53,9 @@ def register_web(app: Flask) -> None:
 
     @app.errorhandler(NotFound)
     @app.errorhandler(404)
-    def not_found(_error: Exception) -> tuple[str, int]:
+    def not_found(error: Exception) -> tuple[str, int] | Response:
+        if is_api_request():
+            return error_response_for(error)
         return render_template(
             "error.html",
             title="Not found",
@@ -60,7 +65,9 @@ def register_web(app: Flask) -> None:
 
     @app.errorhandler(Forbidden)
     @app.errorhandler(403)
-    def forbidden(error: Exception) -> tuple[str, int]:
+    def forbidden(error: Exception) -> tuple[str, int] | Response:
+        if is_api_request():
+            return error_response_for(error)
         message = (
             error.message
             if isinstance(error, Forbidden)
@@ -69,7 +76,9 @@ def register_web(app: Flask) -> None:
         return render_template("error.html", title="Not allowed", status=403, message=message), 403
 
     @app.errorhandler(CSRFError)
-    def csrf_failed(_error: CSRFError) -> tuple[str, int]:
+    def csrf_failed(error: CSRFError) -> tuple[str, int] | Response:
+        if is_api_request():
+            return error_response_for(error)
         return render_template(
             "error.html",
             title="Form expired",
@@ -79,11 +88,24 @@ def register_web(app: Flask) -> None:
         ), 400
 
     @app.errorhandler(InvalidInput)
-    def invalid(error: InvalidInput) -> tuple[str, int]:
+    def invalid(error: InvalidInput) -> tuple[str, int] | Response:
+        if is_api_request():
+            return error_response_for(error)
         details = "; ".join(error.problems.values())
         return render_template(
             "error.html", title="Not saved", status=400, message=f"{error.message} {details}"
         ), 400
+
+    @app.errorhandler(Exception)
+    def anything_else(error: Exception) -> Response | HTTPException:
+        """Under /api/ every failure is JSON; the pages keep Flask's own handling."""
+        if is_api_request():
+            if not isinstance(error, HTTPException):
+                current_app.logger.exception("API request failed", exc_info=error)
+            return error_response_for(error)
+        if isinstance(error, HTTPException):
+            return error
+        raise error
 
 
 def _assign_request_id() -> None:

@@ -1,0 +1,746 @@
+"""The API's operations. Each parses nothing itself (the framework did), calls a service and
+turns what it returns into the documented JSON."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import Response, current_app, g, url_for
+from sqlalchemy.orm import Session
+
+from flapwatch.api import schemas
+from flapwatch.api.framework import (
+    EVERY_ROLE,
+    ApiError,
+    Reply,
+    decode_cursor,
+    encode_cursor,
+    json_response,
+    operation,
+)
+from flapwatch.domain.checks import CheckValues, is_late_entry
+from flapwatch.domain.rules import RuleSetError, parse_rule_set, rule_set_to_json
+from flapwatch.models import Check, Escalation, Patient, Reconstruction, Unit, User, utcnow
+from flapwatch.services import MANAGING_ROLES, Actor, records
+from flapwatch.services import checks as check_service
+from flapwatch.services import escalations as escalation_service
+from flapwatch.services import patients as patient_service
+from flapwatch.services import staff as staff_service
+from flapwatch.services.escalations import REVIEWING_ROLES
+from flapwatch.services.ward import get_unit_by_code
+
+READERS = EVERY_ROLE
+CLINICAL = ("nurse", "surgeon", "unit_admin", "admin")
+MANAGERS = tuple(MANAGING_ROLES)
+REVIEWERS = tuple(REVIEWING_ROLES)
+ADMINS = ("admin",)
+
+
+def _now() -> datetime:
+    return g.get("now") or utcnow()
+
+
+def _next(items: list[Any], limit: int, position: Any) -> str | None:
+    return encode_cursor(position(items[-1])) if len(items) == limit else None
+
+
+# --- the document and the caller -------------------------------------------------------------
+
+
+@operation(
+    "GET",
+    "/openapi.json",
+    summary="Read this API's OpenAPI document",
+    tag="meta",
+    roles=None,
+    response=None,
+)
+def openapi(session: Session) -> Response:
+    from flapwatch.api.openapi import openapi_document
+
+    document = current_app.extensions.get("flapwatch.openapi")
+    if document is None:
+        document = openapi_document()
+        current_app.extensions["flapwatch.openapi"] = document
+    return json_response(document, 200)
+
+
+@operation(
+    "GET",
+    "/me",
+    summary="Read who the token acts as",
+    tag="meta",
+    roles=READERS,
+    response=schemas.Me,
+)
+def me(actor: Actor, session: Session) -> schemas.Me:
+    user = session.get(User, actor.user_id)
+    assert user is not None
+    return schemas.Me(
+        username=user.username,
+        display_name=user.display_name,
+        role=user.role,
+        units=[unit.code for unit in user.units],
+        all_units=user.sees_every_unit,
+    )
+
+
+# --- units -----------------------------------------------------------------------------------
+
+
+def _units(session: Session, units: list[Unit]) -> list[schemas.Unit]:
+    settings = records.unit_settings(session, [unit.id for unit in units])
+    result = []
+    for unit in units:
+        setting = settings[unit.id]
+        schedule = setting.schedule
+        result.append(
+            schemas.Unit(
+                code=unit.code,
+                name=unit.name,
+                timezone=unit.timezone,
+                schedule=schemas.Schedule(
+                    version=schedule.version,
+                    bands=[
+                        schemas.ScheduleBand(until_hour=until, interval_minutes=interval)
+                        for until, interval in schedule.bands
+                    ],
+                    grace_minutes=schedule.grace_minutes,
+                    after_last_band_minutes=schedule.after_last_band_minutes,
+                ),
+                rule_set_version=setting.rule_set_version,
+            )
+        )
+    return result
+
+
+@operation(
+    "GET",
+    "/units",
+    summary="List units",
+    tag="units",
+    roles=READERS,
+    query=schemas.Paged,
+    response=schemas.UnitPage,
+    description="The units the token's account works in (every unit for administrators "
+    "and auditors), by code.",
+)
+def list_units(actor: Actor, session: Session, query: schemas.Paged) -> schemas.UnitPage:
+    after = decode_cursor(query.cursor, (str,))
+    units = records.units_page(session, actor, after[0] if after else None, query.limit)
+    return schemas.UnitPage(
+        items=_units(session, units), next_cursor=_next(units, query.limit, lambda u: [u.code])
+    )
+
+
+@operation(
+    "POST",
+    "/units",
+    summary="Create a unit",
+    tag="units",
+    roles=ADMINS,
+    body=schemas.UnitCreate,
+    response=schemas.Unit,
+    status=201,
+    errors=(422,),
+    description="With the default monitoring schedule and rule set, to adapt.",
+)
+def create_unit(actor: Actor, session: Session, body: schemas.UnitCreate) -> Reply:
+    unit = staff_service.create_unit(
+        session, actor, code=body.code, name=body.name, timezone=body.timezone
+    )
+    return Reply(_units(session, [unit])[0], location=url_for("api.get_unit", code=unit.code))
+
+
+@operation(
+    "GET", "/units/{code}", summary="Read a unit", tag="units", roles=READERS, response=schemas.Unit
+)
+def get_unit(actor: Actor, session: Session, code: str) -> schemas.Unit:
+    return _units(session, [get_unit_by_code(session, actor, code)])[0]
+
+
+# --- rule sets -------------------------------------------------------------------------------
+
+
+def _rule_set(record: records.RuleSetRecord, unit_code: str) -> schemas.RuleSetVersion:
+    version = record.version
+    return schemas.RuleSetVersion(
+        unit=unit_code,
+        version=version.version,
+        note=version.note,
+        created_at=version.created_at,
+        created_by=record.author,
+        rules=[
+            schemas.Rule.model_validate(rule, strict=False) for rule in version.definition["rules"]
+        ],
+    )
+
+
+@operation(
+    "GET",
+    "/units/{code}/rule-set",
+    summary="Read the unit's rule set in force",
+    tag="rule sets",
+    roles=READERS,
+    response=schemas.RuleSetVersion,
+)
+def get_rule_set(actor: Actor, session: Session, code: str) -> schemas.RuleSetVersion:
+    record = records.rule_set_version(session, actor, code)
+    return _rule_set(record, code.upper())
+
+
+@operation(
+    "PUT",
+    "/units/{code}/rule-set",
+    summary="Publish a new version of the rule set",
+    tag="rule sets",
+    roles=MANAGERS,
+    body=schemas.RuleSetPublish,
+    response=schemas.RuleSetVersion,
+    errors=(422,),
+    description="Checks recorded from now on are evaluated by it; earlier flags keep "
+    "the version that made them. Sending the version in force again publishes nothing.",
+)
+def publish_rule_set(
+    actor: Actor, session: Session, code: str, body: schemas.RuleSetPublish
+) -> Reply:
+    unit = get_unit_by_code(session, actor, code)
+    definition = body.model_dump(mode="json", by_alias=True, exclude_none=True)
+    current = records.rule_set_version(session, actor, unit.code)
+    if (
+        _canonical_rules(definition) == current.version.definition["rules"]
+        and body.note.strip() == current.version.note
+    ):
+        return Reply(_rule_set(current, unit.code), status=200)
+    version = escalation_service.publish_rule_set(session, actor, unit.id, definition, body.note)
+    return Reply(
+        _rule_set(records.RuleSetRecord(version, actor.username), unit.code),
+        status=201,
+        location=url_for("api.get_rule_set", code=unit.code),
+    )
+
+
+def _canonical_rules(definition: dict[str, Any]) -> list[Any] | None:
+    """The rules as they would be stored, or None if they would be refused."""
+    try:
+        return rule_set_to_json(parse_rule_set(definition))["rules"]
+    except RuleSetError:
+        return None
+
+
+@operation(
+    "GET",
+    "/units/{code}/rule-set/versions",
+    summary="List the rule set's versions",
+    tag="rule sets",
+    roles=READERS,
+    query=schemas.Paged,
+    response=schemas.RuleSetVersionPage,
+    description="Newest first.",
+)
+def list_rule_set_versions(
+    actor: Actor, session: Session, code: str, query: schemas.Paged
+) -> schemas.RuleSetVersionPage:
+    before = decode_cursor(query.cursor, (int,))
+    versions = records.rule_set_versions_page(
+        session, actor, code, before[0] if before else None, query.limit
+    )
+    return schemas.RuleSetVersionPage(
+        items=[
+            schemas.RuleSetVersionSummary(
+                version=r.version.version,
+                note=r.version.note,
+                created_at=r.version.created_at,
+                created_by=r.author,
+            )
+            for r in versions
+        ],
+        next_cursor=_next(versions, query.limit, lambda r: [r.version.version]),
+    )
+
+
+# --- patients --------------------------------------------------------------------------------
+
+
+def _patient(patient: Patient) -> schemas.Patient:
+    return schemas.Patient(
+        id=patient.id,
+        mrn=patient.mrn,
+        name=patient.name,
+        date_of_birth=patient.date_of_birth,
+        unit=patient.unit.code,
+        bed=patient.bed,
+    )
+
+
+@operation(
+    "GET",
+    "/patients",
+    summary="List patients",
+    tag="patients",
+    roles=READERS,
+    query=schemas.UnitFilter,
+    response=schemas.PatientPage,
+)
+def list_patients(actor: Actor, session: Session, query: schemas.UnitFilter) -> schemas.PatientPage:
+    after = decode_cursor(query.cursor, (int,))
+    patients = records.patients_page(
+        session, actor, query.unit, after[0] if after else None, query.limit
+    )
+    return schemas.PatientPage(
+        items=[_patient(p) for p in patients],
+        next_cursor=_next(patients, query.limit, lambda p: [p.id]),
+    )
+
+
+@operation(
+    "POST",
+    "/patients",
+    summary="Admit a patient",
+    tag="patients",
+    roles=MANAGERS,
+    body=schemas.PatientCreate,
+    response=schemas.Patient,
+    status=201,
+    errors=(404, 422),
+)
+def admit_patient(actor: Actor, session: Session, body: schemas.PatientCreate) -> Reply:
+    unit = get_unit_by_code(session, actor, body.unit)
+    patient = patient_service.admit_patient(
+        session,
+        actor,
+        unit_code=unit.code,
+        details=patient_service.PatientDetails(
+            mrn=body.mrn, name=body.name, date_of_birth=body.date_of_birth, bed=body.bed
+        ),
+    )
+    return Reply(_patient(patient), location=url_for("api.get_patient", patient_id=patient.id))
+
+
+@operation(
+    "GET",
+    "/patients/{patient_id}",
+    summary="Read a patient",
+    tag="patients",
+    roles=READERS,
+    response=schemas.Patient,
+)
+def get_patient(actor: Actor, session: Session, patient_id: int) -> schemas.Patient:
+    return _patient(patient_service.get_patient(session, actor, patient_id))
+
+
+# --- reconstructions -------------------------------------------------------------------------
+
+
+def _reconstructions(session: Session, flaps: list[Reconstruction]) -> list[schemas.Reconstruction]:
+    return [
+        schemas.Reconstruction(
+            id=p.reconstruction.id,
+            patient_id=p.reconstruction.patient_id,
+            unit=p.reconstruction.patient.unit.code,
+            procedure=p.reconstruction.procedure,
+            flap_kind=p.reconstruction.flap_kind,
+            site=p.reconstruction.site,
+            side=p.reconstruction.side,
+            surgery_end_at=p.reconstruction.surgery_end_at,
+            surgeon=p.reconstruction.surgeon,
+            buried=p.reconstruction.buried,
+            status=p.reconstruction.status,
+            next_due_at=p.next_due_at,
+            due_state=p.due_state,
+            last_check_at=p.last_check_at,
+            open_escalation_id=p.open_escalation_id,
+        )
+        for p in records.progress_of(session, flaps, _now())
+    ]
+
+
+@operation(
+    "GET",
+    "/reconstructions",
+    summary="List reconstructions (flaps)",
+    tag="reconstructions",
+    roles=READERS,
+    query=schemas.ReconstructionFilter,
+    response=schemas.ReconstructionPage,
+)
+def list_reconstructions(
+    actor: Actor, session: Session, query: schemas.ReconstructionFilter
+) -> schemas.ReconstructionPage:
+    after = decode_cursor(query.cursor, (int,))
+    flaps = records.reconstructions_page(
+        session, actor, query.unit, query.status, after[0] if after else None, query.limit
+    )
+    return schemas.ReconstructionPage(
+        items=_reconstructions(session, flaps),
+        next_cursor=_next(flaps, query.limit, lambda r: [r.id]),
+    )
+
+
+@operation(
+    "POST",
+    "/reconstructions",
+    summary="Add a reconstruction to monitor",
+    tag="reconstructions",
+    roles=MANAGERS,
+    body=schemas.ReconstructionCreate,
+    response=schemas.Reconstruction,
+    status=201,
+    errors=(404, 422),
+)
+def add_reconstruction(actor: Actor, session: Session, body: schemas.ReconstructionCreate) -> Reply:
+    flap = patient_service.add_reconstruction(
+        session,
+        actor,
+        body.patient_id,
+        patient_service.ReconstructionDetails(
+            procedure=body.procedure,
+            flap_kind=body.flap_kind,
+            site=body.site,
+            side=body.side,
+            surgery_end_at=body.surgery_end_at,
+            surgeon=body.surgeon,
+            buried=body.buried,
+        ),
+    )
+    return Reply(
+        _reconstructions(session, [flap])[0],
+        location=url_for("api.get_reconstruction", reconstruction_id=flap.id),
+    )
+
+
+@operation(
+    "GET",
+    "/reconstructions/{reconstruction_id}",
+    summary="Read a reconstruction",
+    tag="reconstructions",
+    roles=READERS,
+    response=schemas.Reconstruction,
+)
+def get_reconstruction(
+    actor: Actor, session: Session, reconstruction_id: int
+) -> schemas.Reconstruction:
+    flap = patient_service.get_reconstruction(session, actor, reconstruction_id)
+    return _reconstructions(session, [flap])[0]
+
+
+@operation(
+    "PATCH",
+    "/reconstructions/{reconstruction_id}",
+    summary="Change a reconstruction",
+    tag="reconstructions",
+    roles=MANAGERS,
+    body=schemas.ReconstructionChange,
+    response=schemas.Reconstruction,
+    errors=(422,),
+    description="Corrects the fields sent and, with `status`, ends or resumes "
+    "monitoring; all in one change.",
+)
+def change_reconstruction(
+    actor: Actor, session: Session, reconstruction_id: int, body: schemas.ReconstructionChange
+) -> schemas.Reconstruction:
+    flap = patient_service.get_reconstruction(session, actor, reconstruction_id)
+    sent = body.model_fields_set - {"status", "status_note"}
+    if sent:
+        current = {
+            name: getattr(flap, name)
+            for name in (
+                "procedure",
+                "flap_kind",
+                "site",
+                "side",
+                "surgery_end_at",
+                "surgeon",
+                "buried",
+            )
+        }
+        changed = {name: getattr(body, name) for name in sent if getattr(body, name) is not None}
+        flap = patient_service.update_reconstruction(
+            session,
+            actor,
+            reconstruction_id,
+            patient_service.ReconstructionDetails(**{**current, **changed}),
+        )
+    if body.status is not None:
+        flap = patient_service.set_reconstruction_status(
+            session, actor, reconstruction_id, body.status, note=body.status_note
+        )
+    return _reconstructions(session, [flap])[0]
+
+
+# --- checks ----------------------------------------------------------------------------------
+
+
+def _check_fields(
+    check: Check, recorded_by: str | None, rule_version: int | None
+) -> dict[str, Any]:
+    return {
+        "id": check.id,
+        "reconstruction_id": check.reconstruction_id,
+        "taken_at": check.taken_at,
+        "recorded_at": check.recorded_at,
+        "recorded_by": recorded_by,
+        "late_entry": is_late_entry(check.taken_at, check.recorded_at),
+        **{
+            name: getattr(check, name)
+            for name in (
+                "colour",
+                "flap_temperature_c",
+                "control_temperature_c",
+                "capillary_refill",
+                "capillary_refill_s",
+                "doppler_arterial",
+                "doppler_venous",
+                "turgor",
+                "pinprick",
+                "sto2_percent",
+                "notes",
+                "severity",
+            )
+        },
+        "temperature_difference_c": check.temperature_difference_c,
+        "rule_set_version": rule_version,
+        "flags": [
+            schemas.Flag(
+                rule_id=flag.rule_id,
+                name=flag.rule_name,
+                severity=flag.severity,
+                action=flag.action,
+                reasons=list(flag.reasons),
+            )
+            for flag in check.flags
+        ],
+    }
+
+
+@operation(
+    "GET",
+    "/reconstructions/{reconstruction_id}/checks",
+    summary="List a flap's checks",
+    tag="checks",
+    roles=READERS,
+    query=schemas.Paged,
+    response=schemas.CheckPage,
+    description="Newest first by the time each was taken, with the flags each raised.",
+)
+def list_checks(
+    actor: Actor, session: Session, reconstruction_id: int, query: schemas.Paged
+) -> schemas.CheckPage:
+    before = decode_cursor(query.cursor, (str, int))
+    position = None
+    if before is not None:
+        try:
+            position = (datetime.fromisoformat(before[0]), before[1])
+        except ValueError:
+            position = None
+        if position is None or position[0].tzinfo is None:
+            raise ApiError(
+                400,
+                "invalid_request",
+                "The cursor is not valid.",
+                {"cursor": "Not a cursor from this list."},
+            )
+    checks = records.checks_page(session, actor, reconstruction_id, position, query.limit)
+    versions = records.rule_set_version_numbers(
+        session, {c.rule_set_version_id for c in checks if c.rule_set_version_id}
+    )
+    items = [
+        schemas.Check(
+            **_check_fields(
+                check,
+                check.recorded_by.username if check.recorded_by else None,
+                versions.get(check.rule_set_version_id or 0),
+            )
+        )
+        for check in checks
+    ]
+    return schemas.CheckPage(
+        items=items,
+        next_cursor=_next(checks, query.limit, lambda c: [c.taken_at.isoformat(), c.id]),
+    )
+
+
+@operation(
+    "POST",
+    "/reconstructions/{reconstruction_id}/checks",
+    summary="Record a check",
+    tag="checks",
+    roles=CLINICAL,
+    body=schemas.CheckCreate,
+    response=schemas.RecordedCheck,
+    status=201,
+    errors=(422,),
+    description="Evaluated at once against the unit's rule set: the answer carries the "
+    "flags raised (with what to do), the escalation opened or added to, and when the "
+    "next check falls due. Retry with the same Idempotency-Key after a dropped "
+    "connection: the check is never stored twice.",
+)
+def record_check(
+    actor: Actor, session: Session, reconstruction_id: int, body: schemas.CheckCreate
+) -> Reply:
+    values = CheckValues(**body.model_dump())
+    recorded = check_service.record_check(session, actor, reconstruction_id, values)
+    check = recorded.check
+    version = records.rule_set_version_numbers(session, {check.rule_set_version_id or 0})
+    model = schemas.RecordedCheck(
+        **_check_fields(check, actor.username, version.get(check.rule_set_version_id or 0)),
+        escalation_id=recorded.escalation.id if recorded.escalation else None,
+        next_due_at=recorded.next_due_at,
+    )
+    return Reply(
+        model,
+        location=url_for("api.list_checks", reconstruction_id=reconstruction_id)
+        + f"#check-{check.id}",
+    )
+
+
+@operation(
+    "POST",
+    "/checks/{check_id}/amendments",
+    summary="Amend a check",
+    tag="checks",
+    roles=CLINICAL,
+    response=None,
+    errors=(501,),
+    description="Not available yet: corrections of recorded checks (amendments with a "
+    "reason) arrive with the audit trail. Until then this answers 501.",
+)
+def amend_check(actor: Actor, session: Session, check_id: int) -> Any:
+    raise ApiError(
+        501,
+        "not_implemented",
+        "Amending a check is not available yet. The check stays as recorded; note the "
+        "correction on the next check meanwhile.",
+    )
+
+
+# --- escalations -----------------------------------------------------------------------------
+
+
+def _escalation_fields(escalation: Escalation) -> dict[str, Any]:
+    status = (
+        "closed"
+        if escalation.closed_at is not None
+        else "acknowledged"
+        if escalation.acknowledged_at is not None
+        else "open"
+    )
+    reconstruction = escalation.reconstruction
+    return {
+        "id": escalation.id,
+        "reconstruction_id": escalation.reconstruction_id,
+        "patient_id": reconstruction.patient_id,
+        "unit": reconstruction.patient.unit.code,
+        "status": status,
+        "severity": escalation.severity,
+        "reasons": list(escalation.reasons),
+        "opened_at": escalation.opened_at,
+        "opened_by_check_id": escalation.opened_by_check_id,
+        "acknowledged_at": escalation.acknowledged_at,
+        "acknowledged_by": escalation.acknowledged_by.username
+        if escalation.acknowledged_by
+        else None,
+        "outcome": escalation.outcome,
+        "note": escalation.note,
+        "closed_at": escalation.closed_at,
+    }
+
+
+def _escalation_detail(session: Session, escalation: Escalation) -> schemas.EscalationWithEvents:
+    names = records.usernames(session, {event.actor_id for event in escalation.events})
+    return schemas.EscalationWithEvents(
+        **_escalation_fields(escalation),
+        events=[
+            schemas.EscalationEvent(
+                id=event.id,
+                at=event.at,
+                kind=event.kind,
+                severity=event.severity,
+                check_id=event.check_id,
+                by=names.get(event.actor_id) if event.actor_id else None,
+                reasons=list(event.reasons),
+            )
+            for event in escalation.events
+        ],
+    )
+
+
+@operation(
+    "GET",
+    "/escalations",
+    summary="List escalations",
+    tag="escalations",
+    roles=READERS,
+    query=schemas.EscalationFilter,
+    response=schemas.EscalationPage,
+    description="Oldest first. `status=open` lists those no surgeon has acknowledged.",
+)
+def list_escalations(
+    actor: Actor, session: Session, query: schemas.EscalationFilter
+) -> schemas.EscalationPage:
+    after = decode_cursor(query.cursor, (int,))
+    escalations = records.escalations_page(
+        session, actor, query.unit, query.status, after[0] if after else None, query.limit
+    )
+    return schemas.EscalationPage(
+        items=[schemas.Escalation(**_escalation_fields(e)) for e in escalations],
+        next_cursor=_next(escalations, query.limit, lambda e: [e.id]),
+    )
+
+
+@operation(
+    "GET",
+    "/escalations/{escalation_id}",
+    summary="Read an escalation and its timeline",
+    tag="escalations",
+    roles=READERS,
+    response=schemas.EscalationWithEvents,
+)
+def get_escalation(
+    actor: Actor, session: Session, escalation_id: int
+) -> schemas.EscalationWithEvents:
+    return _escalation_detail(session, records.get_escalation(session, actor, escalation_id))
+
+
+@operation(
+    "POST",
+    "/escalations/{escalation_id}/acknowledge",
+    summary="Acknowledge an escalation with an outcome",
+    tag="escalations",
+    roles=REVIEWERS,
+    body=schemas.Acknowledgement,
+    response=schemas.EscalationWithEvents,
+    errors=(422,),
+    description="`return_to_theatre` also sets the flap's status.",
+)
+def acknowledge_escalation(
+    actor: Actor, session: Session, escalation_id: int, body: schemas.Acknowledgement
+) -> schemas.EscalationWithEvents:
+    escalation_service.acknowledge_escalation(
+        session,
+        actor,
+        escalation_id,
+        outcome=body.outcome,
+        note=body.note,
+        seen_event_id=body.seen_event_id,
+    )
+    return _escalation_detail(session, records.get_escalation(session, actor, escalation_id))
+
+
+@operation(
+    "POST",
+    "/escalations/{escalation_id}/close",
+    summary="Close an escalation",
+    tag="escalations",
+    roles=REVIEWERS,
+    body=schemas.Closing,
+    response=schemas.EscalationWithEvents,
+    errors=(422,),
+    description="Once acknowledged; the flap's next sign opens a new escalation.",
+)
+def close_escalation(
+    actor: Actor, session: Session, escalation_id: int, body: schemas.Closing
+) -> schemas.EscalationWithEvents:
+    escalation_service.close_escalation(session, actor, escalation_id, note=body.note)
+    return _escalation_detail(session, records.get_escalation(session, actor, escalation_id))

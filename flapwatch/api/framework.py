@@ -1,0 +1,433 @@
+"""How an API operation is declared once and becomes a route, its checks and its OpenAPI entry.
+
+`@operation(...)` names the method, path, roles, query, body and response models of a view.
+From that one declaration the route is registered, the caller authenticated and their role
+checked, the query and body validated into pydantic models, a POST made idempotent, the
+answer serialised, and the OpenAPI document written. The view itself only calls services.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Blueprint, Response, g, request
+from flask_login import current_user
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import IntegrityError
+
+from flapwatch.api import schemas
+from flapwatch.db import get_session, write_transaction
+from flapwatch.domain.checks import FIELD_LABELS, RANGE_TEXT
+from flapwatch.domain.vocabulary import Role
+from flapwatch.models import User
+from flapwatch.services import Actor
+from flapwatch.services.idempotency import find_record, fingerprint, key_problem, remember
+from flapwatch.services.tokens import user_for_token
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+EVERY_ROLE = tuple(Role.values())
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+_PATH_PARAMETER = re.compile(r"{(\w+)}")
+
+
+class ApiError(Exception):
+    """An answer other than success: becomes `{"error": {code, message, fields}}`."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        fields: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.fields = fields or {}
+        self.headers = headers or {}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    fields: dict[str, str] | None = None,
+    headers: Iterable[tuple[str, str]] | dict[str, str] = (),
+) -> Response:
+    body = schemas.Error(
+        error=schemas.ErrorDetail(
+            code=code, message=message, fields=fields or {}, request_id=g.get("request_id")
+        )
+    )
+    response = json_response(body.model_dump(mode="json"), status)
+    for name, value in dict(headers).items():
+        response.headers[name] = value
+    return response
+
+
+def json_response(body: Any, status: int) -> Response:
+    return Response(
+        json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        status=status,
+        mimetype="application/json",
+    )
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What a view answers: a model, and for a creation its status and Location."""
+
+    model: BaseModel
+    status: int | None = None
+    location: str | None = None
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    endpoint: str
+    summary: str
+    description: str
+    tag: str
+    # None: open to anyone without a token (the OpenAPI document itself).
+    roles: tuple[str, ...] | None
+    query: type[BaseModel] | None
+    body: type[BaseModel] | None
+    response: type[BaseModel] | None
+    status: int
+    errors: tuple[int, ...] = field(default=())
+
+    @property
+    def path_parameters(self) -> list[str]:
+        return _PATH_PARAMETER.findall(self.path)
+
+
+OPERATIONS: list[Operation] = []
+
+
+def _flask_rule(path: str) -> str:
+    def converter(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return f"<int:{name}>" if name.endswith("_id") else f"<{name}>"
+
+    return _PATH_PARAMETER.sub(converter, path)
+
+
+def operation(
+    method: str,
+    path: str,
+    *,
+    summary: str,
+    tag: str,
+    roles: tuple[str, ...] | None,
+    response: type[BaseModel] | None,
+    status: int = 200,
+    query: type[BaseModel] | None = None,
+    body: type[BaseModel] | None = None,
+    description: str = "",
+    errors: tuple[int, ...] = (),
+) -> Callable[[Callable[..., Reply | BaseModel]], Callable[..., Response]]:
+    """Declare an API operation; the decorated view receives `actor`, `session`, `query` and
+    `body` (when declared) and the path parameters, and returns a model or a Reply."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Response]:
+        op = Operation(
+            method=method,
+            path=path,
+            endpoint=view.__name__,
+            summary=summary,
+            description=description,
+            tag=tag,
+            roles=roles,
+            query=query,
+            body=body,
+            response=response,
+            status=status,
+            errors=errors,
+        )
+
+        def handle(**path_values: Any) -> Response:
+            return _handle(op, view, path_values)
+
+        handle.__name__ = view.__name__
+        handle.__doc__ = view.__doc__
+        # The access-control test reads this, as it reads the HTML views' roles.
+        handle.allowed_roles = frozenset(roles) if roles is not None else None  # type: ignore[attr-defined]
+        bp.add_url_rule(
+            _flask_rule(path), endpoint=view.__name__, view_func=handle, methods=[method]
+        )
+        OPERATIONS.append(op)
+        return handle
+
+    return decorate
+
+
+def _handle(op: Operation, view: Callable[..., Any], path_values: dict[str, Any]) -> Response:
+    for name, value in path_values.items():
+        if isinstance(value, int) and value > schemas.MAX_ID:
+            raise ApiError(404, "not_found", f"No such {name.removesuffix('_id')}: {value}.")
+        if isinstance(value, str) and any(ord(c) < 32 for c in value):
+            raise ApiError(404, "not_found", f"Nothing is called that ({name}).")
+    kwargs: dict[str, Any] = dict(path_values)
+    actor = _authenticate() if op.roles is not None else None
+    if actor is not None:
+        if actor.role not in op.roles:  # type: ignore[operator]
+            raise ApiError(
+                403, "forbidden", f"A {actor.role.replace('_', ' ')} cannot {op.summary.lower()}."
+            )
+        kwargs["actor"] = actor
+    kwargs["session"] = get_session()
+    if op.query is not None:
+        kwargs["query"] = _parse(op.query, lambda: op.query.model_validate(dict(request.args)))  # type: ignore[union-attr]
+    payload: Any = None
+    if op.body is not None:
+        payload, kwargs["body"] = _parse_body(op.body)
+    if op.method in SAFE_METHODS:
+        result = view(**kwargs)
+        if isinstance(result, Response):
+            return result
+        reply = _as_reply(result)
+        return _respond(reply.model, reply.status or op.status, reply.location)
+    assert actor is not None
+    return _write(op, actor, payload, lambda: _as_reply(view(**kwargs)))
+
+
+def _as_reply(result: Reply | BaseModel) -> Reply:
+    return result if isinstance(result, Reply) else Reply(result)
+
+
+def _dump(model: BaseModel) -> Any:
+    return model.model_dump(mode="json", by_alias=True)
+
+
+def _respond(model: BaseModel, status: int, location: str | None) -> Response:
+    response = json_response(_dump(model), status)
+    if location:
+        response.headers["Location"] = location
+    return response
+
+
+def _write(op: Operation, actor: Actor, payload: Any, call: Callable[[], Reply]) -> Response:
+    """One transaction for the whole request; with an Idempotency-Key, its answer is stored
+    in that transaction too, and a retry gets the stored answer."""
+    session = get_session()
+    key = request.headers.get("Idempotency-Key")
+    if key is None or op.method != "POST" or actor.user_id is None:
+        with write_transaction(session):
+            reply = call()
+            status = reply.status or op.status
+            body = _dump(reply.model)
+        return _stored_answer(status, body, reply.location, replayed=False)
+    if (problem := key_problem(key)) is not None:
+        raise ApiError(400, "invalid_request", problem, {"Idempotency-Key": problem})
+    request_fingerprint = fingerprint(op.method, request.path, payload)
+    record = None
+    try:
+        with write_transaction(session):
+            record = find_record(session, actor.user_id, key)
+            if record is None:
+                reply = call()
+                status = reply.status or op.status
+                body = _dump(reply.model)
+                remember(
+                    session,
+                    actor.user_id,
+                    key,
+                    request_fingerprint,
+                    status_code=status,
+                    body=body,
+                    location=reply.location,
+                )
+    except IntegrityError:
+        # The same key arrived twice at once: the other request stored its answer first, and
+        # everything this one stored has been rolled back.
+        record = find_record(session, actor.user_id, key)
+        if record is None:
+            raise
+    if record is None:
+        return _stored_answer(status, body, reply.location, replayed=False)
+    if record.fingerprint != request_fingerprint:
+        raise ApiError(
+            409,
+            "idempotency_key_reused",
+            "This Idempotency-Key was already used for a different request: send a new key "
+            "for a new request.",
+            {"Idempotency-Key": "Already used for a different request."},
+        )
+    return _stored_answer(record.status_code, record.body, record.location, replayed=True)
+
+
+def _stored_answer(status: int, body: Any, location: str | None, *, replayed: bool) -> Response:
+    response = json_response(body, status)
+    if location:
+        response.headers["Location"] = location
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+# --- who is calling --------------------------------------------------------------------------
+
+
+def actor_of(user: User) -> Actor:
+    return Actor(
+        user_id=user.id,
+        username=user.username,
+        role=str(user.role),
+        request_id=g.get("request_id"),
+        client_address=request.remote_addr,
+        unit_codes=frozenset(unit.code for unit in user.units),
+        all_units=user.sees_every_unit,
+    )
+
+
+def _authenticate() -> Actor:
+    """A bearer token; or, for the ward's own pages, the logged-in session with its CSRF
+    token on anything that writes."""
+    header = request.headers.get("Authorization")
+    if header is not None:
+        scheme, _, token = header.partition(" ")
+        user = (
+            user_for_token(get_session(), token.strip())
+            if scheme.lower() == "bearer" and token.strip()
+            else None
+        )
+        if user is None:
+            raise ApiError(
+                401,
+                "unauthorized",
+                "The token is not valid: unknown, revoked or expired, or its account is "
+                "deactivated. Send 'Authorization: Bearer <token>'.",
+                headers={"WWW-Authenticate": 'Bearer realm="flapwatch", error="invalid_token"'},
+            )
+        return actor_of(user)
+    if current_user.is_authenticated:
+        if request.method not in SAFE_METHODS:
+            from flapwatch.web import csrf
+
+            csrf.protect()
+        return actor_of(current_user)
+    raise ApiError(
+        401,
+        "unauthorized",
+        "Authentication required: send 'Authorization: Bearer <token>' "
+        "(flapwatch create-token USERNAME makes one).",
+        headers={"WWW-Authenticate": 'Bearer realm="flapwatch"'},
+    )
+
+
+# --- validation ------------------------------------------------------------------------------
+
+
+def _parse(model: type[BaseModel], validate: Callable[[], BaseModel]) -> BaseModel:
+    try:
+        return validate()
+    except ValidationError as error:
+        raise ApiError(
+            400,
+            "invalid_request",
+            "The request was refused: see the fields.",
+            problems_of(error),
+        ) from None
+
+
+def _parse_body(model: type[BaseModel]) -> tuple[Any, BaseModel]:
+    if not request.is_json:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "Send the body as JSON with 'Content-Type: application/json'.",
+        )
+    raw = request.get_data(cache=True)
+    try:
+        payload = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise ApiError(400, "invalid_json", "The body is not valid JSON.") from None
+    return payload, _parse(model, lambda: model.model_validate_json(raw))
+
+
+def problems_of(error: ValidationError) -> dict[str, str]:
+    """pydantic's errors, one message per field, in the ward's words."""
+    problems: dict[str, str] = {}
+    for item in error.errors(include_url=False):
+        location = [str(part) for part in item["loc"] if not _is_type_tag(part)]
+        name = ".".join(location) or "body"
+        problems.setdefault(name, _phrase(name, item))
+    return problems
+
+
+# pydantic names the branch of a union it tried ("float", "str", "function-after[...]").
+def _is_type_tag(part: Any) -> bool:
+    return isinstance(part, str) and (
+        part in ("str", "int", "float", "bool", "date", "datetime", "list", "dict", "none")
+        or "[" in part
+        or part.startswith(("function-", "constrained-", "literal"))
+        or (part[:1].isupper() and part not in FIELD_LABELS)
+    )
+
+
+def _phrase(name: str, item: Any) -> str:
+    kind = item["type"]
+    label = FIELD_LABELS.get(name, name.replace("_", " ").capitalize())
+    if kind == "missing":
+        return f"{label} is required."
+    if kind == "extra_forbidden":
+        return f"'{name}' is not a field of this request."
+    if name in RANGE_TEXT and kind in (
+        "greater_than_equal",
+        "less_than_equal",
+        "finite_number",
+    ):
+        return f"{label} must be between {RANGE_TEXT[name]}."
+    if kind in (
+        "timezone_aware",
+        "datetime_type",
+        "datetime_parsing",
+        "datetime_from_date_parsing",
+    ):
+        return (
+            f"{label} must be an ISO 8601 time with its UTC offset, e.g. 2026-11-25T14:30:00+00:00."
+        )
+    message = str(item["msg"]).replace("Input should be", "must be").replace("Value error, ", "")
+    return f"{label} {message[0].lower()}{message[1:]}." if message else f"{label} is not valid."
+
+
+# --- pages -----------------------------------------------------------------------------------
+
+
+def encode_cursor(position: Iterable[Any]) -> str:
+    text = json.dumps(list(position), separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, shape: tuple[type, ...]) -> list[Any] | None:
+    """The position a cursor stands for, or a 400 naming `cursor` if it is not one of ours."""
+    if cursor is None:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        position = json.loads(text)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        position = None
+    if (
+        not isinstance(position, list)
+        or len(position) != len(shape)
+        or not all(isinstance(value, kind) for value, kind in zip(position, shape, strict=True))
+    ):
+        raise ApiError(
+            400,
+            "invalid_request",
+            "The cursor is not valid: pass next_cursor from the previous page unchanged.",
+            {"cursor": "Not a cursor from this list."},
+        )
+    return position

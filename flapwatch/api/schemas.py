@@ -1,0 +1,455 @@
+"""The API's JSON, as pydantic models: they validate what comes in (once, at the edge) and
+are the OpenAPI document's schemas, so the document cannot drift from what is checked.
+
+Field names and enum values are DESIGN.md §2's. Times go out as ISO 8601 with a UTC offset
+and must come in with an offset: a clinical time without its zone would be a guess.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    model_serializer,
+)
+
+from flapwatch.domain.checks import (
+    CAPILLARY_REFILL_S_RANGE,
+    NOTES_MAX_LENGTH,
+    STO2_RANGE_PERCENT,
+    TEMPERATURE_RANGE_C,
+)
+from flapwatch.domain.vocabulary import (
+    CapillaryRefill,
+    Colour,
+    DopplerArterial,
+    DopplerVenous,
+    DueState,
+    EscalationEventKind,
+    EscalationOutcome,
+    FlapKind,
+    Pinprick,
+    ReconstructionStatus,
+    Role,
+    Severity,
+    Side,
+    Turgor,
+)
+
+# PostgreSQL's integer: an id beyond it names nothing (and must not reach the database).
+MAX_ID = 2**31 - 1
+
+
+def _no_control_characters(text: str) -> str:
+    """Tabs and line breaks belong in notes; NUL and other control characters belong nowhere
+    (PostgreSQL cannot even store NUL)."""
+    if any(ord(c) < 32 and c not in "\t\n\r" or ord(c) == 127 for c in text):
+        raise ValueError("must not contain control characters")
+    return text
+
+
+def _one_line(text: str) -> str:
+    if any(c in text for c in "\t\n\r"):
+        raise ValueError("must be a single line")
+    return text
+
+
+Text = Annotated[str, AfterValidator(_no_control_characters)]
+Line = Annotated[str, AfterValidator(_no_control_characters), AfterValidator(_one_line)]
+Instant = Annotated[
+    datetime,
+    PlainSerializer(lambda at: at.isoformat(), return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
+class Incoming(BaseModel):
+    """A request body: exact types, no unknown fields (a misspelt field is an error, not
+    silently dropped)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class Outgoing(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _range(bounds: tuple[float, float]) -> Any:
+    return Field(default=None, ge=bounds[0], le=bounds[1], allow_inf_nan=False)
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+class ErrorDetail(Outgoing):
+    code: str = Field(
+        description="Stable machine-readable code, e.g. invalid_request, unprocessable."
+    )
+    message: str = Field(description="What went wrong, in words a person can act on.")
+    fields: dict[str, str] = Field(
+        default_factory=dict, description="Each refused field (dotted path) and why."
+    )
+    request_id: str | None = Field(default=None, description="Quote this when reporting it.")
+
+
+class Error(Outgoing):
+    error: ErrorDetail
+
+
+# --- who is calling --------------------------------------------------------------------------
+
+
+class Me(Outgoing):
+    username: str
+    display_name: str
+    role: Role
+    units: list[str] = Field(description="Codes of the units this account works in.")
+    all_units: bool = Field(description="Administrators and auditors see every unit.")
+
+
+# --- units -----------------------------------------------------------------------------------
+
+
+class ScheduleBand(Outgoing):
+    until_hour: int = Field(description="Hours since the end of surgery this band lasts to.")
+    interval_minutes: int
+
+
+class Schedule(Outgoing):
+    version: int
+    bands: list[ScheduleBand]
+    grace_minutes: int
+    after_last_band_minutes: int
+
+
+class Unit(Outgoing):
+    code: str
+    name: str
+    timezone: str = Field(description="IANA time zone of the ward clock.")
+    schedule: Schedule
+    rule_set_version: int
+
+
+class UnitCreate(Incoming):
+    code: Annotated[str, Field(pattern=r"^[A-Z0-9][A-Z0-9-]{1,31}$", examples=["PLAST-W3"])]
+    name: Annotated[Line, Field(min_length=1, max_length=200)]
+    timezone: Annotated[Line, Field(min_length=1, max_length=64, examples=["Europe/London"])]
+
+
+# --- rule sets -------------------------------------------------------------------------------
+
+
+class AtLeast(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+    at_least: Annotated[int, Field(ge=1, le=100)]
+
+
+ConditionOp = Literal[
+    "in",
+    "not_in",
+    ">=",
+    ">",
+    "<=",
+    "<",
+    "==",
+    "drop_since_previous",
+    "rise_since_previous",
+    "drop_within",
+    "changed_from",
+]
+
+
+class Condition(BaseModel):
+    """One test on a check's field (DESIGN.md §2): `value` for in/not_in (a list) and the
+    numeric operators (a number), `minutes` with drop_within, `from`/`to` with changed_from."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", populate_by_name=True)
+    field: Annotated[str, Field(max_length=64)]
+    op: ConditionOp
+    value: list[Annotated[str, Field(max_length=64)]] | float | None = None
+    minutes: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    from_: Annotated[
+        list[Annotated[str, Field(max_length=64)]] | None, Field(alias="from", max_length=20)
+    ] = None
+    to: Annotated[list[Annotated[str, Field(max_length=64)]] | None, Field(max_length=20)] = None
+
+    @model_serializer(mode="wrap")
+    def _without_unused(self, serialize: Any):  # noqa: ANN202 - keeps the model's schema
+        return {name: value for name, value in serialize(self).items() if value is not None}
+
+
+class Rule(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+    id: Annotated[str, Field(max_length=64, examples=["venous"])]
+    name: Annotated[Line, Field(max_length=200)]
+    severity: Severity
+    action: Annotated[Text, Field(max_length=1000)] = ""
+    match: Literal["any", "all"] | AtLeast = "any"
+    enabled: bool = True
+    conditions: Annotated[list[Condition], Field(max_length=50)] = Field(default_factory=list)
+
+
+class RuleSetPublish(Incoming):
+    rules: Annotated[list[Rule], Field(max_length=100)]
+    note: Annotated[Text, Field(min_length=1, max_length=2000, description="Why it changes.")]
+
+
+class RuleSetVersion(Outgoing):
+    unit: str
+    version: int
+    note: str
+    created_at: Instant
+    created_by: str | None
+    rules: list[Rule]
+
+
+class RuleSetVersionSummary(Outgoing):
+    version: int
+    note: str
+    created_at: Instant
+    created_by: str | None
+
+
+# --- patients and reconstructions ----------------------------------------------------------
+
+
+class Patient(Outgoing):
+    id: int
+    mrn: str
+    name: str
+    date_of_birth: date
+    unit: str
+    bed: str | None
+
+
+class PatientCreate(Incoming):
+    mrn: Annotated[Line, Field(min_length=1, max_length=32)]
+    name: Annotated[Line, Field(min_length=1, max_length=200)]
+    date_of_birth: date
+    unit: Annotated[Line, Field(min_length=1, max_length=32)]
+    bed: Annotated[Line, Field(max_length=32)] | None = None
+
+
+class Reconstruction(Outgoing):
+    id: int
+    patient_id: int
+    unit: str
+    procedure: str
+    flap_kind: FlapKind
+    site: str
+    side: Side
+    surgery_end_at: Instant
+    surgeon: str
+    buried: bool
+    status: ReconstructionStatus
+    next_due_at: Instant | None = Field(description="Null once monitoring has ended.")
+    due_state: DueState | None
+    last_check_at: Instant | None
+    open_escalation_id: int | None
+
+
+class ReconstructionCreate(Incoming):
+    patient_id: Id
+    procedure: Annotated[Line, Field(min_length=1, max_length=200, examples=["DIEP free flap"])]
+    flap_kind: FlapKind
+    site: Annotated[Line, Field(min_length=1, max_length=200)]
+    side: Side
+    surgery_end_at: AwareDatetime
+    surgeon: Annotated[Line, Field(min_length=1, max_length=200)]
+    buried: bool = False
+
+
+class ReconstructionChange(Incoming):
+    """Only the fields sent change. `status` ends or resumes monitoring (`status_note` says
+    why); the other fields correct the record."""
+
+    procedure: Annotated[Line, Field(min_length=1, max_length=200)] | None = None
+    flap_kind: FlapKind | None = None
+    site: Annotated[Line, Field(min_length=1, max_length=200)] | None = None
+    side: Side | None = None
+    surgery_end_at: AwareDatetime | None = None
+    surgeon: Annotated[Line, Field(min_length=1, max_length=200)] | None = None
+    buried: bool | None = None
+    status: ReconstructionStatus | None = None
+    status_note: Annotated[Text, Field(max_length=2000)] = ""
+
+
+# --- checks ----------------------------------------------------------------------------------
+
+
+class CheckCreate(Incoming):
+    """One bedside observation. Everything but `taken_at` is optional, but at least one thing
+    must have been assessed."""
+
+    taken_at: AwareDatetime = Field(
+        description="Clinical time, with its offset; not more than 5 minutes ahead of the "
+        "server clock, not earlier than 1 hour before the end of surgery."
+    )
+    colour: Colour | None = None
+    flap_temperature_c: float | None = _range(TEMPERATURE_RANGE_C)
+    control_temperature_c: float | None = _range(TEMPERATURE_RANGE_C)
+    capillary_refill: CapillaryRefill | None = None
+    capillary_refill_s: float | None = _range(CAPILLARY_REFILL_S_RANGE)
+    doppler_arterial: DopplerArterial | None = None
+    doppler_venous: DopplerVenous | None = None
+    turgor: Turgor | None = None
+    pinprick: Pinprick | None = None
+    sto2_percent: float | None = _range(STO2_RANGE_PERCENT)
+    notes: Annotated[Text, Field(max_length=NOTES_MAX_LENGTH)] | None = None
+
+
+class Flag(Outgoing):
+    rule_id: str
+    name: str
+    severity: Severity
+    action: str = Field(description="What the nurse is told to do.")
+    reasons: list[str]
+
+
+class Check(Outgoing):
+    id: int
+    reconstruction_id: int
+    taken_at: Instant
+    recorded_at: Instant
+    recorded_by: str | None
+    late_entry: bool = Field(description="Recorded more than 60 minutes after it was taken.")
+    colour: Colour | None
+    flap_temperature_c: float | None
+    control_temperature_c: float | None
+    temperature_difference_c: float | None = Field(description="Control minus flap.")
+    capillary_refill: CapillaryRefill | None
+    capillary_refill_s: float | None
+    doppler_arterial: DopplerArterial | None
+    doppler_venous: DopplerVenous | None
+    turgor: Turgor | None
+    pinprick: Pinprick | None
+    sto2_percent: float | None
+    notes: str | None
+    severity: Severity | None = Field(description="The highest severity it was flagged with.")
+    rule_set_version: int | None
+    flags: list[Flag]
+
+
+class RecordedCheck(Check):
+    escalation_id: int | None = Field(
+        description="The flap's open escalation this check opened or added to, if flagged."
+    )
+    next_due_at: Instant = Field(description="When the flap's next check falls due.")
+
+
+# --- escalations -----------------------------------------------------------------------------
+
+EscalationStatus = Literal["open", "acknowledged", "closed"]
+
+
+class EscalationEvent(Outgoing):
+    id: int
+    at: Instant
+    kind: EscalationEventKind
+    severity: Severity | None
+    check_id: int | None
+    by: str | None
+    reasons: list[str]
+
+
+class Escalation(Outgoing):
+    id: int
+    reconstruction_id: int
+    patient_id: int
+    unit: str
+    status: EscalationStatus = Field(
+        description="open: no surgeon has acknowledged it; acknowledged: reviewed, not yet "
+        "closed; closed."
+    )
+    severity: Severity
+    reasons: list[str]
+    opened_at: Instant
+    opened_by_check_id: int | None
+    acknowledged_at: Instant | None
+    acknowledged_by: str | None
+    outcome: EscalationOutcome | None
+    note: str | None
+    closed_at: Instant | None
+
+
+class EscalationWithEvents(Escalation):
+    events: list[EscalationEvent]
+
+
+class Acknowledgement(Incoming):
+    outcome: EscalationOutcome
+    note: Annotated[Text, Field(max_length=2000)] = ""
+    seen_event_id: Id | None = Field(
+        default=None,
+        description="The last timeline event the reviewer saw: a sign added since is refused "
+        "(422) rather than acknowledged unseen.",
+    )
+
+
+class Closing(Incoming):
+    note: Annotated[Text, Field(max_length=2000)] = ""
+
+
+# --- lists -----------------------------------------------------------------------------------
+
+
+class Paged(BaseModel):
+    """Query parameters every list takes. An unknown one is refused: a misspelt filter
+    (`?stauts=open`) must not quietly list everything."""
+
+    model_config = ConfigDict(extra="forbid")
+    limit: Annotated[int, Field(ge=1, le=200)] = 50
+    cursor: Annotated[str, Field(max_length=200, pattern=r"^[A-Za-z0-9_-]+$")] | None = Field(
+        default=None, description="next_cursor from the previous page."
+    )
+
+
+class UnitFilter(Paged):
+    unit: Annotated[str, Field(min_length=1, max_length=32)] | None = None
+
+
+class ReconstructionFilter(UnitFilter):
+    status: ReconstructionStatus | None = None
+
+
+class EscalationFilter(UnitFilter):
+    status: EscalationStatus | None = None
+
+
+class UnitPage(Outgoing):
+    items: list[Unit]
+    next_cursor: str | None
+
+
+class PatientPage(Outgoing):
+    items: list[Patient]
+    next_cursor: str | None
+
+
+class ReconstructionPage(Outgoing):
+    items: list[Reconstruction]
+    next_cursor: str | None
+
+
+class CheckPage(Outgoing):
+    items: list[Check]
+    next_cursor: str | None
+
+
+class EscalationPage(Outgoing):
+    items: list[Escalation]
+    next_cursor: str | None
+
+
+class RuleSetVersionPage(Outgoing):
+    items: list[RuleSetVersionSummary]
+    next_cursor: str | None
