@@ -312,3 +312,67 @@ def test_console_script_creates_the_database_and_loads_the_demo(tmp_path):
     assert f"password '{DEMO_PASSWORD}'" in demo.stdout
     for account in DEMO_ACCOUNTS:
         assert account in demo.stdout
+
+
+def test_created_token_reads_the_api_until_it_is_revoked(app, runner, make, session):
+    make.unit("PLAST-W3")
+    make.user("nurse", "PLAST-W3", username="doppler-gw")
+    created = runner.invoke(args=["create-token", "doppler-gw", "--name", "Doppler gateway"])
+    assert created.exit_code == 0, created.output
+    token = created.stdout.strip().splitlines()[0]
+    assert token.startswith("fwt_")
+    client = app.test_client()
+    me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status_code == 200 and me.json["username"] == "doppler-gw"
+
+    listed = runner.invoke(args=["list-tokens", "--user", "doppler-gw"])
+    assert "Doppler gateway" in listed.output and "active" in listed.output
+    assert token not in listed.output  # only a prefix is ever shown again
+    token_id = listed.output.split("\t")[0]
+    revoked = runner.invoke(args=["revoke-token", token_id])
+    assert revoked.exit_code == 0 and "revoked" in revoked.output
+
+    refused = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert refused.status_code == 401
+    assert "revoked" in runner.invoke(args=["list-tokens"]).output
+
+
+def test_token_for_an_unknown_account_is_refused_in_one_line(runner, session):
+    result = runner.invoke(args=["create-token", "nobody"])
+    assert result.exit_code != 0
+    assert "No account nobody." in result.output
+    assert "Traceback" not in result.output
+
+
+def test_token_with_an_expiry_stops_working_after_it(app, runner, make, session):
+    make.unit("PLAST-W3")
+    make.user("nurse", "PLAST-W3", username="oximeter")
+    created = runner.invoke(args=["create-token", "oximeter", "--expires-in-days", "1"])
+    token = created.stdout.strip().splitlines()[0]
+    from flapwatch.services.tokens import user_for_token
+
+    assert user_for_token(session, token) is not None
+    assert user_for_token(session, token, now=utcnow() + timedelta(days=1, minutes=1)) is None
+
+
+def test_sweep_forgets_idempotency_keys_older_than_a_week(runner, make, session):
+    from flapwatch.models import IdempotencyRecord
+
+    make.unit("PLAST-W3")
+    user = make.user("nurse", "PLAST-W3")
+    for key, age in (("old", timedelta(days=8)), ("recent", timedelta(days=6))):
+        session.add(
+            IdempotencyRecord(
+                user_id=user.id,
+                key=key,
+                fingerprint="0" * 64,
+                status_code=201,
+                body={},
+                location=None,
+                created_at=utcnow() - age,
+            )
+        )
+    session.commit()
+    assert runner.invoke(args=["sweep"]).exit_code == 0
+    session.commit()
+    assert session.scalars(select(IdempotencyRecord.key)).all() == ["recent"]
