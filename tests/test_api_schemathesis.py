@@ -3,6 +3,7 @@ invalid, to every operation; no answer may be a server error or contradict the d
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -95,3 +96,73 @@ def test_every_api_route_is_in_the_document_and_nothing_else(app, client):
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             routed.add((method, path))
     assert routed == documented
+
+
+def test_a_ward_story_told_through_the_api_answers_as_documented(app, integrator):
+    """Successful answers too (generated data rarely gets past the clinical rules): each
+    step's answer is checked against the document by Schemathesis."""
+    schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
+    headers = {"Authorization": f"Bearer {integrator}"}
+    now = datetime.now(UTC)
+
+    def step(label: str, expected: int, **parts: Any) -> Any:
+        case = schema.find_operation_by_label(label).Case(**parts)
+        response = case.call_and_validate(headers=headers)
+        assert response.status_code == expected, (label, response.text)
+        return response.json()
+
+    unit = step("POST /units", 201, body={"code": "ORTHO-W1", "name": "Ortho", "timezone": "UTC"})
+    rules = step("GET /units/{code}/rule-set", 200, path_parameters={"code": unit["code"]})
+    kept = {"rules": rules["rules"], "note": rules["note"]}
+    step("PUT /units/{code}/rule-set", 200, path_parameters={"code": "ORTHO-W1"}, body=kept)
+    fewer = {"rules": rules["rules"][:3], "note": "fewer rules"}
+    step("PUT /units/{code}/rule-set", 201, path_parameters={"code": "ORTHO-W1"}, body=fewer)
+    step("GET /units/{code}/rule-set/versions", 200, path_parameters={"code": "ORTHO-W1"})
+    patient = step(
+        "POST /patients",
+        201,
+        body={"mrn": "API-1", "name": "Ann Api", "date_of_birth": "1970-02-03", "unit": "ORTHO-W1"},
+    )
+    step("GET /patients/{patient_id}", 200, path_parameters={"patient_id": patient["id"]})
+    flap = step(
+        "POST /reconstructions",
+        201,
+        body={
+            "patient_id": patient["id"],
+            "procedure": "ALT free flap",
+            "flap_kind": "free",
+            "site": "leg",
+            "side": "right",
+            "surgery_end_at": (now - timedelta(hours=5)).isoformat(),
+            "surgeon": "Mr B",
+        },
+    )
+    flap_path = {"reconstruction_id": flap["id"]}
+    for minutes_ago, colour in ((60, "pink"), (10, "dusky")):
+        check = step(
+            "POST /reconstructions/{reconstruction_id}/checks",
+            201,
+            path_parameters=flap_path,
+            headers={"Idempotency-Key": f"story-{minutes_ago}"},
+            body={"taken_at": (now - timedelta(minutes=minutes_ago)).isoformat(), "colour": colour},
+        )
+    step("GET /reconstructions/{reconstruction_id}/checks", 200, path_parameters=flap_path)
+    step("GET /reconstructions/{reconstruction_id}", 200, path_parameters=flap_path)
+    step("GET /reconstructions", 200, query={"unit": "ORTHO-W1", "status": "monitoring"})
+    escalation = {"escalation_id": check["escalation_id"]}
+    step("GET /escalations", 200, query={"status": "open"})
+    step("GET /escalations/{escalation_id}", 200, path_parameters=escalation)
+    step(
+        "POST /escalations/{escalation_id}/acknowledge",
+        200,
+        path_parameters=escalation,
+        body={"outcome": "observe", "note": "Reviewed at the bedside"},
+    )
+    step("POST /escalations/{escalation_id}/close", 200, path_parameters=escalation, body={})
+    step(
+        "PATCH /reconstructions/{reconstruction_id}",
+        200,
+        path_parameters=flap_path,
+        body={"site": "right thigh", "status": "stopped", "status_note": "Day 5"},
+    )
+    step("GET /me", 200)

@@ -198,6 +198,8 @@ def get_rule_set(actor: Actor, session: Session, code: str) -> schemas.RuleSetVe
     roles=MANAGERS,
     body=schemas.RuleSetPublish,
     response=schemas.RuleSetVersion,
+    status=201,
+    also=(200,),
     errors=(422,),
     description="Checks recorded from now on are evaluated by it; earlier flags keep "
     "the version that made them. Sending the version in force again publishes nothing.",

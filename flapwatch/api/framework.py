@@ -106,6 +106,8 @@ class Operation:
     response: type[BaseModel] | None
     status: int
     errors: tuple[int, ...] = field(default=())
+    # Other success statuses it may answer with the same response model.
+    also: tuple[int, ...] = field(default=())
 
     @property
     def path_parameters(self) -> list[str]:
@@ -136,6 +138,7 @@ def operation(
     body: type[BaseModel] | None = None,
     description: str = "",
     errors: tuple[int, ...] = (),
+    also: tuple[int, ...] = (),
 ) -> Callable[[Callable[..., Reply | BaseModel]], Callable[..., Response]]:
     """Declare an API operation; the decorated view receives `actor`, `session`, `query` and
     `body` (when declared) and the path parameters, and returns a model or a Reply."""
@@ -154,6 +157,7 @@ def operation(
             response=response,
             status=status,
             errors=errors,
+            also=also,
         )
 
         def handle(**path_values: Any) -> Response:

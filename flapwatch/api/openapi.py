@@ -146,6 +146,36 @@ def _error_statuses(op: Operation) -> list[int]:
     return sorted(statuses)
 
 
+def _success(op: Operation, status: int, components: dict[str, Any]) -> dict[str, Any]:
+    assert op.response is not None
+    success: dict[str, Any] = {
+        "description": _SUCCESS_WORDS.get(status, "OK"),
+        "content": {
+            "application/json": {
+                "schema": _ref(_schema_name(op.response, "serialization", components))
+            }
+        },
+    }
+    headers: dict[str, Any] = {}
+    if status == 201:
+        headers["Location"] = {
+            "description": "Where the new object can be read.",
+            "schema": {"type": "string"},
+        }
+    if op.method == "POST" and op.body is not None:
+        headers["Idempotent-Replayed"] = {
+            "description": "`true` when this is the stored answer to an earlier request "
+            "with the same Idempotency-Key.",
+            "schema": {"type": "string", "enum": ["true"]},
+        }
+    if headers:
+        success["headers"] = headers
+    return success
+
+
+_SUCCESS_WORDS = {201: "Created", 200: "OK"}
+
+
 def _operation(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
     document: dict[str, Any] = {
         "operationId": op.endpoint,
@@ -177,29 +207,8 @@ def _operation(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
         }
     responses: dict[str, Any] = {}
     if op.response is not None:
-        success: dict[str, Any] = {
-            "description": "Created" if op.status == 201 else "OK",
-            "content": {
-                "application/json": {
-                    "schema": _ref(_schema_name(op.response, "serialization", components))
-                }
-            },
-        }
-        headers: dict[str, Any] = {}
-        if op.status == 201:
-            headers["Location"] = {
-                "description": "Where the new object can be read.",
-                "schema": {"type": "string"},
-            }
-        if op.method == "POST" and op.body is not None:
-            headers["Idempotent-Replayed"] = {
-                "description": "`true` when this is the stored answer to an earlier request "
-                "with the same Idempotency-Key.",
-                "schema": {"type": "string", "enum": ["true"]},
-            }
-        if headers:
-            success["headers"] = headers
-        responses[str(op.status)] = success
+        for status in (op.status, *op.also):
+            responses[str(status)] = _success(op, status, components)
     elif 501 not in op.errors:
         responses[str(op.status)] = {
             "description": "OK",

@@ -99,6 +99,8 @@ def register_web(app: Flask) -> None:
     @app.errorhandler(Exception)
     def anything_else(error: Exception) -> Response | HTTPException:
         """Under /api/ every failure is JSON; the pages keep Flask's own handling."""
+        if isinstance(error, HTTPException) and (error.code or 500) < 400:
+            return error  # a routing redirect, not a failure
         if is_api_request():
             if not isinstance(error, HTTPException):
                 current_app.logger.exception("API request failed", exc_info=error)
