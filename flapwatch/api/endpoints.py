@@ -28,7 +28,7 @@ from flapwatch.services import escalations as escalation_service
 from flapwatch.services import patients as patient_service
 from flapwatch.services import staff as staff_service
 from flapwatch.services.escalations import REVIEWING_ROLES
-from flapwatch.services.ward import get_unit_by_code
+from flapwatch.services.ward import flagged_check, get_unit_by_code
 
 READERS = EVERY_ROLE
 CLINICAL = ("nurse", "surgeon", "unit_admin", "admin")
@@ -41,8 +41,11 @@ def _now() -> datetime:
     return g.get("now") or utcnow()
 
 
-def _next(items: list[Any], limit: int, position: Any) -> str | None:
-    return encode_cursor(position(items[-1])) if len(items) == limit else None
+def _page(fetched: list[Any], limit: int, position: Any) -> tuple[list[Any], str | None]:
+    """A page of `limit` from `limit + 1` rows fetched: the extra row says whether another page
+    follows, so the last page always says so (next_cursor null)."""
+    items = fetched[:limit]
+    return items, encode_cursor(position(items[-1])) if len(fetched) > limit else None
 
 
 # --- the document and the caller -------------------------------------------------------------
@@ -128,10 +131,9 @@ def _units(session: Session, units: list[Unit]) -> list[schemas.Unit]:
 )
 def list_units(actor: Actor, session: Session, query: schemas.Paged) -> schemas.UnitPage:
     after = decode_cursor(query.cursor, (str,))
-    units = records.units_page(session, actor, after[0] if after else None, query.limit)
-    return schemas.UnitPage(
-        items=_units(session, units), next_cursor=_next(units, query.limit, lambda u: [u.code])
-    )
+    units = records.units_page(session, actor, after[0] if after else None, query.limit + 1)
+    units, cursor = _page(units, query.limit, lambda u: [u.code])
+    return schemas.UnitPage(items=_units(session, units), next_cursor=cursor)
 
 
 @operation(
@@ -246,8 +248,9 @@ def list_rule_set_versions(
 ) -> schemas.RuleSetVersionPage:
     before = decode_cursor(query.cursor, (int,))
     versions = records.rule_set_versions_page(
-        session, actor, code, before[0] if before else None, query.limit
+        session, actor, code, before[0] if before else None, query.limit + 1
     )
+    versions, cursor = _page(versions, query.limit, lambda r: [r.version.version])
     return schemas.RuleSetVersionPage(
         items=[
             schemas.RuleSetVersionSummary(
@@ -258,7 +261,7 @@ def list_rule_set_versions(
             )
             for r in versions
         ],
-        next_cursor=_next(versions, query.limit, lambda r: [r.version.version]),
+        next_cursor=cursor,
     )
 
 
@@ -288,12 +291,10 @@ def _patient(patient: Patient) -> schemas.Patient:
 def list_patients(actor: Actor, session: Session, query: schemas.UnitFilter) -> schemas.PatientPage:
     after = decode_cursor(query.cursor, (int,))
     patients = records.patients_page(
-        session, actor, query.unit, after[0] if after else None, query.limit
+        session, actor, query.unit, after[0] if after else None, query.limit + 1
     )
-    return schemas.PatientPage(
-        items=[_patient(p) for p in patients],
-        next_cursor=_next(patients, query.limit, lambda p: [p.id]),
-    )
+    patients, cursor = _page(patients, query.limit, lambda p: [p.id])
+    return schemas.PatientPage(items=[_patient(p) for p in patients], next_cursor=cursor)
 
 
 @operation(
@@ -372,12 +373,10 @@ def list_reconstructions(
 ) -> schemas.ReconstructionPage:
     after = decode_cursor(query.cursor, (int,))
     flaps = records.reconstructions_page(
-        session, actor, query.unit, query.status, after[0] if after else None, query.limit
+        session, actor, query.unit, query.status, after[0] if after else None, query.limit + 1
     )
-    return schemas.ReconstructionPage(
-        items=_reconstructions(session, flaps),
-        next_cursor=_next(flaps, query.limit, lambda r: [r.id]),
-    )
+    flaps, cursor = _page(flaps, query.limit, lambda r: [r.id])
+    return schemas.ReconstructionPage(items=_reconstructions(session, flaps), next_cursor=cursor)
 
 
 @operation(
@@ -543,7 +542,8 @@ def list_checks(
                 "The cursor is not valid.",
                 {"cursor": "Not a cursor from this list."},
             )
-    checks = records.checks_page(session, actor, reconstruction_id, position, query.limit)
+    checks = records.checks_page(session, actor, reconstruction_id, position, query.limit + 1)
+    checks, cursor = _page(checks, query.limit, lambda c: [c.taken_at.isoformat(), c.id])
     versions = records.rule_set_version_numbers(
         session, {c.rule_set_version_id for c in checks if c.rule_set_version_id}
     )
@@ -559,7 +559,7 @@ def list_checks(
     ]
     return schemas.CheckPage(
         items=items,
-        next_cursor=_next(checks, query.limit, lambda c: [c.taken_at.isoformat(), c.id]),
+        next_cursor=cursor,
     )
 
 
@@ -609,6 +609,7 @@ def record_check(
     "reason) arrive with the audit trail. Until then this answers 501.",
 )
 def amend_check(actor: Actor, session: Session, check_id: int) -> Any:
+    flagged_check(session, actor, check_id)  # another unit's check is not found, as anywhere
     raise ApiError(
         501,
         "not_implemented",
@@ -683,11 +684,12 @@ def list_escalations(
 ) -> schemas.EscalationPage:
     after = decode_cursor(query.cursor, (int,))
     escalations = records.escalations_page(
-        session, actor, query.unit, query.status, after[0] if after else None, query.limit
+        session, actor, query.unit, query.status, after[0] if after else None, query.limit + 1
     )
+    escalations, cursor = _page(escalations, query.limit, lambda e: [e.id])
     return schemas.EscalationPage(
         items=[schemas.Escalation(**_escalation_fields(e)) for e in escalations],
-        next_cursor=_next(escalations, query.limit, lambda e: [e.id]),
+        next_cursor=cursor,
     )
 
 

@@ -177,13 +177,13 @@ def operation(
 
 
 def _handle(op: Operation, view: Callable[..., Any], path_values: dict[str, Any]) -> Response:
+    actor = _authenticate() if op.roles is not None else None
     for name, value in path_values.items():
         if isinstance(value, int) and value > schemas.MAX_ID:
             raise ApiError(404, "not_found", f"No such {name.removesuffix('_id')}: {value}.")
         if isinstance(value, str) and any(ord(c) < 32 for c in value):
             raise ApiError(404, "not_found", f"Nothing is called that ({name}).")
     kwargs: dict[str, Any] = dict(path_values)
-    actor = _authenticate() if op.roles is not None else None
     if actor is not None:
         if actor.role not in op.roles:  # type: ignore[operator]
             raise ApiError(
@@ -414,6 +414,16 @@ def encode_cursor(position: Iterable[Any]) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
+def _fits(value: Any, kind: type) -> bool:
+    """A value a cursor of ours can hold: exactly that type (a JSON true is not an id), ids
+    within the database's integers, short strings."""
+    if type(value) is not kind:
+        return False
+    if kind is int:
+        return 0 <= value <= schemas.MAX_ID
+    return not isinstance(value, str) or len(value) <= 64
+
+
 def decode_cursor(cursor: str | None, shape: tuple[type, ...]) -> list[Any] | None:
     """The position a cursor stands for, or a 400 naming `cursor` if it is not one of ours."""
     if cursor is None:
@@ -426,7 +436,7 @@ def decode_cursor(cursor: str | None, shape: tuple[type, ...]) -> list[Any] | No
     if (
         not isinstance(position, list)
         or len(position) != len(shape)
-        or not all(isinstance(value, kind) for value, kind in zip(position, shape, strict=True))
+        or not all(_fits(value, kind) for value, kind in zip(position, shape, strict=True))
     ):
         raise ApiError(
             400,
