@@ -192,7 +192,8 @@ def _handle(op: Operation, view: Callable[..., Any], path_values: dict[str, Any]
         kwargs["actor"] = actor
     kwargs["session"] = get_session()
     if op.query is not None:
-        kwargs["query"] = _parse(op.query, lambda: op.query.model_validate(dict(request.args)))  # type: ignore[union-attr]
+        query = op.query
+        kwargs["query"] = _validated(lambda: query.model_validate(dict(request.args)))
     payload: Any = None
     if op.body is not None:
         payload, kwargs["body"] = _parse_body(op.body)
@@ -333,7 +334,7 @@ def _authenticate() -> Actor:
 # --- validation ------------------------------------------------------------------------------
 
 
-def _parse(model: type[BaseModel], validate: Callable[[], BaseModel]) -> BaseModel:
+def _validated(validate: Callable[[], BaseModel]) -> BaseModel:
     try:
         return validate()
     except ValidationError as error:
@@ -357,7 +358,7 @@ def _parse_body(model: type[BaseModel]) -> tuple[Any, BaseModel]:
         payload = json.loads(raw)
     except (ValueError, RecursionError):
         raise ApiError(400, "invalid_json", "The body is not valid JSON.") from None
-    return payload, _parse(model, lambda: model.model_validate_json(raw))
+    return payload, _validated(lambda: model.model_validate_json(raw))
 
 
 def problems_of(error: ValidationError) -> dict[str, str]:
