@@ -146,10 +146,11 @@ def main() -> int:
         query = f"/escalations?status=open&unit={unit}&limit=50"
         page = api.call("GET", query + (f"&cursor={cursor}" if cursor else ""))
         for escalation in page["items"]:
+            reasons = escalation["reasons"]
             print(
                 f"open escalation {escalation['id']} ({escalation['severity']}) on "
                 f"reconstruction {escalation['reconstruction_id']} since "
-                f"{escalation['opened_at']}: {len(escalation['reasons'])} reasons"
+                f"{escalation['opened_at']}; latest reason: {reasons[-1]}"
             )
         cursor = page["next_cursor"]
         if cursor is None:
