@@ -25,10 +25,10 @@ from flapwatch.api import schemas
 from flapwatch.db import get_session, write_transaction
 from flapwatch.domain.checks import FIELD_LABELS, RANGE_TEXT
 from flapwatch.domain.vocabulary import Role
-from flapwatch.models import User
 from flapwatch.services import Actor
 from flapwatch.services.idempotency import find_record, fingerprint, key_problem, remember
 from flapwatch.services.tokens import user_for_token
+from flapwatch.web.access import actor_of
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -282,18 +282,6 @@ def _stored_answer(status: int, body: Any, location: str | None, *, replayed: bo
 
 
 # --- who is calling --------------------------------------------------------------------------
-
-
-def actor_of(user: User) -> Actor:
-    return Actor(
-        user_id=user.id,
-        username=user.username,
-        role=str(user.role),
-        request_id=g.get("request_id"),
-        client_address=request.remote_addr,
-        unit_codes=frozenset(unit.code for unit in user.units),
-        all_units=user.sees_every_unit,
-    )
 
 
 def _authenticate() -> Actor:

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager, joinedload, selectinload
 
@@ -492,16 +492,14 @@ def _sweep_one(session: Session, reconstruction_id: int, now: datetime) -> bool 
 # --- reading ---------------------------------------------------------------------------------
 
 
-def open_escalations(
-    session: Session, actor: Actor, unit_codes: Iterable[str] | None = None
-) -> list[Escalation]:
-    """Open escalations in the actor's units: red first, then the longest waiting."""
-    query = (
+def escalations_with_their_flaps() -> Select[tuple[Escalation]]:
+    """Escalations joined to (and loaded with) their flap, patient and unit, and who
+    acknowledged them: a list of them in a fixed number of queries."""
+    return (
         select(Escalation)
         .join(Escalation.reconstruction)
         .join(Reconstruction.patient)
         .join(Patient.unit)
-        .where(Escalation.closed_at.is_(None))
         .options(
             contains_eager(Escalation.reconstruction)
             .contains_eager(Reconstruction.patient)
@@ -509,6 +507,13 @@ def open_escalations(
             selectinload(Escalation.acknowledged_by),
         )
     )
+
+
+def open_escalations(
+    session: Session, actor: Actor, unit_codes: Iterable[str] | None = None
+) -> list[Escalation]:
+    """Open escalations in the actor's units: red first, then the longest waiting."""
+    query = escalations_with_their_flaps().where(Escalation.closed_at.is_(None))
     codes = set(unit_codes) if unit_codes is not None else None
     if not actor.all_units:
         codes = actor.unit_codes if codes is None else codes & actor.unit_codes

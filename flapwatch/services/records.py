@@ -22,6 +22,7 @@ from flapwatch.models import (
     User,
 )
 from flapwatch.services import Actor, NotFound
+from flapwatch.services.escalations import escalations_with_their_flaps
 from flapwatch.services.patients import get_reconstruction
 from flapwatch.services.ward import get_unit_by_code, latest_checks, open_escalation_by_flap
 
@@ -268,20 +269,7 @@ def escalations_page(
     limit: int,
 ) -> list[Escalation]:
     """Escalations oldest first; `status` open (awaiting a surgeon), acknowledged or closed."""
-    query = (
-        select(Escalation)
-        .join(Escalation.reconstruction)
-        .join(Reconstruction.patient)
-        .join(Patient.unit)
-        .options(
-            contains_eager(Escalation.reconstruction)
-            .contains_eager(Reconstruction.patient)
-            .contains_eager(Patient.unit),
-            selectinload(Escalation.acknowledged_by),
-        )
-        .order_by(Escalation.id)
-        .limit(limit)
-    )
+    query = escalations_with_their_flaps().order_by(Escalation.id).limit(limit)
     query = _in_units(query, actor, unit_code, session)
     if status == "open":
         query = query.where(Escalation.closed_at.is_(None), Escalation.acknowledged_at.is_(None))

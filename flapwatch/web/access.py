@@ -10,6 +10,7 @@ from flask import abort, g, request
 from flask_login import current_user, login_required
 
 from flapwatch.domain.vocabulary import Role
+from flapwatch.models import User
 from flapwatch.services import Actor
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -39,7 +40,11 @@ def roles_required(*roles: str) -> Callable[[F], F]:
 
 
 def current_actor() -> Actor:
-    user = current_user
+    return actor_of(current_user)
+
+
+def actor_of(user: User) -> Actor:
+    """The account acting in this request (logged-in or by API token), for the services."""
     return Actor(
         user_id=user.id,
         username=user.username,
