@@ -30,6 +30,9 @@ class Defaults:
     MAX_CONTENT_LENGTH = 1024 * 1024
     # Escalate overdue checks from ordinary requests, at most once a minute per process.
     SWEEP_ON_REQUESTS = True
+    # Rendered trend charts, by flap and data version; None: <instance>/chart-cache. Servers
+    # behind one load balancer may share a directory (a file appears whole, by rename).
+    CHART_CACHE_DIR: str | None = None
     SERVE_WORKERS = 2
     SERVE_THREADS = 4
     # Escalation notices to a unit's webhook (services/notifications.py, notifier.py).

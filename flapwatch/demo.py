@@ -24,6 +24,7 @@ from flapwatch.domain.vocabulary import (
     Colour,
     DopplerArterial,
     DopplerVenous,
+    EscalationOutcome,
     FlapKind,
     Pinprick,
     Role,
@@ -33,6 +34,7 @@ from flapwatch.domain.vocabulary import (
 from flapwatch.models import Check, Patient, Reconstruction, Unit, User, utcnow
 from flapwatch.services import SYSTEM, Actor, InvalidInput
 from flapwatch.services.checks import record_check
+from flapwatch.services.escalations import acknowledge_escalation
 from flapwatch.services.patients import (
     PatientDetails,
     ReconstructionDetails,
@@ -480,13 +482,31 @@ def _admit_with_history(
             if late:
                 values = replace(values, notes=LATE_ENTRY_NOTE)
             delay = LATE_ENTRY_DELAY if late else timedelta(minutes=rng.randint(1, 8))
-            record_check(
+            saved = record_check(
                 session,
                 actors[_recorder(spec, values, len(history) - index)],
                 reconstruction.id,
                 values,
                 now=min(values.taken_at + delay, now),
             )
+            if spec.deteriorating and index == len(history) - 3 and saved.escalation:
+                _registrar_reviews(session, actors[REGISTRAR], saved.escalation.id, values)
+
+
+def _registrar_reviews(
+    session: Session, registrar: Actor, escalation_id: int, values: CheckValues
+) -> None:
+    """The registrar sees the first dusky check and decides to watch closely; the signs that
+    follow make the escalation unacknowledged again, awaiting the surgeon."""
+    acknowledge_escalation(
+        session,
+        registrar,
+        escalation_id,
+        outcome=EscalationOutcome.OBSERVE,
+        note="Early venous congestion possible; both Doppler signals present. "
+        "Checks every 30 minutes, call me at once if it darkens or the venous signal goes.",
+        now=values.taken_at + timedelta(minutes=25),
+    )
 
 
 def _check_times(

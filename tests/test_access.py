@@ -36,6 +36,9 @@ POLICY: dict[str, object] = {
     "rules.version": MANAGERS,
     "rules.export": MANAGERS,
     "rules.import_json": MANAGERS,
+    "review.unit_review": READERS,
+    "review.chart": READERS,
+    "review.report": READERS,
     "admin.index": MANAGERS,
     "admin.units": MANAGERS,
     "admin.new_unit": ADMINS,
@@ -67,6 +70,9 @@ POLICY: dict[str, object] = {
     "api.add_reconstruction": MANAGERS,
     "api.get_reconstruction": READERS,
     "api.change_reconstruction": MANAGERS,
+    "api.reconstruction_chart_png": READERS,
+    "api.reconstruction_chart_svg": READERS,
+    "api.reconstruction_report": READERS,
     "api.list_checks": READERS,
     "api.record_check": CLINICAL,
     "api.amend_check": CLINICAL,
@@ -111,6 +117,7 @@ def ward(make):
         "reconstruction_id": reconstruction.id,
         "user_id": colleague.id,
         "filename": "flapwatch.css",
+        "fmt": "png",
     }
 
 

@@ -29,6 +29,7 @@ from flapwatch.services import patients as patient_service
 from flapwatch.services import staff as staff_service
 from flapwatch.services.escalations import REVIEWING_ROLES
 from flapwatch.services.ward import flagged_check, get_unit_by_code
+from flapwatch.web.review import chart_response, report_response
 
 READERS = EVERY_ROLE
 CLINICAL = ("nurse", "surgeon", "unit_admin", "admin")
@@ -424,6 +425,64 @@ def get_reconstruction(
 ) -> schemas.Reconstruction:
     flap = patient_service.get_reconstruction(session, actor, reconstruction_id)
     return _reconstructions(session, [flap])[0]
+
+
+_CHART_WORDS = (
+    "The flap's trend chart: hours since surgery (the unit's clock along the top), "
+    "temperatures and ΔT with the unit's rule thresholds, clinical signs and Doppler lanes, "
+    "StO₂ when recorded; flagged checks ▲ red / ◆ amber, escalations as labelled lines, "
+    "overdue gaps hatched. Served from a cache until the flap's data changes."
+)
+
+
+@operation(
+    "GET",
+    "/reconstructions/{reconstruction_id}/chart.png",
+    summary="Draw a flap's trend chart (PNG)",
+    tag="reconstructions",
+    roles=READERS,
+    query=schemas.ChartOptions,
+    response=None,
+    media_type="image/png",
+    description=_CHART_WORDS,
+)
+def reconstruction_chart_png(
+    actor: Actor, session: Session, reconstruction_id: int, query: schemas.ChartOptions
+) -> Response:
+    return chart_response(actor, reconstruction_id, query.size, "png")
+
+
+@operation(
+    "GET",
+    "/reconstructions/{reconstruction_id}/chart.svg",
+    summary="Draw a flap's trend chart (SVG)",
+    tag="reconstructions",
+    roles=READERS,
+    query=schemas.ChartOptions,
+    response=None,
+    media_type="image/svg+xml",
+    description=_CHART_WORDS,
+)
+def reconstruction_chart_svg(
+    actor: Actor, session: Session, reconstruction_id: int, query: schemas.ChartOptions
+) -> Response:
+    return chart_response(actor, reconstruction_id, query.size, "svg")
+
+
+@operation(
+    "GET",
+    "/reconstructions/{reconstruction_id}/report.pdf",
+    summary="Print a flap's report (PDF)",
+    tag="reconstructions",
+    roles=READERS,
+    response=None,
+    media_type="application/pdf",
+    description="A4 pages: the trend chart, every check with its flags, notes and late-entry "
+    "marks, the escalations with their timelines, and the flap's outcome. Each report is "
+    "recorded in the audit trail.",
+)
+def reconstruction_report(actor: Actor, session: Session, reconstruction_id: int) -> Response:
+    return report_response(actor, reconstruction_id)
 
 
 @operation(

@@ -108,6 +108,8 @@ class Operation:
     errors: tuple[int, ...] = field(default=())
     # Other success statuses it may answer with the same response model.
     also: tuple[int, ...] = field(default=())
+    # A file rather than JSON (a chart, a report): its media type.
+    media_type: str | None = None
 
     @property
     def path_parameters(self) -> list[str]:
@@ -139,7 +141,8 @@ def operation(
     description: str = "",
     errors: tuple[int, ...] = (),
     also: tuple[int, ...] = (),
-) -> Callable[[Callable[..., Reply | BaseModel]], Callable[..., Response]]:
+    media_type: str | None = None,
+) -> Callable[[Callable[..., Reply | BaseModel | Response]], Callable[..., Response]]:
     """Declare an API operation; the decorated view receives `actor`, `session`, `query` and
     `body` (when declared) and the path parameters, and returns a model or a Reply."""
 
@@ -158,6 +161,7 @@ def operation(
             status=status,
             errors=errors,
             also=also,
+            media_type=media_type,
         )
 
         def handle(**path_values: Any) -> Response:

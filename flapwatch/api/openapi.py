@@ -206,7 +206,12 @@ def _operation(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
             },
         }
     responses: dict[str, Any] = {}
-    if op.response is not None:
+    if op.media_type is not None:
+        responses[str(op.status)] = {
+            "description": f"The file ({op.media_type}).",
+            "content": {op.media_type: {"schema": {"type": "string", "format": "binary"}}},
+        }
+    elif op.response is not None:
         for status in (op.status, *op.also):
             responses[str(status)] = _success(op, status, components)
     elif 501 not in op.errors:

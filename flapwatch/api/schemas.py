@@ -413,6 +413,17 @@ class Paged(BaseModel):
     )
 
 
+class ChartOptions(BaseModel):
+    """Query parameters of a chart: its size."""
+
+    model_config = ConfigDict(extra="forbid")
+    size: Literal["full", "small"] = Field(
+        default="full",
+        description="`full` (1200 px wide, every panel, legend) or `small` (512 px, the "
+        "review page's small multiple).",
+    )
+
+
 class UnitFilter(Paged):
     unit: Annotated[str, Field(min_length=1, max_length=32)] | None = None
 

@@ -38,13 +38,14 @@ def load_user(user_id: str) -> User | None:
 
 
 def register_web(app: Flask) -> None:
-    from flapwatch.web import admin, auth, checks, escalations, rules, ward
+    from flapwatch.web import admin, auth, checks, escalations, review, rules, ward
 
     csrf.init_app(app)
     login_manager.init_app(app)
-    for blueprint in (auth.bp, ward.bp, checks.bp, escalations.bp, rules.bp, admin.bp):
+    for blueprint in (auth.bp, ward.bp, checks.bp, escalations.bp, review.bp, rules.bp, admin.bp):
         app.register_blueprint(blueprint)
     register_api(app)
+    review.init_chart_cache(app)
 
     app.before_request(_assign_request_id)
     app.before_request(_sweep_now_and_then)

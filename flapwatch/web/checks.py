@@ -13,6 +13,7 @@ from flapwatch.services.ward import flagged_check, flap_record
 from flapwatch.web.access import CLINICAL, READERS, current_actor, roles_required
 from flapwatch.web.forms import LOCAL_INPUT_FORMAT, CheckForm, attach_problems
 from flapwatch.web.presenters import clock, relative, zone
+from flapwatch.web.review import chart_links
 
 bp = Blueprint("checks", __name__)
 
@@ -21,7 +22,12 @@ bp = Blueprint("checks", __name__)
 @roles_required(*READERS)
 def flap(reconstruction_id: int) -> str:
     record = flap_record(get_session(), current_actor(), reconstruction_id, g.now)
-    return render_template("flap.html", record=record, late_after=LATE_ENTRY_AFTER)
+    return render_template(
+        "flap.html",
+        record=record,
+        late_after=LATE_ENTRY_AFTER,
+        chart=chart_links(current_actor(), reconstruction_id),
+    )
 
 
 @bp.route("/reconstructions/<int:reconstruction_id>/checks/new", methods=["GET", "POST"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
@@ -11,6 +11,7 @@ from wtforms import HiddenField, RadioField, TextAreaField
 from wtforms.validators import Length, Optional
 
 from flapwatch.db import get_session
+from flapwatch.domain.rule_words import reasons_by_rule
 from flapwatch.domain.schedule import hours_since
 from flapwatch.domain.vocabulary import EscalationOutcome
 from flapwatch.models import Escalation
@@ -26,6 +27,7 @@ from flapwatch.services.escalations import (
 from flapwatch.services.ward import get_unit_by_code, visible_units
 from flapwatch.web.access import READERS, current_actor, roles_required
 from flapwatch.web.forms import attach_problems, choices_of
+from flapwatch.web.review import chart_links
 
 bp = Blueprint("escalations", __name__)
 
@@ -56,21 +58,7 @@ class CloseForm(FlaskForm):
     closing_note = _note("Closing note")
 
 
-@bp.app_template_filter("by_rule")
-def reasons_by_rule(reasons: Iterable[str]) -> list[tuple[str, list[str]]]:
-    """Reasons ("rule: finding") grouped under their rule, first seen first, without repeats.
-
-    An escalation gathers every flag's reasons; grouped, a surgeon reads each rule once.
-    """
-    grouped: dict[str, list[str]] = {}
-    for reason in reasons:
-        rule, separator, finding = reason.partition(": ")
-        if not separator:
-            rule, finding = "", reason
-        findings = grouped.setdefault(rule, [])
-        if finding not in findings:
-            findings.append(finding)
-    return list(grouped.items())
+bp.add_app_template_filter(reasons_by_rule, "by_rule")
 
 
 @bp.app_context_processor
@@ -116,6 +104,7 @@ def _detail(
         close_form=close_form or CloseForm(formdata=None),
         general_errors=general_errors or [],
         hours_since=hours_since,
+        chart=chart_links(current_actor(), page.reconstruction.id),
     )
 
 

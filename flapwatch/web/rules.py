@@ -32,16 +32,15 @@ from wtforms.validators import InputRequired, Length, NumberRange
 
 from flapwatch.db import get_session
 from flapwatch.domain.checks import CATEGORICAL_FIELDS
+from flapwatch.domain.rule_words import describe_condition, field_label, plain_number
 from flapwatch.domain.rules import (
     CATEGORICAL_OPERATORS,
     CHANGED_FROM,
     COMPARISONS,
-    FIELD_PHRASES,
     MAX_NOTE_LENGTH,
     NUMERIC_FIELDS,
     OPERATORS,
     OVERDUE_RULE_ID,
-    TEMPERATURE_DIFFERENCE,
     TREND_OPERATORS,
     AtLeast,
     Condition,
@@ -89,63 +88,6 @@ OPERATOR_WORDS: dict[str, str] = {
 CHOICE_OPERATORS = (*CATEGORICAL_OPERATORS, CHANGED_FROM)
 
 
-def _capitalised(words: str) -> str:
-    return words[:1].upper() + words[1:]
-
-
-def _field_label(name: str) -> str:
-    if name == TEMPERATURE_DIFFERENCE:
-        return "ΔT (control − flap temperature)"
-    return _capitalised(FIELD_PHRASES.get(name, name))
-
-
-def _choice_label(field_name: str, value: str) -> str:
-    vocabulary = CATEGORICAL_FIELDS.get(field_name)
-    if vocabulary is None or value not in vocabulary.values():
-        return value
-    return str(vocabulary(value).label).lower()
-
-
-def _either(field_name: str, values: Sequence[str]) -> str:
-    labels = [_choice_label(field_name, value) for value in values]
-    if len(labels) < 2:
-        return "".join(labels)
-    return f"{', '.join(labels[:-1])} or {labels[-1]}"
-
-
-def _plain(number: float) -> str:
-    return str(int(number)) if float(number).is_integer() else repr(float(number))
-
-
-def _amount(field_name: str, number: float, *, change: bool = False) -> str:
-    if field_name.endswith("temperature_c") or field_name == TEMPERATURE_DIFFERENCE:
-        return f"{number:.1f} °C"
-    if field_name == "sto2_percent":
-        return f"{_plain(number)} points" if change else f"{_plain(number)} %"
-    return f"{_plain(number)} s"
-
-
-def describe_condition(condition: Condition) -> str:
-    """'colour is pale, white or mottled', 'ΔT ≥ 1.8 °C', 'StO₂ falls ≥ 20 points within 60 min'."""
-    name, op = condition.field, condition.op
-    words = FIELD_PHRASES.get(name, name)
-    if op in CATEGORICAL_OPERATORS:
-        choices = condition.value if isinstance(condition.value, tuple) else ()
-        verb = "is" if op == "in" else "is not"
-        return f"{words} {verb} {_either(name, choices)}"
-    if op == CHANGED_FROM:
-        before, after = _either(name, condition.from_values), _either(name, condition.to_values)
-        return f"{words} changes from {before} to {after}"
-    value = condition.value if isinstance(condition.value, int | float) else 0.0
-    if op in COMPARISONS:
-        return f"{words} {COMPARISONS[op][0]} {_amount(name, value)}"
-    size = _amount(name, value, change=True)
-    if op == "drop_within":
-        return f"{words} falls ≥ {size} within {condition.minutes} min"
-    verb = "falls" if op == "drop_since_previous" else "rises"
-    return f"{words} {verb} ≥ {size} since the previous check"
-
-
 def describe_match(rule: Rule) -> str:
     if rule.id == OVERDUE_RULE_ID:
         return (
@@ -170,8 +112,8 @@ def _strip(value: Any) -> Any:
 
 FIELD_CHOICES = [
     SelectChoice("", "Choose a field"),
-    *(SelectChoice(name, _field_label(name), optgroup="Findings") for name in CATEGORICAL_FIELDS),
-    *(SelectChoice(name, _field_label(name), optgroup="Measurements") for name in NUMERIC_FIELDS),
+    *(SelectChoice(name, field_label(name), optgroup="Findings") for name in CATEGORICAL_FIELDS),
+    *(SelectChoice(name, field_label(name), optgroup="Measurements") for name in NUMERIC_FIELDS),
 ]
 OPERATOR_CHOICES = [
     SelectChoice("", "Choose a test"),
@@ -273,7 +215,7 @@ def _condition_row(condition: Condition) -> dict[str, Any]:
 
 
 def _number_text(value: float | None) -> str:
-    return "" if value is None else _plain(value)
+    return "" if value is None else plain_number(value)
 
 
 def _rule_row(rule: Rule) -> dict[str, Any]:
@@ -562,7 +504,7 @@ def _editor(
         import_form=import_form or ImportForm(formdata=None),
         import_problems=list(import_problems),
         notice=notice,
-        field_label=_field_label,
+        field_label=field_label,
         vocabularies={name: enum.choices() for name, enum in CATEGORICAL_FIELDS.items()},
     )
 

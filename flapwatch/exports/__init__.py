@@ -1,0 +1,1 @@
+"""Records leaving flapwatch for print or other systems."""

@@ -1,0 +1,348 @@
+"""The printable report of one flap: its trend chart, every check, its escalations and outcome.
+
+Drawn with matplotlib's PDF backend (Figure objects, no pyplot), so it needs neither a browser
+nor a system package. A4 portrait; every page names the patient and says "page n of N", as a
+printed clinical record must. Fonts are embedded as TrueType, so the text can be searched and
+copied from the PDF.
+"""
+
+from __future__ import annotations
+
+import io
+import textwrap
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from matplotlib import rc_context
+from matplotlib.backends.backend_pdf import PdfPages
+from matplotlib.figure import Figure
+
+from flapwatch.charts import INK, MUTED, PRINT, RC, RED, SEVERITY_ICON, trend_figure
+from flapwatch.domain.checks import LATE_ENTRY_AFTER
+from flapwatch.domain.rule_words import reasons_by_rule
+from flapwatch.domain.vocabulary import Severity
+from flapwatch.models import Check, Escalation
+from flapwatch.services.review import Trend
+
+PAGE = (8.27, 11.69)  # A4 portrait, inches
+MARGIN = 0.55
+LINE = 0.165  # inches per line of table text
+TABLE_SIZE = 6.2
+MONO = "DejaVu Sans Mono"
+# Characters of monospaced text across the page at TABLE_SIZE (0.6 em each).
+TABLE_CHARS = int((PAGE[0] - 2 * MARGIN) * 72 / (TABLE_SIZE * 0.6))
+
+# (heading, width in characters) of the check table; the notes go on a line of their own.
+COLUMNS = (
+    ("Taken", 13),
+    ("Colour", 9),
+    ("Flap/Ctl °C", 12),
+    ("ΔT", 5),
+    ("Refill", 12),
+    ("Doppler A/V", 20),
+    ("Turgor", 8),
+    ("Pinprick", 12),
+    ("StO₂", 5),
+    ("Flags", 22),
+    ("By", 0),  # the rest of the line
+)
+
+
+def _cell(text: str, width: int) -> str:
+    if width == 0:
+        return text
+    text = text if len(text) < width else text[: width - 2] + "…"
+    return text.ljust(width)
+
+
+def _row(cells: Iterable[str]) -> str:
+    return "".join(_cell(text, width) for text, (_, width) in zip(cells, COLUMNS, strict=True))
+
+
+@dataclass
+class _Line:
+    text: str
+    color: str = INK
+    weight: str = "normal"
+    size: float = TABLE_SIZE
+    mono: bool = True
+    space_before: float = 0.0
+
+
+@dataclass
+class _Section:
+    title: str
+    lines: list[_Line] = field(default_factory=list)
+    # Repeated at the top of every page the section runs onto (a table's column headings).
+    heading: _Line | None = None
+
+
+class _Report:
+    def __init__(self, trend: Trend, generated_at: datetime, generated_by: str) -> None:
+        self.trend = trend
+        self.subject = trend.subject
+        self.zone = ZoneInfo(self.subject.timezone)
+        self.generated_at = generated_at
+        self.generated_by = generated_by
+
+    def local(self, at: datetime, pattern: str = "%d %b %H:%M") -> str:
+        return at.astimezone(self.zone).strftime(pattern)
+
+    # pages -----------------------------------------------------------------------------------
+
+    def pages(self) -> list[Figure]:
+        figures = [trend_figure(self.trend, PRINT)]
+        for section in (self.checks_section(), self.escalations_section()):
+            figures.extend(self.paginate(section))
+        total = len(figures)
+        for number, figure in enumerate(figures, start=1):
+            self.footer(figure, number, total)
+        return figures
+
+    def page(self, title: str) -> Figure:
+        figure = Figure(figsize=PAGE)
+        s = self.subject
+        figure.text(
+            MARGIN / PAGE[0],
+            1 - MARGIN / PAGE[1],
+            f"{s.patient_name} · MRN {s.mrn} · born {s.date_of_birth:%d %b %Y} · "
+            f"{s.procedure}, {s.site}",
+            fontsize=9,
+            fontweight="bold",
+            va="top",
+            color=INK,
+        )
+        figure.text(
+            MARGIN / PAGE[0],
+            1 - (MARGIN + 0.3) / PAGE[1],
+            title,
+            fontsize=11,
+            fontweight="bold",
+            va="top",
+            color=INK,
+        )
+        return figure
+
+    def footer(self, figure: Figure, number: int, total: int) -> None:
+        s = self.subject
+        figure.text(
+            MARGIN / PAGE[0],
+            0.3 / PAGE[1],
+            f"{s.patient_name} · MRN {s.mrn} · printed "
+            f"{self.local(self.generated_at, '%d %b %Y %H:%M')} by {self.generated_by}",
+            fontsize=6.5,
+            color=MUTED,
+        )
+        figure.text(
+            1 - MARGIN / PAGE[0],
+            0.3 / PAGE[1],
+            f"Page {number} of {total}",
+            fontsize=7,
+            ha="right",
+            color=INK,
+            gid="page-number",
+        )
+
+    def paginate(self, section: _Section) -> list[Figure]:
+        top = MARGIN + 0.7
+        bottom = PAGE[1] - MARGIN - 0.3
+        figures: list[Figure] = []
+        y = bottom + 1  # start a page at once
+        for line in section.lines:
+            height = LINE * (line.size / TABLE_SIZE) + line.space_before
+            if y + height > bottom:
+                continued = " (continued)" if figures else ""
+                figure = self.page(section.title + continued)
+                figures.append(figure)
+                y = top
+                if section.heading is not None:
+                    y = self.write(figure, section.heading, y)
+            y = self.write(figures[-1], line, y)
+        if not figures:
+            figures.append(self.page(section.title))
+        return figures
+
+    @staticmethod
+    def write(figure: Figure, line: _Line, y: float) -> float:
+        y += line.space_before
+        figure.text(
+            MARGIN / PAGE[0],
+            1 - y / PAGE[1],
+            line.text,
+            fontsize=line.size,
+            family=MONO if line.mono else "sans-serif",
+            fontweight=line.weight,
+            color=line.color,
+            va="top",
+        )
+        return y + LINE * (line.size / TABLE_SIZE)
+
+    # the check table ---------------------------------------------------------------------------
+
+    def checks_section(self) -> _Section:
+        section = _Section(
+            title=f"Checks ({len(self.trend.checks)}, oldest first; times {self.subject.timezone})",
+            heading=_Line(_row(heading for heading, _ in COLUMNS), weight="bold"),
+        )
+        if not self.trend.checks:
+            section.lines.append(_Line("No checks recorded.", mono=False, size=8))
+        for check in self.trend.checks:
+            color = RED if check.severity == Severity.RED else INK
+            section.lines.append(_Line(_row(self.check_cells(check)), color=color))
+            for note in self.check_notes(check):
+                section.lines.append(_Line(note, color=MUTED))
+        section.lines.append(
+            _Line(
+                "† late entry: recorded more than "
+                f"{int(LATE_ENTRY_AFTER.total_seconds() // 60)} min after it was taken.  "
+                "▲ red / ◆ amber: the rules that flagged the check.",
+                mono=False,
+                size=7,
+                color=MUTED,
+                space_before=0.1,
+            )
+        )
+        return section
+
+    def check_cells(self, check: Check) -> list[str]:
+        def word(value: object) -> str:
+            return getattr(value, "label", "").split(" (")[0] if value is not None else "—"
+
+        def number(value: float | None, pattern: str = "{:.1f}") -> str:
+            return "—" if value is None else pattern.format(value)
+
+        late = check.recorded_at - check.taken_at > LATE_ENTRY_AFTER
+        refill = word(check.capillary_refill)
+        if check.capillary_refill_s is not None:
+            refill += f" {check.capillary_refill_s:g}s"
+        flags = ""
+        if check.severity is not None:
+            icon = SEVERITY_ICON[check.severity]
+            flags = f"{icon} " + ", ".join(flag.rule_id for flag in check.flags)
+        return [
+            self.local(check.taken_at) + (" †" if late else ""),
+            word(check.colour),
+            f"{number(check.flap_temperature_c)}/{number(check.control_temperature_c)}",
+            number(check.temperature_difference_c),
+            refill,
+            f"{word(check.doppler_arterial)}/{word(check.doppler_venous)}",
+            word(check.turgor),
+            word(check.pinprick),
+            number(check.sto2_percent, "{:g}%"),
+            flags,
+            self.trend.person(check.recorded_by_id),
+        ]
+
+    def check_notes(self, check: Check) -> list[str]:
+        lines: list[str] = []
+        late = check.recorded_at - check.taken_at > LATE_ENTRY_AFTER
+        if late:
+            lines.append(f"    † recorded {self.local(check.recorded_at)}")
+        for flag in check.flags:
+            reasons = "; ".join(flag.reasons)
+            lines += _wrapped(f"{SEVERITY_ICON[flag.severity]} {flag.rule_name}: {reasons}", 4)
+        if check.notes:
+            lines += _wrapped(f"Notes: {check.notes}", 4)
+        return lines
+
+    # escalations and outcome -------------------------------------------------------------------
+
+    def escalations_section(self) -> _Section:
+        s = self.subject
+        section = _Section(title="Escalations and outcome")
+        outcome = f"Flap status: {s.status.label}"
+        if s.status_changed_at is not None:
+            outcome += f" (since {self.local(s.status_changed_at, '%d %b %Y %H:%M')})"
+        section.lines.append(_Line(outcome, mono=False, size=9, weight="bold"))
+        section.lines.append(
+            _Line(
+                f"Surgeon {s.surgeon} · surgery ended "
+                f"{self.local(s.surgery_end_at, '%d %b %Y %H:%M')} · "
+                f"{s.flap_kind.label} · {s.side.label}"
+                + (" · buried (no skin paddle)" if s.buried else ""),
+                mono=False,
+                size=8,
+                color=MUTED,
+            )
+        )
+        if not self.trend.escalations:
+            section.lines.append(_Line("No escalations.", mono=False, size=8, space_before=0.15))
+        for escalation in self.trend.escalations:
+            section.lines += self.escalation_lines(escalation)
+        return section
+
+    def escalation_lines(self, escalation: Escalation) -> list[_Line]:
+        icon = SEVERITY_ICON[escalation.severity]
+        color = RED if escalation.severity == Severity.RED else INK
+        state = "closed" if escalation.closed_at is not None else "open"
+        lines = [
+            _Line(
+                f"{icon} {escalation.severity.label.upper()} escalation #{escalation.id}, "
+                f"opened {self.local(escalation.opened_at)} — {state}",
+                mono=False,
+                size=9,
+                weight="bold",
+                color=color,
+                space_before=0.2,
+            )
+        ]
+        if escalation.acknowledged_at is not None:
+            waited = int((escalation.acknowledged_at - escalation.opened_at).total_seconds() // 60)
+            outcome = escalation.outcome.label if escalation.outcome else "—"
+            lines.append(
+                _Line(
+                    f"Acknowledged {self.local(escalation.acknowledged_at)} by "
+                    f"{self.trend.person(escalation.acknowledged_by_id)}, {waited} min after "
+                    f"opening: {outcome}",
+                    mono=False,
+                    size=8,
+                )
+            )
+        elif escalation.closed_at is None:
+            lines.append(_Line("Not acknowledged.", mono=False, size=8, color=RED))
+        lines.append(_Line("Timeline:", mono=False, size=8, weight="bold", space_before=0.05))
+        for event in escalation.events:
+            severity = f" {SEVERITY_ICON[event.severity]}" if event.severity else ""
+            who = self.trend.person(event.actor_id)
+            text = f"{self.local(event.at)}  {event.kind.label}{severity} — {who}"
+            lines += [_Line(part) for part in _wrapped(text, 2)]
+            for rule, findings in reasons_by_rule(event.reasons):
+                said = f"{rule}: {'; '.join(findings)}" if rule else "; ".join(findings)
+                lines += [_Line(part, color=MUTED) for part in _wrapped(said, 6)]
+        if escalation.note:
+            lines += [_Line(part) for part in _wrapped(f"Surgeon's note: {escalation.note}", 2)]
+        return lines
+
+
+def _wrapped(text: str, indent: int) -> list[str]:
+    return textwrap.wrap(
+        text,
+        width=TABLE_CHARS,
+        initial_indent=" " * indent,
+        subsequent_indent=" " * (indent + 2),
+    ) or [" " * indent]
+
+
+def flap_report(trend: Trend, *, generated_at: datetime, generated_by: str) -> bytes:
+    """The report as PDF bytes."""
+    report = _Report(trend, generated_at, generated_by)
+    buffer = io.BytesIO()
+    s = trend.subject
+    # TrueType (42) rather than Type 3 fonts: the PDF's text can be searched and copied.
+    with rc_context({**RC, "pdf.fonttype": 42}):
+        figures = report.pages()
+        with PdfPages(
+            buffer,
+            metadata={
+                "Title": f"Flap monitoring report: {s.patient_name} ({s.mrn}), {s.procedure}",
+                "Author": generated_by,
+                "Subject": f"Reconstruction {s.reconstruction_id}",
+                "Creator": "flapwatch",
+                "CreationDate": generated_at,
+            },
+        ) as pdf:
+            for figure in figures:
+                pdf.savefig(figure)
+    return buffer.getvalue()

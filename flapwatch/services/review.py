@@ -1,0 +1,282 @@
+"""What the surgeon reviews: a flap's trend (for its chart and report) and the unit's flaps
+ordered by concern. Read-only, a fixed number of queries each.
+
+A chart is cached under its *data version*: a digest of everything the chart draws from (the
+flap and its patient, its checks, its escalations' timelines, the unit's rule set and schedule
+in force). Checks and timeline events are only ever added, never changed, so their count and
+highest id stand for their content; one query finds the version and checks the actor's unit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session, selectinload
+
+from flapwatch.db import write_transaction
+from flapwatch.domain.rules import RuleSet, parse_rule_set
+from flapwatch.domain.schedule import SchedulePolicy as Schedule
+from flapwatch.domain.vocabulary import (
+    FlapKind,
+    ReconstructionStatus,
+    Severity,
+    Side,
+)
+from flapwatch.models import (
+    Check,
+    Escalation,
+    EscalationEvent,
+    Patient,
+    Reconstruction,
+    RuleSetVersion,
+    SchedulePolicy,
+    Unit,
+    User,
+)
+from flapwatch.services import Actor, NotFound
+from flapwatch.services.audit import record_event
+from flapwatch.services.ward import FlapStatus, WardBoard, ward_board
+
+# The chart of a flap still monitored runs to "now" (an overdue stretch grows with the clock),
+# so its version also turns over every few minutes; a finished flap's chart never expires.
+CLOCK_STEP = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class ChartSubject:
+    """The flap a chart is of, as one row: what the chart's heading needs, and its version."""
+
+    reconstruction_id: int
+    procedure: str
+    flap_kind: FlapKind
+    site: str
+    side: Side
+    surgeon: str
+    surgery_end_at: datetime
+    buried: bool
+    status: ReconstructionStatus
+    status_changed_at: datetime | None
+    patient_name: str
+    mrn: str
+    date_of_birth: date
+    bed: str | None
+    unit_id: int
+    unit_code: str
+    unit_name: str
+    timezone: str
+    check_count: int
+    last_check_id: int | None
+    last_event_id: int | None
+    rule_set_version_id: int | None
+    schedule_policy_id: int | None
+    # The chart's right-hand edge for a monitored flap: now, to the step below. None for a
+    # flap no longer monitored, whose chart ends with its data.
+    as_of: datetime | None
+
+    @property
+    def monitoring(self) -> bool:
+        return self.status == ReconstructionStatus.MONITORING
+
+    def version(self, style: str) -> str:
+        """The data version, with the drawing's own version `style` in it."""
+        parts = [style, *(str(getattr(self, name)) for name in self.__dataclass_fields__)]
+        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
+
+
+def _clock(now: datetime) -> datetime:
+    step = int(CLOCK_STEP.total_seconds())
+    seconds = int(now.astimezone(UTC).timestamp())
+    return datetime.fromtimestamp(seconds - seconds % step, UTC)
+
+
+def _subjects(session: Session, where: ColumnElement[bool], now: datetime) -> list[ChartSubject]:
+    r = Reconstruction
+    check_count = (
+        select(func.count(Check.id)).where(Check.reconstruction_id == r.id).scalar_subquery()
+    )
+    last_check = select(func.max(Check.id)).where(Check.reconstruction_id == r.id)
+    last_event = (
+        select(func.max(EscalationEvent.id))
+        .join(Escalation, Escalation.id == EscalationEvent.escalation_id)
+        .where(Escalation.reconstruction_id == r.id)
+    )
+    rule_set = select(func.max(RuleSetVersion.id)).where(RuleSetVersion.unit_id == Unit.id)
+    schedule = select(func.max(SchedulePolicy.id)).where(SchedulePolicy.unit_id == Unit.id)
+    rows = session.execute(
+        select(
+            r.id,
+            r.procedure,
+            r.flap_kind,
+            r.site,
+            r.side,
+            r.surgeon,
+            r.surgery_end_at,
+            r.buried,
+            r.status,
+            r.status_changed_at,
+            Patient.name,
+            Patient.mrn,
+            Patient.date_of_birth,
+            Patient.bed,
+            Unit.id,
+            Unit.code,
+            Unit.name,
+            Unit.timezone,
+            check_count,
+            last_check.scalar_subquery(),
+            last_event.scalar_subquery(),
+            rule_set.scalar_subquery(),
+            schedule.scalar_subquery(),
+        )
+        .join(Patient, Patient.id == r.patient_id)
+        .join(Unit, Unit.id == Patient.unit_id)
+        .where(where)
+    ).all()
+    clock = _clock(now)
+    return [
+        ChartSubject(*row, as_of=clock if row[8] == ReconstructionStatus.MONITORING else None)
+        for row in rows
+    ]
+
+
+def chart_subject(
+    session: Session, actor: Actor, reconstruction_id: int, now: datetime
+) -> ChartSubject:
+    """The flap and its data version in one query; NotFound outside the actor's units."""
+    found = _subjects(session, Reconstruction.id == reconstruction_id, now)
+    if not found or not actor.works_in(found[0].unit_code):
+        raise NotFound(f"No reconstruction {reconstruction_id}.")
+    return found[0]
+
+
+def chart_subjects(
+    session: Session, actor: Actor, reconstruction_ids: list[int], now: datetime
+) -> dict[int, ChartSubject]:
+    """Several flaps' data versions in one query (the review page's small multiples)."""
+    if not reconstruction_ids:
+        return {}
+    found = _subjects(session, Reconstruction.id.in_(reconstruction_ids), now)
+    return {s.reconstruction_id: s for s in found if actor.works_in(s.unit_code)}
+
+
+@dataclass(frozen=True)
+class Trend:
+    """Everything a flap's chart and report draw, oldest first."""
+
+    subject: ChartSubject
+    checks: list[Check]
+    escalations: list[Escalation]
+    rule_set: RuleSet
+    rule_set_version: int
+    schedule: Schedule
+    people: dict[int, str]
+
+    def person(self, user_id: int | None) -> str:
+        if user_id is None:
+            return "flapwatch"
+        return self.people.get(user_id, "a former user")
+
+
+def flap_trend(session: Session, subject: ChartSubject, *, for_report: bool = False) -> Trend:
+    """The flap's checks, escalations with their timelines, and the unit's rules in force;
+    for the report also each check's flags and the names of the people in the record."""
+    query = (
+        select(Check)
+        .where(Check.reconstruction_id == subject.reconstruction_id)
+        .order_by(Check.taken_at, Check.id)
+    )
+    if for_report:
+        query = query.options(selectinload(Check.flags))
+    checks = list(session.scalars(query))
+    escalations = list(
+        session.scalars(
+            select(Escalation)
+            .where(Escalation.reconstruction_id == subject.reconstruction_id)
+            .options(selectinload(Escalation.events))
+            .order_by(Escalation.opened_at, Escalation.id)
+            # An escalation this session loaded before it was acknowledged is read afresh.
+            .execution_options(populate_existing=True)
+        )
+    )
+    rule_set_row = session.get(RuleSetVersion, subject.rule_set_version_id)
+    schedule_row = session.get(SchedulePolicy, subject.schedule_policy_id)
+    if rule_set_row is None or schedule_row is None:  # every unit has both from its creation
+        raise NotFound(f"Unit {subject.unit_code} has no rule set or schedule.")
+    people: dict[int, str] = {}
+    if for_report:
+        people_ids = {check.recorded_by_id for check in checks}
+        for escalation in escalations:
+            people_ids |= {event.actor_id for event in escalation.events}
+            people_ids |= {escalation.acknowledged_by_id, escalation.closed_by_id}
+        people_ids.discard(None)
+        people = dict(
+            session.execute(select(User.id, User.display_name).where(User.id.in_(people_ids))).all()
+        )
+    return Trend(
+        subject=subject,
+        checks=checks,
+        escalations=escalations,
+        rule_set=parse_rule_set(rule_set_row.definition),
+        rule_set_version=rule_set_row.version,
+        schedule=schedule_row.as_value(),
+        people=people,
+    )
+
+
+# --- the unit's flaps by concern -------------------------------------------------------------
+
+_SEVERITY_RANK = {Severity.RED: 0, Severity.AMBER: 1}
+_NONE = len(_SEVERITY_RANK)
+_DUE_RANK = {"overdue": 0, "due": 1, "not_due": 2}
+
+
+def concern(flap: FlapStatus) -> tuple[int, int, int, int, float]:
+    """Most worrying first: an escalation no surgeon has acknowledged (red, amber), one
+    acknowledged but open, the latest check's flag, overdue, due; then the freshest flaps,
+    since most compromise shows in the first 24–48 h (Winterton 2010)."""
+    escalation = flap.escalation
+    unacknowledged = (
+        _SEVERITY_RANK[escalation.severity]
+        if escalation is not None and escalation.acknowledged_at is None
+        else _NONE
+    )
+    acknowledged = (
+        _SEVERITY_RANK[escalation.severity]
+        if escalation is not None and escalation.acknowledged_at is not None
+        else _NONE
+    )
+    latest = flap.last_check.severity if flap.last_check is not None else None
+    return (
+        unacknowledged,
+        acknowledged,
+        _SEVERITY_RANK[latest] if latest is not None else _NONE,
+        _DUE_RANK[flap.due_state.value],
+        flap.hours_since_surgery,
+    )
+
+
+def review_board(session: Session, actor: Actor, unit_code: str, now: datetime) -> WardBoard:
+    """Every flap the unit is monitoring, most worrying first (see `concern`)."""
+    board = ward_board(session, actor, unit_code, now)
+    return WardBoard(
+        unit=board.unit,
+        schedule=board.schedule,
+        flaps=sorted(board.flaps, key=concern),
+        now=board.now,
+    )
+
+
+def record_report_export(session: Session, actor: Actor, subject: ChartSubject) -> None:
+    """A printed record of a patient leaves the system: the audit trail says who took it."""
+    with write_transaction(session):
+        record_event(
+            session,
+            actor,
+            "reconstruction.report",
+            "reconstruction",
+            subject.reconstruction_id,
+            after={"format": "pdf", "checks": subject.check_count},
+        )
