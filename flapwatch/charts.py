@@ -295,7 +295,8 @@ class _Drawing:
         self.variant = variant
         self.subject = trend.subject
         self.zone = ZoneInfo(self.subject.timezone)
-        self.checks: Sequence[Check] = trend.checks
+        # A check entered in error (wrong patient) is no observation of this flap.
+        self.checks: Sequence[Check] = [c for c in trend.checks if not c.entered_in_error]
         self.hours = [self.x(check.taken_at) for check in self.checks]
         self.abnormal = abnormal_categories(trend.rule_set)
         self.thresholds = thresholds(trend.rule_set)

@@ -27,6 +27,7 @@ def register(app: Flask) -> None:
         serve,
         sweep,
         deliver_notifications,
+        audit_verify,
     ):
         app.cli.add_command(command)
 
@@ -180,6 +181,22 @@ def sweep() -> None:
     click.echo(f"{result.missed} missed checks recorded, {result.escalated} escalated.")
     forget_expired(get_session())
     _deliver_notifications()
+
+
+@click.command("audit-verify")
+@with_appcontext
+def audit_verify() -> None:
+    """Recompute the audit trail's hash chain and hold every check against what it recorded;
+    exit 1 naming the first place they disagree."""
+    from flapwatch.services.audit import verify_audit_trail
+
+    result = verify_audit_trail(get_session())
+    if result.broken is not None:
+        _fail(f"Audit trail broken at {result.broken}.")
+    click.echo(
+        f"Audit trail intact: {result.events} events in an unbroken chain, "
+        f"{result.checks} checks as recorded."
+    )
 
 
 @click.command("deliver-notifications")

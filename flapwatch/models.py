@@ -21,9 +21,11 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    and_,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql.elements import ColumnElement
 
 from flapwatch.db import Base as _Base
 from flapwatch.db import UTCDateTime
@@ -203,8 +205,12 @@ class Reconstruction(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     patient: Mapped[Patient] = relationship(back_populates="reconstructions")
+    # Its current checks (each check's latest version), newest first; read-only.
     checks: Mapped[list[Check]] = relationship(
-        back_populates="reconstruction", order_by="Check.taken_at.desc()"
+        order_by="Check.taken_at.desc()",
+        primaryjoin="and_(Reconstruction.id == Check.reconstruction_id, "
+        "Check.superseded_by_id.is_(None))",
+        viewonly=True,
     )
 
     @property
@@ -235,8 +241,22 @@ class Check(Base):
     # The rule set version that evaluated this check, and the highest severity it flagged.
     rule_set_version_id: Mapped[int | None] = mapped_column(ForeignKey("rule_set_versions.id"))
     severity: Mapped[Severity | None] = mapped_column(vocabulary(Severity))
+    # Amendments. A row is never changed: a correction is a new row (the next version) that
+    # names the one it amends, and that one is marked superseded. The flap's record is its
+    # current rows; "entered in error" is a version that withdraws the check (wrong patient),
+    # shown struck through and left out of every clinical calculation.
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+    amends_id: Mapped[int | None] = mapped_column(ForeignKey("checks.id"))
+    superseded_by_id: Mapped[int | None] = mapped_column(ForeignKey("checks.id"))
+    entered_in_error: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
+    amendment_reason: Mapped[str | None] = mapped_column(Text)
+    # When the check was first written down: a correction is recorded later, but whether the
+    # observation was a late entry is a fact about the first record.
+    first_recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    reconstruction: Mapped[Reconstruction] = relationship(back_populates="checks")
+    reconstruction: Mapped[Reconstruction] = relationship()
     recorded_by: Mapped[User] = relationship()
     flags: Mapped[list[CheckFlag]] = relationship(
         back_populates="check", order_by="CheckFlag.id", cascade="all, delete-orphan"
@@ -261,6 +281,20 @@ class Check(Base):
     @property
     def temperature_difference_c(self) -> float | None:
         return self.values().temperature_difference_c
+
+    @property
+    def amended(self) -> bool:
+        return self.version > 1
+
+    @classmethod
+    def current(cls) -> ColumnElement[bool]:
+        """The latest version of each check (what the flap's record shows)."""
+        return cls.superseded_by_id.is_(None)
+
+    @classmethod
+    def in_force(cls) -> ColumnElement[bool]:
+        """Current and not entered in error: the checks clinical calculations use."""
+        return and_(cls.superseded_by_id.is_(None), cls.entered_in_error.is_(False))
 
 
 class RuleSetVersion(Base):
@@ -406,6 +440,8 @@ class AuditEvent(Base):
     """Append-only record of every change; each event carries the hash of the one before."""
 
     __tablename__ = "audit_events"
+    # audit-verify finds each check's record by its object id.
+    __table_args__ = (Index("ix_audit_events_object", "object_type", "object_id", "action"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

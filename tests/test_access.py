@@ -27,6 +27,8 @@ POLICY: dict[str, object] = {
     "checks.flap": READERS,
     "checks.new_check": CLINICAL,
     "checks.flagged": READERS,
+    "checks.amend": CLINICAL,
+    "checks.history": READERS,
     "escalations.queue": READERS,
     "escalations.detail": READERS,
     "escalations.acknowledge": REVIEWERS,

@@ -681,12 +681,41 @@ def test_a_check_entered_more_than_an_hour_after_it_was_taken_is_a_late_entry(ap
     assert check.get_json()["late_entry"] is True
 
 
-def test_amending_a_check_is_not_available_yet_and_says_so_in_json(api, make):
+def test_correcting_a_check_makes_its_next_version_and_judges_it_again(api, make):
+    flap = make.reconstruction(unit=A)
+    check = make.check(flap, minutes_ago=20, colour="pink")
+    nurse = api("nurse", A)
+    values = check_body(colour="dusky")
+    values["taken_at"] = check.taken_at.isoformat()
+    response = nurse.post(
+        f"/checks/{check.id}/amendments", {"reason": "It was dusky", "values": values}
+    )
+    assert response.status_code == 201, response.get_json()
+    amended = response.get_json()
+    assert (amended["version"], amended["amends_id"]) == (2, check.id)
+    assert amended["colour"] == "dusky" and amended["amendment_reason"] == "It was dusky"
+    assert amended["flags_before"] == [] and [f["rule_id"] for f in amended["flags"]] == ["venous"]
+    assert amended["escalation_id"] is not None
+    listed = nurse.get(f"/reconstructions/{flap.id}/checks").get_json()["items"]
+    assert [item["id"] for item in listed] == [amended["id"]]
+
+    again = nurse.post(f"/checks/{check.id}/amendments", {"reason": "x", "entered_in_error": True})
+    error = error_of(again, 422, "unprocessable")
+    assert "already been corrected" in error["message"]
+    withdrawn = nurse.post(
+        f"/checks/{amended['id']}/amendments", {"reason": "Wrong patient", "entered_in_error": True}
+    )
+    assert withdrawn.status_code == 201 and withdrawn.get_json()["entered_in_error"] is True
+
+
+def test_a_correction_needs_a_reason_and_either_values_or_a_withdrawal(api, make):
     flap = make.reconstruction(unit=A)
     check = make.check(flap)
     nurse = api("nurse", A)
-    error = error_of(nurse.post(f"/checks/{check.id}/amendments"), 501, "not_implemented")
-    assert "not available" in error["message"].lower()
+    error = error_of(nurse.post(f"/checks/{check.id}/amendments", {"reason": ""}), 400)
+    assert set(error["fields"]) >= {"reason"}
+    both = {"reason": "x", "entered_in_error": True, "values": check_body()}
+    error_of(nurse.post(f"/checks/{check.id}/amendments", both), 400)
 
 
 # --- escalations -----------------------------------------------------------------------------
@@ -1296,7 +1325,9 @@ def test_an_auditor_reads_every_unit_but_cannot_write(api, wards, session):
         auditor.post(f"/escalations/{mine.escalation_id}/acknowledge", {"outcome": "observe"}),
         auditor.post(f"/escalations/{mine.escalation_id}/close", {}),
         auditor.post("/units", {"code": "AUDIT-1", "name": "x", "timezone": "Europe/London"}),
-        auditor.post(f"/checks/{mine.check_id}/amendments"),
+        auditor.post(
+            f"/checks/{mine.check_id}/amendments", {"reason": "x", "entered_in_error": True}
+        ),
     ]
     for response in attempts:
         error_of(response, 403, "forbidden")
@@ -1605,5 +1636,6 @@ def test_a_request_without_a_token_is_401_whatever_id_it_names(client):
 def test_amending_another_units_check_is_not_found(api, wards):
     ours, theirs = wards
     nurse = api("nurse", A)
-    error_of(nurse.post(f"/checks/{theirs.check_id}/amendments"), 404, "not_found")
-    error_of(nurse.post(f"/checks/{ours.check_id}/amendments"), 501, "not_implemented")
+    withdraw = {"reason": "Wrong patient", "entered_in_error": True}
+    error_of(nurse.post(f"/checks/{theirs.check_id}/amendments", withdraw), 404, "not_found")
+    assert nurse.post(f"/checks/{ours.check_id}/amendments", withdraw).status_code == 201

@@ -313,3 +313,33 @@ def test_the_print_variant_fills_an_a4_page(make, session):
     buffer = io.BytesIO()
     figure.savefig(buffer, format="pdf")
     assert buffer.getvalue().startswith(b"%PDF")
+
+
+def test_a_check_entered_in_error_is_not_drawn_and_a_correction_is_drawn_as_corrected(
+    make, session
+):
+    from flapwatch.domain.checks import CheckValues
+    from flapwatch.services.checks import amend_check
+
+    nurse = make.actor(make.user(Role.NURSE))
+    flap = make.reconstruction(hours_ago=5)
+    kept = make.check(flap, minutes_ago=180, colour="pink")
+    typo = make.check(flap, minutes_ago=120, colour="pink")
+    wrong_patient = make.check(flap, minutes_ago=60, colour="black")
+    amend_check(
+        session,
+        nurse,
+        typo.id,
+        reason="It was dusky",
+        values=CheckValues(**{**typo.values().as_dict(), "colour": "dusky"}),
+    )
+    amend_check(session, nurse, wrong_patient.id, reason="Other patient", entered_in_error=True)
+
+    figure = _figure(session, flap)
+    assert list(_line(figure, "lane:colour:normal").get_xdata()) == pytest.approx(
+        [_hours(flap, kept)]
+    )
+    assert list(_line(figure, "lane:colour:red").get_xdata()) == pytest.approx(
+        [_hours(flap, typo)]  # the corrected answer, at the same time
+    )
+    assert not _drawn(figure, "change:colour:black")

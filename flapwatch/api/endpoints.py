@@ -28,7 +28,7 @@ from flapwatch.services import escalations as escalation_service
 from flapwatch.services import patients as patient_service
 from flapwatch.services import staff as staff_service
 from flapwatch.services.escalations import REVIEWING_ROLES
-from flapwatch.services.ward import flagged_check, get_unit_by_code
+from flapwatch.services.ward import get_unit_by_code
 from flapwatch.web.review import chart_response, report_response
 
 READERS = EVERY_ROLE
@@ -541,7 +541,7 @@ def _check_fields(
         "taken_at": check.taken_at,
         "recorded_at": check.recorded_at,
         "recorded_by": recorded_by,
-        "late_entry": is_late_entry(check.taken_at, check.recorded_at),
+        "late_entry": is_late_entry(check.taken_at, check.first_recorded_at),
         **{
             name: getattr(check, name)
             for name in (
@@ -561,6 +561,10 @@ def _check_fields(
         },
         "temperature_difference_c": check.temperature_difference_c,
         "rule_set_version": rule_version,
+        "version": check.version,
+        "amends_id": check.amends_id,
+        "entered_in_error": check.entered_in_error,
+        "amendment_reason": check.amendment_reason,
         "flags": [
             schemas.Flag(
                 rule_id=flag.rule_id,
@@ -659,21 +663,43 @@ def record_check(
 @operation(
     "POST",
     "/checks/{check_id}/amendments",
-    summary="Amend a check",
+    summary="Correct a check",
     tag="checks",
     roles=CLINICAL,
-    response=None,
-    errors=(501,),
-    description="Not available yet: corrections of recorded checks (amendments with a "
-    "reason) arrive with the audit trail. Until then this answers 501.",
+    body=schemas.CheckAmendment,
+    response=schemas.AmendedCheck,
+    status=201,
+    errors=(422,),
+    description="A correction with a reason: the whole corrected check in `values`, or "
+    "`entered_in_error: true` to withdraw it (wrong patient). The check as recorded is never "
+    "changed: the correction is its next version, judged again by the unit's rules (a new "
+    "sign escalates as a new check would; `flags_before` and `flags` show the change). Only "
+    "the latest version can be corrected (422 otherwise).",
 )
-def amend_check(actor: Actor, session: Session, check_id: int) -> Any:
-    flagged_check(session, actor, check_id)  # another unit's check is not found, as anywhere
-    raise ApiError(
-        501,
-        "not_implemented",
-        "Amending a check is not available yet. The check stays as recorded; note the "
-        "correction on the next check meanwhile.",
+def amend_check(
+    actor: Actor, session: Session, check_id: int, body: schemas.CheckAmendment
+) -> Reply:
+    amended = check_service.amend_check(
+        session,
+        actor,
+        check_id,
+        reason=body.reason,
+        values=CheckValues(**body.values.model_dump()) if body.values is not None else None,
+        entered_in_error=body.entered_in_error,
+    )
+    check = amended.check
+    version = records.rule_set_version_numbers(session, {check.rule_set_version_id or 0})
+    escalation = escalation_service.open_escalation_of(session, check.reconstruction_id)
+    model = schemas.AmendedCheck(
+        **_check_fields(check, actor.username, version.get(check.rule_set_version_id or 0)),
+        flags_before=amended.flags_before,
+        next_due_at=amended.next_due_at,
+        escalation_id=escalation.id if escalation else None,
+    )
+    return Reply(
+        model,
+        location=url_for("api.list_checks", reconstruction_id=check.reconstruction_id)
+        + f"#check-{check.id}",
     )
 
 

@@ -19,9 +19,11 @@ from pydantic import (
     PlainSerializer,
     WithJsonSchema,
     model_serializer,
+    model_validator,
 )
 
 from flapwatch.domain.checks import (
+    AMENDMENT_REASON_MAX_LENGTH,
     CAPILLARY_REFILL_S_RANGE,
     NOTES_MAX_LENGTH,
     STO2_RANGE_PERCENT,
@@ -307,6 +309,23 @@ class CheckCreate(Incoming):
     notes: Annotated[Text, Field(max_length=NOTES_MAX_LENGTH)] | None = None
 
 
+class CheckAmendment(Incoming):
+    """A correction: the whole corrected check in `values`, or `entered_in_error`; always
+    with a reason."""
+
+    reason: Annotated[Text, Field(min_length=1, max_length=AMENDMENT_REASON_MAX_LENGTH)]
+    values: CheckCreate | None = Field(
+        default=None, description="The check as it should have been recorded, every field."
+    )
+    entered_in_error: bool = False
+
+    @model_validator(mode="after")
+    def values_or_withdrawal(self) -> CheckAmendment:
+        if (self.values is None) == (not self.entered_in_error):
+            raise ValueError("Send either the corrected values or entered_in_error: true.")
+        return self
+
+
 class Flag(Outgoing):
     rule_id: str
     name: str
@@ -337,6 +356,19 @@ class Check(Outgoing):
     severity: Severity | None = Field(description="The highest severity it was flagged with.")
     rule_set_version: int | None
     flags: list[Flag]
+    version: int = Field(description="1 as first recorded; each correction is the next.")
+    amends_id: int | None = Field(description="The version this one corrects.")
+    entered_in_error: bool = Field(
+        description="Withdrawn (wrong patient, never taken): kept on the record, left out of "
+        "the schedule and the rules."
+    )
+    amendment_reason: str | None
+
+
+class AmendedCheck(Check):
+    flags_before: list[str] = Field(description="Rule ids that flagged the corrected version.")
+    next_due_at: Instant = Field(description="When the flap's next check falls due.")
+    escalation_id: int | None = Field(description="The flap's open escalation, if any.")
 
 
 class RecordedCheck(Check):

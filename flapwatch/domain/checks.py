@@ -25,6 +25,8 @@ TEMPERATURE_RANGE_C = (20.0, 43.0)
 CAPILLARY_REFILL_S_RANGE = (0.0, 10.0)
 STO2_RANGE_PERCENT = (0.0, 100.0)
 NOTES_MAX_LENGTH = 2000
+# Why a check was corrected: a sentence, not an essay.
+AMENDMENT_REASON_MAX_LENGTH = 500
 # A check may be typed in a little ahead of the ward clock (tablet clocks drift), never hours.
 FUTURE_TOLERANCE = timedelta(minutes=5)
 # Baseline observations are often taken in recovery just before the operation note is signed.

@@ -190,14 +190,18 @@ class _Report:
             section.lines.append(_Line("No checks recorded.", mono=False, size=8))
         for check in self.trend.checks:
             color = RED if check.severity == Severity.RED else INK
+            if check.entered_in_error:
+                color = MUTED
             section.lines.append(_Line(_row(self.check_cells(check)), color=color))
             for note in self.check_notes(check):
                 section.lines.append(_Line(note, color=MUTED))
         section.lines.append(
             _Line(
-                "† late entry: recorded more than "
+                "† late entry: first recorded more than "
                 f"{int(LATE_ENTRY_AFTER.total_seconds() // 60)} min after it was taken.  "
-                "▲ red / ◆ amber: the rules that flagged the check.",
+                "‡ corrected: the values shown are the latest version; why, by whom and when on "
+                "the line below.  ✗ entered in error: withdrawn, not part of the clinical "
+                "record.  ▲ red / ◆ amber: the rules that flagged the check.",
                 mono=False,
                 size=7,
                 color=MUTED,
@@ -213,7 +217,10 @@ class _Report:
         def number(value: float | None, pattern: str = "{:.1f}") -> str:
             return "—" if value is None else pattern.format(value)
 
-        late = check.recorded_at - check.taken_at > LATE_ENTRY_AFTER
+        late = check.first_recorded_at - check.taken_at > LATE_ENTRY_AFTER
+        marks = (" †" if late else "") + (" ‡" if check.amended else "")
+        if check.entered_in_error:
+            marks = " ✗"
         refill = word(check.capillary_refill)
         if check.capillary_refill_s is not None:
             refill += f" {check.capillary_refill_s:g}s"
@@ -222,7 +229,7 @@ class _Report:
             icon = SEVERITY_ICON[check.severity]
             flags = f"{icon} " + ", ".join(flag.rule_id for flag in check.flags)
         return [
-            self.local(check.taken_at) + (" †" if late else ""),
+            self.local(check.taken_at) + marks,
             word(check.colour),
             f"{number(check.flap_temperature_c)}/{number(check.control_temperature_c)}",
             number(check.temperature_difference_c),
@@ -237,9 +244,21 @@ class _Report:
 
     def check_notes(self, check: Check) -> list[str]:
         lines: list[str] = []
-        late = check.recorded_at - check.taken_at > LATE_ENTRY_AFTER
-        if late:
-            lines.append(f"    † recorded {self.local(check.recorded_at)}")
+        if check.first_recorded_at - check.taken_at > LATE_ENTRY_AFTER:
+            lines.append(f"    † first recorded {self.local(check.first_recorded_at)}")
+        who = self.trend.person(check.recorded_by_id)
+        if check.entered_in_error:
+            lines += _wrapped(
+                f"✗ ENTERED IN ERROR (withdrawn by {who}, {self.local(check.recorded_at)}): "
+                f"{check.amendment_reason}",
+                4,
+            )
+        elif check.amended:
+            lines += _wrapped(
+                f"‡ Corrected, version {check.version} ({who}, "
+                f"{self.local(check.recorded_at)}): {check.amendment_reason}",
+                4,
+            )
         for flag in check.flags:
             reasons = "; ".join(flag.reasons)
             lines += _wrapped(f"{SEVERITY_ICON[flag.severity]} {flag.rule_name}: {reasons}", 4)

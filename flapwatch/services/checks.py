@@ -6,14 +6,19 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from flapwatch.db import write_transaction
-from flapwatch.domain.checks import CheckValues, check_problems, with_derived_refill
+from flapwatch.domain.checks import (
+    AMENDMENT_REASON_MAX_LENGTH,
+    CheckValues,
+    check_problems,
+    with_derived_refill,
+)
 from flapwatch.domain.rules import Evaluation
 from flapwatch.domain.schedule import next_due_at
 from flapwatch.models import Check, Escalation, Reconstruction, utcnow
-from flapwatch.services import CLINICAL_ROLES, Actor, InvalidInput, require_role
+from flapwatch.services import CLINICAL_ROLES, Actor, InvalidInput, NotFound, require_role
 from flapwatch.services.audit import record_event
 from flapwatch.services.escalations import evaluate_new_check, open_escalation_of
 from flapwatch.services.patients import get_reconstruction
@@ -62,6 +67,7 @@ def record_check(
         check = Check(
             reconstruction=reconstruction,
             recorded_at=now,
+            first_recorded_at=now,
             recorded_by_id=actor.user_id,
             **values.as_dict(),
         )
@@ -77,7 +83,7 @@ def record_check(
 def _next_due(session: Session, reconstruction: Reconstruction) -> datetime:
     last_taken = session.scalar(
         select(Check.taken_at)
-        .where(Check.reconstruction_id == reconstruction.id)
+        .where(Check.reconstruction_id == reconstruction.id, Check.in_force())
         .order_by(Check.taken_at.desc())
         .limit(1)
     )
@@ -92,4 +98,144 @@ def _check_record(check: Check) -> dict[str, object]:
         **check.values().as_dict(),
         "rule_set_version_id": check.rule_set_version_id,
         "flags": [flag.rule_id for flag in check.flags],
+        "version": check.version,
+        "amends_id": check.amends_id,
+        "entered_in_error": check.entered_in_error,
+        "amendment_reason": check.amendment_reason,
+        "first_recorded_at": check.first_recorded_at,
     }
+
+
+# --- amendments ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AmendedCheck:
+    """The check's new version, the one it replaced, and what its rules now say."""
+
+    check: Check
+    previous: Check
+    next_due_at: datetime
+    evaluation: Evaluation | None
+    flags_before: list[str]
+    flags_after: list[str]
+
+
+def amend_check(
+    session: Session,
+    actor: Actor,
+    check_id: int,
+    *,
+    reason: str,
+    values: CheckValues | None = None,
+    entered_in_error: bool = False,
+    now: datetime | None = None,
+) -> AmendedCheck:
+    """Correct a check: new values with a reason, or withdraw it as entered in error (wrong
+    patient). The check's row and every earlier version stay as they were; the correction is
+    a new version, re-evaluated by the unit's rules, and any change of flags is recorded. A new
+    sign found by the correction escalates as a new check would; a flag that disappears leaves
+    the escalation to the surgeon who reviews it.
+    """
+    require_role(actor, *CLINICAL_ROLES)
+    now = now or utcnow()
+    problems: dict[str, str] = {}
+    reason = reason.strip()
+    if not reason:
+        problems["reason"] = "Say why the check is corrected."
+    elif len(reason) > AMENDMENT_REASON_MAX_LENGTH:
+        problems["reason"] = f"Reason can be at most {AMENDMENT_REASON_MAX_LENGTH} characters."
+    if values is None and not entered_in_error:
+        problems[""] = "Give the corrected values, or mark the check entered in error."
+    with write_transaction(session):
+        previous = session.get(Check, check_id)
+        if previous is None:
+            raise NotFound(f"No check {check_id}.")
+        reconstruction = get_reconstruction(
+            session, actor, previous.reconstruction_id, for_update=True
+        )
+        session.refresh(previous)  # read again under the flap's lock
+        if previous.superseded_by_id is not None:
+            problems[""] = (
+                "This version of the check has already been corrected: open the check again "
+                "and correct its latest version."
+            )
+        elif previous.entered_in_error:
+            problems[""] = "This check was withdrawn as entered in error; it cannot be changed."
+        corrected = previous.values() if values is None else with_derived_refill(values)
+        if values is not None:
+            problems.update(
+                check_problems(
+                    corrected,
+                    surgery_end_at=reconstruction.surgery_end_at,
+                    now=now,
+                    buried=reconstruction.buried,
+                )
+            )
+        if problems:
+            raise InvalidInput("The correction was not saved.", problems)
+        flags_before = [flag.rule_id for flag in previous.flags]
+        amended = Check(
+            reconstruction_id=reconstruction.id,
+            recorded_at=now,
+            recorded_by_id=actor.user_id,
+            version=previous.version + 1,
+            amends_id=previous.id,
+            first_recorded_at=previous.first_recorded_at,
+            entered_in_error=entered_in_error,
+            amendment_reason=reason,
+            **corrected.as_dict(),
+        )
+        session.add(amended)
+        session.flush()
+        previous.superseded_by_id = amended.id
+        session.flush()
+        evaluation = None
+        if not entered_in_error:
+            evaluation = evaluate_new_check(
+                session, actor, amended, reconstruction, already_flagged=flags_before
+            )
+        flags_after = [flag.rule_id for flag in amended.flags]
+        record_event(
+            session,
+            actor,
+            "check.amend",
+            "check",
+            amended.id,
+            before={**_check_record(previous), "check_id": previous.id},
+            after=_check_record(amended),
+        )
+        due = _next_due(session, reconstruction)
+    return AmendedCheck(
+        check=amended,
+        previous=previous,
+        next_due_at=due,
+        evaluation=evaluation,
+        flags_before=flags_before,
+        flags_after=flags_after,
+    )
+
+
+def check_history(session: Session, actor: Actor, check_id: int) -> list[Check]:
+    """Every version of a check, first recorded first, with who recorded each and its flags."""
+    check = session.get(Check, check_id)
+    if check is None:
+        raise NotFound(f"No check {check_id}.")
+    get_reconstruction(session, actor, check.reconstruction_id)  # the actor's units only
+    versions = [check]
+    while versions[0].amends_id is not None:  # back to the first version
+        earlier = session.get(Check, versions[0].amends_id)
+        assert earlier is not None
+        versions.insert(0, earlier)
+    while versions[-1].superseded_by_id is not None:  # forward to the latest
+        later = session.get(Check, versions[-1].superseded_by_id)
+        assert later is not None
+        versions.append(later)
+    ids = [version.id for version in versions]
+    loaded = session.scalars(
+        select(Check)
+        .where(Check.id.in_(ids))
+        .options(selectinload(Check.flags), selectinload(Check.recorded_by))
+    )
+    by_id = {version.id: version for version in loaded}
+    return [by_id[version_id] for version_id in ids]

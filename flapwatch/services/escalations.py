@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -130,9 +130,16 @@ def publish_rule_set(
 
 
 def evaluate_new_check(
-    session: Session, actor: Actor, check: Check, reconstruction: Reconstruction
+    session: Session,
+    actor: Actor,
+    check: Check,
+    reconstruction: Reconstruction,
+    *,
+    already_flagged: Collection[str] = (),
 ) -> Evaluation:
-    """Inside record_check's transaction: flag the check and escalate if any rule matched."""
+    """Inside record_check's (or amend_check's) transaction: flag the check and escalate if
+    any rule matched; a rule in `already_flagged` (the amended version's flags) was escalated
+    when that version was recorded, and is not escalated again."""
     version = current_rule_set(session, reconstruction.patient.unit_id)
     rule_set = parse_rule_set(version.definition)
     history = [
@@ -142,6 +149,7 @@ def evaluate_new_check(
                 Check.reconstruction_id == reconstruction.id,
                 Check.id != check.id,
                 Check.taken_at < check.taken_at,
+                Check.in_force(),
             )
         )
     ]
@@ -158,16 +166,15 @@ def evaluate_new_check(
                 reasons=list(match.reasons),
             )
         )
-    if evaluation.matches:
+    new = [match for match in evaluation.matches if match.rule_id not in already_flagged]
+    if new:
         session.flush()
-        reasons = [
-            f"{match.name}: {reason}" for match in evaluation.matches for reason in match.reasons
-        ]
+        reasons = [f"{match.name}: {reason}" for match in new for reason in match.reasons]
         escalate(
             session,
             actor,
             reconstruction,
-            severity=Severity(evaluation.severity),
+            severity=max((m.severity for m in new), key=_SEVERITY_RANK.__getitem__),
             reasons=reasons,
             at=check.recorded_at,
             check_id=check.id,
@@ -422,7 +429,7 @@ def _overdue_reconstruction_ids(session: Session, now: datetime) -> list[int]:
         session.execute(
             select(Check.reconstruction_id, func.max(Check.taken_at))
             .join(Check.reconstruction)
-            .where(Reconstruction.status == ReconstructionStatus.MONITORING)
+            .where(Reconstruction.status == ReconstructionStatus.MONITORING, Check.in_force())
             .group_by(Check.reconstruction_id)
         ).all()
     )
@@ -457,7 +464,9 @@ def _sweep_one(session: Session, reconstruction_id: int, now: datetime) -> bool 
         unit_id = reconstruction.patient.unit_id
         schedule = current_schedule_policy(session, unit_id).as_value()
         last_taken = session.scalar(
-            select(func.max(Check.taken_at)).where(Check.reconstruction_id == reconstruction.id)
+            select(func.max(Check.taken_at)).where(
+                Check.reconstruction_id == reconstruction.id, Check.in_force()
+            )
         )
         due = next_due_at(schedule, reconstruction.surgery_end_at, last_taken)
         if now <= due + schedule.grace:
@@ -572,7 +581,7 @@ def escalation_page(session: Session, actor: Actor, escalation_id: int) -> Escal
     checks = list(
         session.scalars(
             select(Check)
-            .where(Check.reconstruction_id == escalation.reconstruction_id)
+            .where(Check.reconstruction_id == escalation.reconstruction_id, Check.current())
             .options(selectinload(Check.flags))
             .order_by(Check.taken_at.desc(), Check.id.desc())
             .limit(RECENT_CHECKS)

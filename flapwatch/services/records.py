@@ -232,7 +232,7 @@ def checks_page(
     get_reconstruction(session, actor, reconstruction_id)
     query = (
         select(Check)
-        .where(Check.reconstruction_id == reconstruction_id)
+        .where(Check.reconstruction_id == reconstruction_id, Check.current())
         .options(selectinload(Check.flags), selectinload(Check.recorded_by))
         .order_by(Check.taken_at.desc(), Check.id.desc())
         .limit(limit)

@@ -185,7 +185,7 @@ def flap_trend(session: Session, subject: ChartSubject, *, for_report: bool = Fa
     for the report also each check's flags and the names of the people in the record."""
     query = (
         select(Check)
-        .where(Check.reconstruction_id == subject.reconstruction_id)
+        .where(Check.reconstruction_id == subject.reconstruction_id, Check.current())
         .order_by(Check.taken_at, Check.id)
     )
     if for_report:

@@ -163,11 +163,16 @@ def _cases(
         select(Check.reconstruction_id)
         .join(Reconstruction, Reconstruction.id == Check.reconstruction_id)
         .join(Patient, Patient.id == Reconstruction.patient_id)
-        .where(Patient.unit_id == unit_id, Check.taken_at > since, Check.taken_at <= until)
+        .where(
+            Patient.unit_id == unit_id,
+            Check.taken_at > since,
+            Check.taken_at <= until,
+            Check.in_force(),
+        )
     )
     rows = session.execute(
         select(Check.reconstruction_id, *_VALUE_COLUMNS)
-        .where(Check.reconstruction_id.in_(checked_flaps))
+        .where(Check.reconstruction_id.in_(checked_flaps), Check.in_force())
         .order_by(Check.reconstruction_id, Check.taken_at, Check.id)
     )
     by_flap: dict[int, list[CheckValues]] = defaultdict(list)

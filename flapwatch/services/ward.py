@@ -144,7 +144,7 @@ def latest_checks(session: Session, reconstruction_ids: list[int]) -> dict[int, 
             )
             .label("position"),
         )
-        .where(Check.reconstruction_id.in_(reconstruction_ids))
+        .where(Check.reconstruction_id.in_(reconstruction_ids), Check.in_force())
         .subquery()
     )
     checks = session.scalars(
@@ -184,13 +184,14 @@ def flap_record(
     checks = list(
         session.scalars(
             select(Check)
-            .where(Check.reconstruction_id == reconstruction.id)
+            .where(Check.reconstruction_id == reconstruction.id, Check.current())
             .options(selectinload(Check.recorded_by))
             .order_by(Check.taken_at.desc(), Check.id.desc())
         )
     )
     schedule = current_schedule_policy(session, unit.id).as_value()
-    status = flap_status(schedule, reconstruction, checks[0] if checks else None, now)
+    latest = next((check for check in checks if not check.entered_in_error), None)
+    status = flap_status(schedule, reconstruction, latest, now)
     return FlapRecord(status=status, unit=unit, schedule=schedule, checks=checks)
 
 

@@ -8,10 +8,10 @@ from werkzeug.wrappers import Response
 from flapwatch.db import get_session
 from flapwatch.domain.checks import LATE_ENTRY_AFTER
 from flapwatch.services import InvalidInput
-from flapwatch.services.checks import record_check
+from flapwatch.services.checks import amend_check, check_history, record_check
 from flapwatch.services.ward import flagged_check, flap_record
 from flapwatch.web.access import CLINICAL, READERS, current_actor, roles_required
-from flapwatch.web.forms import LOCAL_INPUT_FORMAT, CheckForm, attach_problems
+from flapwatch.web.forms import LOCAL_INPUT_FORMAT, AmendForm, CheckForm, attach_problems
 from flapwatch.web.presenters import clock, relative, zone
 from flapwatch.web.review import chart_links
 
@@ -70,3 +70,67 @@ def flagged(check_id: int) -> str:
     check = flagged_check(get_session(), current_actor(), check_id)
     record = flap_record(get_session(), current_actor(), check.reconstruction_id, g.now)
     return render_template("flagged.html", check=check, record=record)
+
+
+@bp.route("/checks/<int:check_id>/amend", methods=["GET", "POST"])
+@roles_required(*CLINICAL)
+def amend(check_id: int) -> str | Response | tuple[str, int]:
+    """Correct a recorded check, or withdraw it as entered in error, with a reason."""
+    session, actor = get_session(), current_actor()
+    versions = check_history(session, actor, check_id)
+    latest = versions[-1]
+    if latest.id != check_id:
+        flash("This check has been corrected since: this is its latest version.", "info")
+        return redirect(url_for(".amend", check_id=latest.id))
+    record = flap_record(session, actor, latest.reconstruction_id, g.now)
+    form = AmendForm(zone=zone(record.unit))
+    general_errors: list[str] = []
+    if latest.entered_in_error:
+        general_errors = ["This check was withdrawn as entered in error; it cannot be changed."]
+    elif request.method == "GET":
+        form.fill_from(latest.values())
+    elif form.validate_on_submit() or form.entered_in_error.data:
+        try:
+            amended = amend_check(
+                session,
+                actor,
+                check_id,
+                reason=form.reason.data or "",
+                values=None if form.entered_in_error.data else form.values(),
+                entered_in_error=bool(form.entered_in_error.data),
+                now=g.now,
+            )
+        except InvalidInput as refused:
+            general_errors = attach_problems(form, refused.problems)
+        else:
+            if set(amended.flags_after) - set(amended.flags_before):
+                return redirect(url_for(".flagged", check_id=amended.check.id))
+            what = (
+                "withdrawn as entered in error" if amended.check.entered_in_error else "corrected"
+            )
+            flash(
+                f"Check of {clock(amended.check.taken_at, record.unit)} {what} "
+                f"(version {amended.check.version}). Next check due at "
+                f"{clock(amended.next_due_at, record.unit)}.",
+                "success",
+            )
+            return redirect(url_for(".flap", reconstruction_id=latest.reconstruction_id))
+    page = render_template(
+        "amend_check.html",
+        form=form,
+        record=record,
+        check=latest,
+        versions=versions,
+        general_errors=general_errors,
+    )
+    return (page, 400) if request.method == "POST" else page
+
+
+@bp.route("/checks/<int:check_id>/history")
+@roles_required(*READERS)
+def history(check_id: int) -> str:
+    """Every version of a check: who recorded or corrected it, when, why, and what it said."""
+    session, actor = get_session(), current_actor()
+    versions = check_history(session, actor, check_id)
+    record = flap_record(session, actor, versions[0].reconstruction_id, g.now)
+    return render_template("check_history.html", versions=versions, record=record)

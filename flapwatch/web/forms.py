@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from flask_wtf import FlaskForm
 from wtforms import (
+    BooleanField,
     Field,
     PasswordField,
     RadioField,
@@ -18,6 +19,8 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from flapwatch.domain.checks import (
+    AMENDMENT_REASON_MAX_LENGTH,
+    CATEGORICAL_FIELDS,
     FIELD_LABELS,
     NOTES_MAX_LENGTH,
     NUMERIC_RANGES,
@@ -172,6 +175,35 @@ class CheckForm(FlaskForm):
             sto2_percent=self.sto2_percent.number,
             notes=(self.notes.data or "").strip() or None,
         )
+
+
+class AmendForm(CheckForm):
+    """A correction of a recorded check: the corrected values and why, or a withdrawal."""
+
+    reason = TextAreaField(
+        "Reason for the correction",
+        validators=[
+            Length(
+                max=AMENDMENT_REASON_MAX_LENGTH,
+                message=f"Reason can be at most {AMENDMENT_REASON_MAX_LENGTH} characters.",
+            )
+        ],
+    )
+    entered_in_error = BooleanField(
+        "Entered in error: this check belongs to another patient, or was never taken"
+    )
+
+    def fill_from(self, values: CheckValues) -> None:
+        """The recorded values in the fields, to be corrected where they are wrong."""
+        zone = self.taken_at.zone
+        self.taken_at.data = values.taken_at.astimezone(zone).strftime(LOCAL_INPUT_FORMAT)
+        for name in CATEGORICAL_FIELDS:
+            value = getattr(values, name)
+            getattr(self, name).data = value.value if value is not None else None
+        for name in NUMERIC_RANGES:
+            value = getattr(values, name)
+            getattr(self, name).data = "" if value is None else f"{value:g}"
+        self.notes.data = values.notes or ""
 
 
 def attach_problems(form: FlaskForm, problems: dict[str, str]) -> list[str]:
