@@ -108,11 +108,7 @@ CHECKS_ROW = 10.2
 LABEL_ROWS = (11.2, 11.95, 12.7)
 LANES_LIMITS = (0.6, 13.2)
 LANE_DIVIDERS = (5.3, 9.5)
-PANEL_FIELDS = {
-    "temperature": ("flap_temperature_c", "control_temperature_c"),
-    "difference": ("temperature_difference_c",),
-    "sto2": ("sto2_percent",),
-}
+TEMPERATURES = ("flap_temperature_c", "control_temperature_c")
 
 
 @dataclass(frozen=True)
@@ -807,10 +803,10 @@ class _Drawing:
             marker="s",
             label="Control °C",
         )
-        levels = self._threshold_lines(ax, PANEL_FIELDS["temperature"])
+        levels = self._threshold_lines(ax, TEMPERATURES)
         self._limits(ax, flap + control, levels, 20.0, 43.0)
         ax.set_ylabel("Temp. °C", fontsize=self.variant.font_size)
-        self._trend_notes(ax, PANEL_FIELDS["temperature"])
+        self._trend_notes(ax, TEMPERATURES)
         if self.variant.detailed:
             ax.legend(
                 handles=[line for line in ax.get_children() if line.get_gid() in _SERIES_KEYED],
@@ -821,34 +817,29 @@ class _Drawing:
             )
 
     def _draw_difference(self, ax: Axes) -> None:
-        values = self._numeric(
-            ax,
-            "temperature_difference_c",
-            [c.temperature_difference_c for c in self.checks],
-            color=BLUE,
-            style="-",
-            marker="o",
-            label="ΔT",
-        )
-        levels = self._threshold_lines(ax, PANEL_FIELDS["difference"])
-        self._limits(ax, values, levels, -23.0, 23.0)
+        self._draw_measure(ax, "temperature_difference_c", BLUE, "ΔT", (-23.0, 23.0))
         ax.set_ylabel("ΔT °C\n(control − flap)", fontsize=self.variant.font_size)
-        self._trend_notes(ax, PANEL_FIELDS["difference"])
 
     def _draw_sto2(self, ax: Axes) -> None:
+        self._draw_measure(ax, "sto2_percent", GREEN, "StO₂", (0.0, 100.0))
+        ax.set_ylabel("StO₂ %", fontsize=self.variant.font_size)
+
+    def _draw_measure(
+        self, ax: Axes, field: str, color: str, label: str, bounds: tuple[float, float]
+    ) -> None:
+        """One measurement's line, its rule thresholds and the rules on its changes."""
         values = self._numeric(
             ax,
-            "sto2_percent",
-            [c.sto2_percent for c in self.checks],
-            color=GREEN,
+            field,
+            [getattr(check, field) for check in self.checks],
+            color=color,
             style="-",
             marker="o",
-            label="StO₂",
+            label=label,
         )
-        levels = self._threshold_lines(ax, PANEL_FIELDS["sto2"])
-        self._limits(ax, values, levels, 0.0, 100.0)
-        ax.set_ylabel("StO₂ %", fontsize=self.variant.font_size)
-        self._trend_notes(ax, PANEL_FIELDS["sto2"])
+        levels = self._threshold_lines(ax, (field,))
+        self._limits(ax, values, levels, *bounds)
+        self._trend_notes(ax, (field,))
 
     def _lane(self, ax: Axes, field: str, y: float, values: Sequence[str | None]) -> None:
         """One categorical lane: quiet dots for answers no rule looks for, large severity

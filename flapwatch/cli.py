@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import getpass
 import sys
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import click
@@ -28,6 +30,7 @@ def register(app: Flask) -> None:
         sweep,
         deliver_notifications,
         audit_verify,
+        export,
     ):
         app.cli.add_command(command)
 
@@ -197,6 +200,83 @@ def audit_verify() -> None:
         f"Audit trail intact: {result.events} events in an unbroken chain, "
         f"{result.checks} checks as recorded."
     )
+
+
+@click.command("export")
+@with_appcontext
+@click.argument(
+    "kind", type=click.Choice(["checks", "amendments", "escalations", "audit", "workbook"])
+)
+@click.option("--unit", default=None, help="Unit code (default: every unit).")
+@click.option(
+    "--from",
+    "first_day",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="First day, YYYY-MM-DD, on the unit's clock (included).",
+)
+@click.option(
+    "--to",
+    "last_day",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="Last day, YYYY-MM-DD (included).",
+)
+@click.option(
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True),
+    help="The file to write ('-' for standard output).",
+)
+def export(
+    kind: str,
+    unit: str | None,
+    first_day: datetime | None,
+    last_day: datetime | None,
+    output: str,
+) -> None:
+    """Export checks, corrections, escalations or the audit trail as CSV, or all of them as
+    an XLSX workbook (audited)."""
+    from flapwatch.exports.tables import csv_chunks, write_workbook
+    from flapwatch.services.exports import (
+        COLUMNS,
+        export_scope,
+        record_export,
+        rows,
+        workbook_sheets,
+    )
+
+    session = get_session()
+    try:
+        scope = export_scope(
+            session,
+            SYSTEM,
+            "checks" if kind == "workbook" else kind,
+            unit,
+            first_day.date() if first_day else None,
+            last_day.date() if last_day else None,
+        )
+    except ServiceError as refused:
+        _fail(" ".join([refused.message, *refused.problems.values()]))
+    if kind == "workbook":
+        record_export(session, SYSTEM, kind, "xlsx", scope)
+        with click.open_file(output, "wb") as target:
+            write_workbook(target, workbook_sheets(session, scope))
+        click.echo(f"Exported the workbook to {output}.", err=True)
+        return
+    record_export(session, SYSTEM, kind, "csv", scope)
+    written = [0]
+
+    def counted() -> Iterator[dict[str, Any]]:
+        for row in rows(session, kind, scope):
+            written[0] += 1
+            yield row
+
+    with click.open_file(output, "wb") as target:
+        for chunk in csv_chunks(COLUMNS[kind], counted()):
+            target.write(chunk)
+    rows_written = "1 row" if written[0] == 1 else f"{written[0]} rows"
+    click.echo(f"Exported {rows_written} of {kind} to {output}.", err=True)
 
 
 @click.command("deliver-notifications")

@@ -38,6 +38,9 @@ POLICY: dict[str, object] = {
     "rules.version": MANAGERS,
     "rules.export": MANAGERS,
     "rules.import_json": MANAGERS,
+    "exports.index": ("auditor", "admin"),
+    "exports.download": ("auditor", "admin"),
+    "exports.workbook": ("auditor", "admin"),
     "review.unit_review": READERS,
     "review.chart": READERS,
     "review.report": READERS,
@@ -82,6 +85,11 @@ POLICY: dict[str, object] = {
     "api.get_escalation": READERS,
     "api.acknowledge_escalation": REVIEWERS,
     "api.close_escalation": REVIEWERS,
+    "api.export_checks": ("auditor", "admin"),
+    "api.export_amendments": ("auditor", "admin"),
+    "api.export_escalations": ("auditor", "admin"),
+    "api.export_audit": ("auditor", "admin"),
+    "api.export_workbook": ("auditor", "admin"),
 }
 
 
@@ -120,6 +128,7 @@ def ward(make):
         "user_id": colleague.id,
         "filename": "flapwatch.css",
         "fmt": "png",
+        "kind": "checks",
     }
 
 

@@ -29,6 +29,7 @@ from flapwatch.services import patients as patient_service
 from flapwatch.services import staff as staff_service
 from flapwatch.services.escalations import REVIEWING_ROLES
 from flapwatch.services.ward import get_unit_by_code
+from flapwatch.web.exports import export_response, workbook_response
 from flapwatch.web.review import chart_response, report_response
 
 READERS = EVERY_ROLE
@@ -833,3 +834,75 @@ def close_escalation(
 ) -> schemas.EscalationWithEvents:
     escalation_service.close_escalation(session, actor, escalation_id, note=body.note)
     return _escalation_detail(session, records.get_escalation(session, actor, escalation_id))
+
+
+# --- exports ---------------------------------------------------------------------------------
+
+EXPORTERS = ("auditor", "admin")
+_EXPORT_WORDS = (
+    "CSV (RFC 4180, UTF-8, a header row; columns as in the README), streamed. Times ISO 8601 "
+    "with their offset on the unit's clock; `from` and `to` are whole days on that clock, both "
+    "included (UTC without a unit). Text cells that a spreadsheet would run as a formula are "
+    "prefixed with an apostrophe. Each export is recorded in the audit trail."
+)
+
+
+def _export_operation(kind: str, summary: str, extra: str = "") -> Any:
+    return operation(
+        "GET",
+        f"/exports/{kind}.csv",
+        summary=summary,
+        tag="exports",
+        roles=EXPORTERS,
+        query=schemas.ExportQuery,
+        response=None,
+        media_type="text/csv",
+        errors=(422,),
+        description=f"{_EXPORT_WORDS}{extra}",
+    )
+
+
+def _export(actor: Actor, kind: str, query: schemas.ExportQuery) -> Response:
+    return export_response(actor, kind, query.unit, query.from_, query.to)
+
+
+@_export_operation(
+    "checks", "Export checks", " One row per check: its current version, flags and late entry."
+)
+def export_checks(actor: Actor, session: Session, query: schemas.ExportQuery) -> Response:
+    return _export(actor, "checks", query)
+
+
+@_export_operation("amendments", "Export corrections", " One row per correction made.")
+def export_amendments(actor: Actor, session: Session, query: schemas.ExportQuery) -> Response:
+    return _export(actor, "amendments", query)
+
+
+@_export_operation("escalations", "Export escalations", " One row per escalation opened.")
+def export_escalations(actor: Actor, session: Session, query: schemas.ExportQuery) -> Response:
+    return _export(actor, "escalations", query)
+
+
+@_export_operation(
+    "audit", "Export the audit trail", " The whole trail for the period (no unit: 422)."
+)
+def export_audit(actor: Actor, session: Session, query: schemas.ExportQuery) -> Response:
+    return _export(actor, "audit", query)
+
+
+@operation(
+    "GET",
+    "/exports/workbook.xlsx",
+    summary="Export everything as a workbook",
+    tag="exports",
+    roles=EXPORTERS,
+    query=schemas.ExportQuery,
+    response=None,
+    media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    errors=(422,),
+    description="One XLSX workbook with a sheet per export (checks, corrections, escalations; "
+    "the audit trail too when no unit is given), the same columns and filters as the CSV "
+    "files. Text cells are text, never formulas; times are ISO 8601 text with their offset.",
+)
+def export_workbook(actor: Actor, session: Session, query: schemas.ExportQuery) -> Response:
+    return workbook_response(actor, query.unit, query.from_, query.to)

@@ -445,6 +445,17 @@ class Paged(BaseModel):
     )
 
 
+class ExportQuery(BaseModel):
+    """Which records to export: a unit (or every unit) and whole days on its clock."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    unit: Annotated[str, Field(min_length=1, max_length=32)] | None = None
+    from_: date | None = Field(
+        default=None, alias="from", description="First day (YYYY-MM-DD), included."
+    )
+    to: date | None = Field(default=None, description="Last day (YYYY-MM-DD), included.")
+
+
 class ChartOptions(BaseModel):
     """Query parameters of a chart: its size."""
 

@@ -38,11 +38,20 @@ def load_user(user_id: str) -> User | None:
 
 
 def register_web(app: Flask) -> None:
-    from flapwatch.web import admin, auth, checks, escalations, review, rules, ward
+    from flapwatch.web import admin, auth, checks, escalations, exports, review, rules, ward
 
     csrf.init_app(app)
     login_manager.init_app(app)
-    for blueprint in (auth.bp, ward.bp, checks.bp, escalations.bp, review.bp, rules.bp, admin.bp):
+    for blueprint in (
+        auth.bp,
+        ward.bp,
+        checks.bp,
+        escalations.bp,
+        review.bp,
+        exports.bp,
+        rules.bp,
+        admin.bp,
+    ):
         app.register_blueprint(blueprint)
     register_api(app)
     review.init_chart_cache(app)

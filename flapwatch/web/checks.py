@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC
+
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from flapwatch.db import get_session
-from flapwatch.domain.checks import LATE_ENTRY_AFTER
+from flapwatch.domain.checks import LATE_ENTRY_AFTER, CheckValues
+from flapwatch.models import Check
 from flapwatch.services import InvalidInput
 from flapwatch.services.checks import amend_check, check_history, record_check
 from flapwatch.services.ward import flagged_check, flap_record
@@ -96,7 +100,7 @@ def amend(check_id: int) -> str | Response | tuple[str, int]:
                 actor,
                 check_id,
                 reason=form.reason.data or "",
-                values=None if form.entered_in_error.data else form.values(),
+                values=None if form.entered_in_error.data else _keep_seconds(form, latest),
                 entered_in_error=bool(form.entered_in_error.data),
                 now=g.now,
             )
@@ -134,3 +138,13 @@ def history(check_id: int) -> str:
     versions = check_history(session, actor, check_id)
     record = flap_record(session, actor, versions[0].reconstruction_id, g.now)
     return render_template("check_history.html", versions=versions, record=record)
+
+
+def _keep_seconds(form: AmendForm, latest: Check) -> CheckValues:
+    """The form's values; a time left as it was keeps its seconds (the form shows minutes),
+    so a correction of something else does not move the check by a few seconds."""
+    values = form.values()
+    shown = latest.taken_at.astimezone(UTC).replace(second=0, microsecond=0)
+    if values.taken_at == shown:
+        values = replace(values, taken_at=latest.taken_at)
+    return values

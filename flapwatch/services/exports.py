@@ -1,0 +1,438 @@
+"""What an auditor exports: checks, corrections, escalations and the audit trail, row by row.
+
+Rows are read from the database in batches (a server-side cursor on PostgreSQL) and handed
+on one at a time, so an export of a million checks holds a batch in memory, never the whole
+table. Every export is itself an audit event, written before the first row leaves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session, aliased
+
+from flapwatch.db import write_transaction
+from flapwatch.domain.checks import LATE_ENTRY_AFTER, CheckValues
+from flapwatch.models import (
+    AuditEvent,
+    Check,
+    CheckFlag,
+    Escalation,
+    Patient,
+    Reconstruction,
+    RuleSetVersion,
+    Unit,
+    User,
+)
+from flapwatch.services import Actor, InvalidInput, require_role
+from flapwatch.services.audit import record_event
+from flapwatch.services.ward import get_unit_by_code
+
+EXPORT_ROLES = ("auditor", "admin")
+KINDS = ("checks", "amendments", "escalations", "audit")
+BATCH = 1000
+
+VALUE_FIELDS = tuple(name for name in CheckValues.__dataclass_fields__ if name != "taken_at")
+
+# The documented columns of each export, in order (README "Exports").
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "checks": (
+        "check_id",
+        "version",
+        "amended",
+        "amends_id",
+        "entered_in_error",
+        "unit",
+        "patient_mrn",
+        "reconstruction_id",
+        "taken_at",
+        "first_recorded_at",
+        "recorded_at",
+        "recorded_by",
+        "late_entry",
+        *VALUE_FIELDS[:3],  # colour, flap and control temperatures
+        "temperature_difference_c",
+        *VALUE_FIELDS[3:],
+        "severity",
+        "flags",
+        "rule_set_version",
+    ),
+    "amendments": (
+        "check_id",
+        "amends_id",
+        "version",
+        "amended_at",
+        "amended_by",
+        "reason",
+        "entered_in_error",
+        "unit",
+        "patient_mrn",
+        "reconstruction_id",
+        "taken_at",
+        "changes",
+        "flags_before",
+        "flags_after",
+    ),
+    "escalations": (
+        "escalation_id",
+        "unit",
+        "patient_mrn",
+        "reconstruction_id",
+        "severity",
+        "status",
+        "opened_at",
+        "opened_by_check_id",
+        "acknowledged_at",
+        "acknowledged_by",
+        "minutes_to_acknowledge",
+        "outcome",
+        "note",
+        "closed_at",
+        "closed_by",
+        "reasons",
+    ),
+    "audit": (
+        "event_id",
+        "at",
+        "actor_username",
+        "actor_role",
+        "action",
+        "object_type",
+        "object_id",
+        "before",
+        "after",
+        "request_id",
+        "client_address",
+        "previous_hash",
+        "hash",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ExportScope:
+    """A unit (or every unit) and a period: [start, end) in UTC, either end open."""
+
+    unit: Unit | None
+    start: datetime | None
+    end: datetime | None
+    first_day: date | None
+    last_day: date | None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "unit": self.unit.code if self.unit else None,
+            "from": self.first_day.isoformat() if self.first_day else None,
+            "to": self.last_day.isoformat() if self.last_day else None,
+        }
+
+
+def export_scope(
+    session: Session,
+    actor: Actor,
+    kind: str,
+    unit_code: str | None,
+    first_day: date | None,
+    last_day: date | None,
+) -> ExportScope:
+    """Days are whole days on the unit's clock (UTC without a unit), both ends included."""
+    require_role(actor, *EXPORT_ROLES)
+    problems: dict[str, str] = {}
+    if kind not in KINDS:
+        problems["kind"] = f"Export one of: {', '.join(KINDS)}."
+    if kind == "audit" and unit_code:
+        problems["unit"] = (
+            "The audit trail is exported whole for a period: its events are of accounts, rule "
+            "sets and units as well as patients. Leave out the unit."
+        )
+    if first_day and last_day and first_day > last_day:
+        problems["to"] = "The last day must not be before the first."
+    if problems:
+        raise InvalidInput("Nothing was exported.", problems)
+    unit = get_unit_by_code(session, actor, unit_code) if unit_code else None
+    zone = ZoneInfo(unit.timezone) if unit else UTC
+    return ExportScope(
+        unit=unit,
+        start=datetime.combine(first_day, time(0), zone).astimezone(UTC) if first_day else None,
+        end=(
+            datetime.combine(last_day + timedelta(days=1), time(0), zone).astimezone(UTC)
+            if last_day
+            else None
+        ),
+        first_day=first_day,
+        last_day=last_day,
+    )
+
+
+def record_export(session: Session, actor: Actor, kind: str, fmt: str, scope: ExportScope) -> None:
+    """An export is records leaving the system: who took what, before the first row leaves."""
+    with write_transaction(session):
+        record_event(
+            session,
+            actor,
+            f"export.{kind}",
+            "export",
+            None,
+            after={"kind": kind, "format": fmt, **scope.describe()},
+        )
+
+
+def workbook_sheets(
+    session: Session, scope: ExportScope
+) -> Iterator[tuple[str, tuple[str, ...], Iterator[dict[str, Any]]]]:
+    """The workbook's sheets: every export, the audit trail only when no unit is chosen (the
+    trail is not divided by unit)."""
+    for kind in KINDS:
+        if kind == "audit" and scope.unit is not None:
+            continue
+        yield kind, COLUMNS[kind], rows(session, kind, scope)
+
+
+def rows(session: Session, kind: str, scope: ExportScope) -> Iterator[dict[str, Any]]:
+    """The export's rows as dicts of its COLUMNS, streamed."""
+    return {
+        "checks": _check_rows,
+        "amendments": _amendment_rows,
+        "escalations": _escalation_rows,
+        "audit": _audit_rows,
+    }[kind](session, scope)
+
+
+def _streamed(session: Session, query: Select[Any]) -> Iterator[Any]:
+    result = session.execute(query.execution_options(yield_per=BATCH, stream_results=True))
+    with result:
+        yield from result
+
+
+def _in_period(query: Select[Any], column: Any, scope: ExportScope) -> Select[Any]:
+    if scope.start is not None:
+        query = query.where(column >= scope.start)
+    if scope.end is not None:
+        query = query.where(column < scope.end)
+    if scope.unit is not None:
+        query = query.where(Unit.id == scope.unit.id)
+    return query
+
+
+def _flags_of(check: Any) -> Any:
+    return (
+        select(func.aggregate_strings(CheckFlag.rule_id, " "))
+        .where(CheckFlag.check_id == check.id)
+        .scalar_subquery()
+    )
+
+
+def _local(moment: datetime | None, zone: ZoneInfo) -> datetime | None:
+    return moment.astimezone(zone) if moment is not None else None
+
+
+def _flags(text: str | None) -> str:
+    return " ".join(sorted((text or "").split()))
+
+
+_CHECK_COLUMNS = (
+    Check.id,
+    Check.version,
+    Check.amends_id,
+    Check.entered_in_error,
+    Unit.code,
+    Unit.timezone,
+    Patient.mrn,
+    Check.reconstruction_id,
+    Check.taken_at,
+    Check.first_recorded_at,
+    Check.recorded_at,
+    User.username,
+    *(getattr(Check, name) for name in VALUE_FIELDS),
+    Check.severity,
+    RuleSetVersion.version,
+)
+
+
+def _with_flap(query: Select[Any], check: Any = Check) -> Select[Any]:
+    return (
+        query.join(Reconstruction, Reconstruction.id == check.reconstruction_id)
+        .join(Patient, Patient.id == Reconstruction.patient_id)
+        .join(Unit, Unit.id == Patient.unit_id)
+    )
+
+
+def _check_rows(session: Session, scope: ExportScope) -> Iterator[dict[str, Any]]:
+    """Each check's current version taken in the period, oldest first."""
+    query = (
+        _with_flap(select(*_CHECK_COLUMNS, _flags_of(Check)))
+        .join(User, User.id == Check.recorded_by_id)
+        .outerjoin(RuleSetVersion, RuleSetVersion.id == Check.rule_set_version_id)
+        .where(Check.current())
+        .order_by(Check.taken_at, Check.id)
+    )
+    for row in _streamed(session, _in_period(query, Check.taken_at, scope)):
+        (check_id, version, amends_id, in_error, unit, timezone, mrn, flap_id, taken_at,
+         first_recorded_at, recorded_at, recorded_by, *rest) = row  # fmt: skip
+        values = dict(zip(VALUE_FIELDS, rest[: len(VALUE_FIELDS)], strict=True))
+        severity, rule_version, flags = rest[len(VALUE_FIELDS) :]
+        zone = ZoneInfo(timezone)
+        difference = CheckValues(taken_at=taken_at, **values).temperature_difference_c
+        yield {
+            "check_id": check_id,
+            "version": version,
+            "amended": version > 1,
+            "amends_id": amends_id,
+            "entered_in_error": in_error,
+            "unit": unit,
+            "patient_mrn": mrn,
+            "reconstruction_id": flap_id,
+            "taken_at": _local(taken_at, zone),
+            "first_recorded_at": _local(first_recorded_at, zone),
+            "recorded_at": _local(recorded_at, zone),
+            "recorded_by": recorded_by,
+            "late_entry": first_recorded_at - taken_at > LATE_ENTRY_AFTER,
+            **values,
+            "temperature_difference_c": difference,
+            "severity": severity,
+            "flags": _flags(flags),
+            "rule_set_version": rule_version,
+        }
+
+
+def _amendment_rows(session: Session, scope: ExportScope) -> Iterator[dict[str, Any]]:
+    """Every correction made in the period: what changed, who, why, and the flags before and
+    after."""
+    before = aliased(Check)
+    compared = ("taken_at", *VALUE_FIELDS)
+    query = (
+        _with_flap(
+            select(
+                Check.id,
+                Check.amends_id,
+                Check.version,
+                Check.recorded_at,
+                User.username,
+                Check.amendment_reason,
+                Check.entered_in_error,
+                Unit.code,
+                Unit.timezone,
+                Patient.mrn,
+                Check.reconstruction_id,
+                *(getattr(Check, name) for name in compared),
+                *(getattr(before, name) for name in compared),
+                _flags_of(before),
+                _flags_of(Check),
+            )
+        )
+        .join(before, before.id == Check.amends_id)
+        .join(User, User.id == Check.recorded_by_id)
+        .order_by(Check.recorded_at, Check.id)
+    )
+    width = len(compared)
+    for row in _streamed(session, _in_period(query, Check.recorded_at, scope)):
+        (check_id, amends_id, version, amended_at, amended_by, reason, in_error, unit,
+         timezone, mrn, flap_id, *rest) = row  # fmt: skip
+        after, earlier = rest[:width], rest[width : 2 * width]
+        flags_before, flags_after = rest[2 * width :]
+        zone = ZoneInfo(timezone)
+        changes = [
+            f"{name}: {_shown(old, zone)} → {_shown(new, zone)}"
+            for name, old, new in zip(compared, earlier, after, strict=True)
+            if old != new
+        ]
+        yield {
+            "check_id": check_id,
+            "amends_id": amends_id,
+            "version": version,
+            "amended_at": _local(amended_at, zone),
+            "amended_by": amended_by,
+            "reason": reason,
+            "entered_in_error": in_error,
+            "unit": unit,
+            "patient_mrn": mrn,
+            "reconstruction_id": flap_id,
+            "taken_at": _local(after[0], zone),
+            "changes": "; ".join(changes),
+            "flags_before": _flags(flags_before),
+            "flags_after": "" if in_error else _flags(flags_after),
+        }
+
+
+def _shown(value: Any, zone: ZoneInfo) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, datetime):
+        return value.astimezone(zone).isoformat()
+    return str(getattr(value, "value", value))
+
+
+def _escalation_rows(session: Session, scope: ExportScope) -> Iterator[dict[str, Any]]:
+    """Escalations opened in the period, with time to acknowledgement and outcome."""
+    acknowledger, closer = aliased(User), aliased(User)
+    query = (
+        _with_flap(
+            select(
+                Escalation,
+                Unit.code,
+                Unit.timezone,
+                Patient.mrn,
+                acknowledger.username,
+                closer.username,
+            ),
+            Escalation,
+        )
+        .outerjoin(acknowledger, acknowledger.id == Escalation.acknowledged_by_id)
+        .outerjoin(closer, closer.id == Escalation.closed_by_id)
+        .order_by(Escalation.opened_at, Escalation.id)
+    )
+    for escalation, unit, timezone, mrn, acknowledged_by, closed_by in _streamed(
+        session, _in_period(query, Escalation.opened_at, scope)
+    ):
+        zone = ZoneInfo(timezone)
+        waited = (
+            round((escalation.acknowledged_at - escalation.opened_at).total_seconds() / 60, 1)
+            if escalation.acknowledged_at is not None
+            else None
+        )
+        status = (
+            "closed"
+            if escalation.closed_at is not None
+            else "acknowledged"
+            if escalation.acknowledged_at is not None
+            else "open"
+        )
+        yield {
+            "escalation_id": escalation.id,
+            "unit": unit,
+            "patient_mrn": mrn,
+            "reconstruction_id": escalation.reconstruction_id,
+            "severity": escalation.severity,
+            "status": status,
+            "opened_at": _local(escalation.opened_at, zone),
+            "opened_by_check_id": escalation.opened_by_check_id,
+            "acknowledged_at": _local(escalation.acknowledged_at, zone),
+            "acknowledged_by": acknowledged_by,
+            "minutes_to_acknowledge": waited,
+            "outcome": escalation.outcome,
+            "note": escalation.note,
+            "closed_at": _local(escalation.closed_at, zone),
+            "closed_by": closed_by,
+            "reasons": "; ".join(escalation.reasons),
+        }
+        session.expunge(escalation)  # a streamed export keeps no rows behind it
+
+
+def _audit_rows(session: Session, scope: ExportScope) -> Iterator[dict[str, Any]]:
+    """The trail's events in the period, in chain order."""
+    query = select(*(getattr(AuditEvent, name) for name in _AUDIT_FIELDS)).order_by(AuditEvent.id)
+    if scope.start is not None:
+        query = query.where(AuditEvent.at >= scope.start)
+    if scope.end is not None:
+        query = query.where(AuditEvent.at < scope.end)
+    for row in _streamed(session, query):
+        yield dict(zip(COLUMNS["audit"], row, strict=True))
+
+
+# The audit export's columns are the event's own fields (its id as event_id).
+_AUDIT_FIELDS: Sequence[str] = ("id", *COLUMNS["audit"][1:])
