@@ -29,31 +29,22 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask
 from flask_login import login_required
 from matplotlib.figure import Figure
+from ward import PASSWORD, bench_flap, bench_unit  # benchmarks/ward.py
 
 from flapwatch import create_app
-from flapwatch.charts import FULL, image_size
+from flapwatch.chart_spec import FULL, image_size
 from flapwatch.db import EXTENSION_KEY, engine_of
 from flapwatch.domain.checks import CheckValues
-from flapwatch.domain.vocabulary import FlapKind, Side
 from flapwatch.migrate import upgrade_to_head
 from flapwatch.models import utcnow
-from flapwatch.services import SYSTEM, Actor
+from flapwatch.services import Actor
 from flapwatch.services.checks import record_check
-from flapwatch.services.patients import (
-    PatientDetails,
-    ReconstructionDetails,
-    add_reconstruction,
-    admit_patient,
-)
-from flapwatch.services.staff import create_unit, create_user
-
-PASSWORD = "benchmark-password"
 
 
 def _flap_with_checks(app: Flask, count: int) -> int:
@@ -61,40 +52,9 @@ def _flap_with_checks(app: Flask, count: int) -> int:
     now and then, as a real chart would be."""
     with app.app_context():
         session = app.extensions[EXTENSION_KEY]()
-        create_unit(session, SYSTEM, code="BENCH", name="Benchmark ward", timezone="Europe/London")
-        nurse = create_user(
-            session,
-            SYSTEM,
-            username="bench",
-            display_name="Bench Nurse",
-            role="surgeon",
-            password=PASSWORD,
-            unit_codes=["BENCH"],
-        )
-        patient = admit_patient(
-            session,
-            SYSTEM,
-            unit_code="BENCH",
-            details=PatientDetails(
-                mrn="B-1", name="Bench Patient", date_of_birth=date(1970, 1, 1), bed="1"
-            ),
-        )
+        nurse = bench_unit(session, "surgeon")
         surgery_end = utcnow() - timedelta(minutes=30 * count + 20)
-        flap = add_reconstruction(
-            session,
-            SYSTEM,
-            patient.id,
-            ReconstructionDetails(
-                procedure="DIEP free flap",
-                flap_kind=FlapKind.FREE,
-                site="breast",
-                side=Side.LEFT,
-                surgery_end_at=surgery_end,
-                surgeon="Bench Surgeon",
-                buried=False,
-            ),
-            now=surgery_end,
-        )
+        flap = bench_flap(session, 1, surgery_end)
         actor = Actor(nurse.id, "bench", "surgeon", unit_codes=frozenset({"BENCH"}))
         for index in range(count):
             taken = surgery_end + timedelta(minutes=10 + 30 * index)

@@ -27,12 +27,9 @@ Rendered charts are cached on disk under the flap's data version (`ChartCache`).
 from __future__ import annotations
 
 import io
-import os
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from matplotlib import rc_context
@@ -42,6 +39,15 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FixedLocator, FuncFormatter, MultipleLocator
 
+from flapwatch.chart_spec import (
+    FULL,
+    LEFT_IN,
+    PANEL_GAP_IN,
+    RIGHT_IN,
+    Variant,
+    figure_height,
+    plots_height,
+)
 from flapwatch.domain.checks import CATEGORICAL_FIELDS
 from flapwatch.domain.rules import COMPARISONS
 from flapwatch.domain.schedule import hours_since
@@ -62,9 +68,6 @@ from flapwatch.domain.vocabulary import (
 )
 from flapwatch.models import Check, Escalation
 from flapwatch.services.review import Trend
-
-# Bump when the drawing changes: cached charts of the old look are then never served.
-STYLE = "1"
 
 # Okabe & Ito's colour-blind-safe palette, the app's severity red, and shapes for severity.
 INK = "#1b1f24"
@@ -109,91 +112,6 @@ LABEL_ROWS = (11.2, 11.95, 12.7)
 LANES_LIMITS = (0.6, 13.2)
 LANE_DIVIDERS = (5.3, 9.5)
 TEMPERATURES = ("flap_temperature_c", "control_temperature_c")
-
-
-@dataclass(frozen=True)
-class Variant:
-    """A size of chart: the full one of a flap page, or a small multiple on the review page."""
-
-    name: str
-    width_in: float
-    dpi: int
-    font_size: float
-    # (panel, height in inches), top to bottom; the StO₂ panel only when there is StO₂.
-    panels: tuple[tuple[str, float], ...]
-    header_in: float
-    footer_in: float
-    max_change_labels: int
-    # Header, legend, threshold labels and every change of answer named: not on a thumbnail.
-    detailed: bool
-    # A fixed page height (the printable report's A4), else as tall as the panels need.
-    page_height_in: float | None = None
-    # A legend and the flap's details drawn in (print, where nothing surrounds the chart); on
-    # screen the page around the image gives both, and every line of text costs drawing time.
-    legend: bool = False
-    legend_columns: int = 2
-
-
-FULL = Variant(
-    name="full",
-    width_in=12.0,
-    dpi=100,
-    font_size=9.0,
-    panels=(("lanes", 3.9), ("temperature", 1.8), ("difference", 1.25), ("sto2", 1.3)),
-    header_in=0.55,
-    footer_in=0.5,
-    max_change_labels=24,
-    detailed=True,
-)
-SMALL = Variant(
-    name="small",
-    width_in=6.4,
-    dpi=80,
-    font_size=7.5,
-    panels=(("lanes", 2.6), ("difference", 0.8)),
-    header_in=0.3,
-    footer_in=0.42,
-    max_change_labels=6,
-    detailed=False,
-)
-# A4 portrait, for the printable report.
-PRINT = Variant(
-    name="print",
-    width_in=8.27,
-    dpi=100,
-    font_size=7.0,
-    panels=(("lanes", 4.4), ("temperature", 1.9), ("difference", 1.35), ("sto2", 1.4)),
-    header_in=0.95,
-    footer_in=1.55,
-    max_change_labels=16,
-    detailed=True,
-    page_height_in=11.69,
-    legend=True,
-)
-_LEFT_IN = {"full": 1.25, "small": 0.85, "print": 1.1}  # room for the lanes' names
-_RIGHT_IN = 0.25
-VARIANTS = {variant.name: variant for variant in (FULL, SMALL)}  # served as images
-FORMATS = {"png": "image/png", "svg": "image/svg+xml"}
-
-
-_PANEL_GAP_IN = 0.12
-
-
-def _plots_height(panels: Sequence[tuple[str, float]]) -> float:
-    return sum(height for _, height in panels) + _PANEL_GAP_IN * (len(panels) - 1)
-
-
-def _figure_height(variant: Variant, panels: Sequence[tuple[str, float]]) -> float:
-    return variant.page_height_in or variant.header_in + _plots_height(panels) + variant.footer_in
-
-
-def image_size(variant: Variant, *, sto2: bool = False) -> tuple[int, int]:
-    """The chart's size in pixels (for an <img>'s width and height)."""
-    panels = [panel for panel in variant.panels if sto2 or panel[0] != "sto2"]
-    return (
-        round(variant.width_in * variant.dpi),
-        round(_figure_height(variant, panels) * variant.dpi),
-    )
 
 
 # Every text on a chart is drawn as typed: a "$" in a note or a name is a dollar, never
@@ -324,7 +242,7 @@ class _Drawing:
 
     def _char_hours(self) -> float:
         """Roughly how many hours of x axis one character of small text covers."""
-        width_in = self.variant.width_in - _LEFT_IN[self.variant.name] - _RIGHT_IN
+        width_in = self.variant.width_in - LEFT_IN[self.variant.name] - RIGHT_IN
         return (self.end - self.start) / width_in * (self.variant.font_size - 1.5) * 0.6 / 72
 
     def _markers(self) -> list[_Marker]:
@@ -414,21 +332,21 @@ class _Drawing:
     def _draw(self) -> Figure:
         variant = self.variant
         panels = self._panels()
-        plots_in = _plots_height(panels)
-        height_in = _figure_height(variant, panels)
+        plots_in = plots_height(panels)
+        height_in = figure_height(variant, panels)
         footer_in = height_in - variant.header_in - plots_in
         self.footer_in = footer_in
         figure = Figure(figsize=(variant.width_in, height_in), dpi=variant.dpi)
-        left_in = _LEFT_IN[variant.name]
+        left_in = LEFT_IN[variant.name]
         grid = figure.add_gridspec(
             len(panels),
             1,
             height_ratios=[height for _, height in panels],
             left=left_in / variant.width_in,
-            right=1 - _RIGHT_IN / variant.width_in,
+            right=1 - RIGHT_IN / variant.width_in,
             top=1 - variant.header_in / height_in,
             bottom=footer_in / height_in,
-            hspace=_PANEL_GAP_IN / (plots_in / len(panels)),
+            hspace=PANEL_GAP_IN / (plots_in / len(panels)),
         )
         step = _tick_step(self.end - self.start, 16 if variant.detailed else 6)
         clock_ticks = self._clock_ticks(step)
@@ -1037,61 +955,3 @@ class _Drawing:
             # Below the hours axis and its label.
             bbox_to_anchor=(0.5, (self.footer_in - 0.42) / figure.get_figheight()),
         )
-
-
-# --- cache -------------------------------------------------------------------------------------
-
-
-class ChartCache:
-    """Rendered charts on disk, one file per flap, size, format and data version.
-
-    Several app processes (or servers sharing the directory) use it safely: a file appears
-    whole (written aside, then renamed) and its name holds the version, so a process never
-    serves a chart older than the data it just read. Older versions of a flap's chart are
-    removed when a newer one is written.
-    """
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-
-    def _path(self, reconstruction_id: int, variant: str, fmt: str, version: str) -> Path:
-        return self.directory / f"{reconstruction_id}-{variant}-{version}.{fmt}"
-
-    def get(self, reconstruction_id: int, variant: str, fmt: str, version: str) -> bytes | None:
-        try:
-            return self._path(reconstruction_id, variant, fmt, version).read_bytes()
-        except FileNotFoundError:
-            return None
-
-    def put(
-        self, reconstruction_id: int, variant: str, fmt: str, version: str, data: bytes
-    ) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        path = self._path(reconstruction_id, variant, fmt, version)
-        descriptor, temporary = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
-        try:
-            with os.fdopen(descriptor, "wb") as file:
-                file.write(data)
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        for older in self.directory.glob(f"{reconstruction_id}-{variant}-*.{fmt}"):
-            if older != path:
-                older.unlink(missing_ok=True)
-
-    def fetch(
-        self,
-        reconstruction_id: int,
-        variant: str,
-        fmt: str,
-        version: str,
-        draw: Callable[[], bytes],
-    ) -> tuple[bytes, bool]:
-        """The cached chart, or `draw()` stored for next time; and whether it was cached."""
-        cached = self.get(reconstruction_id, variant, fmt, version)
-        if cached is not None:
-            return cached, True
-        data = draw()
-        self.put(reconstruction_id, variant, fmt, version, data)
-        return data, False

@@ -13,16 +13,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from sqlalchemy import select
 
-from flapwatch.charts import (
-    AMBER,
-    FULL,
-    PRINT,
-    RED,
-    SMALL,
-    chart_bytes,
-    image_size,
-    trend_figure,
-)
+from flapwatch.chart_spec import FULL, PRINT, SMALL, image_size
+from flapwatch.charts import AMBER, RED, chart_bytes, trend_figure
 from flapwatch.domain.rules import DEFAULT_RULE_SET, rule_set_to_json
 from flapwatch.domain.schedule import hours_since
 from flapwatch.domain.vocabulary import Role
@@ -343,3 +335,22 @@ def test_a_check_entered_in_error_is_not_drawn_and_a_correction_is_drawn_as_corr
         [_hours(flap, typo)]  # the corrected answer, at the same time
     )
     assert not _drawn(figure, "change:colour:black")
+
+
+def test_the_app_starts_without_matplotlib_and_draws_without_pyplot(tmp_path):
+    """The command line and every page that only links a chart stay light (an export's peak
+    memory is measured in benchmarks/bench_export.py); drawing never touches pyplot's global
+    state, which is not safe between a server's threads."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from flapwatch import create_app\n"
+        f"create_app({{'INSTANCE_PATH': {str(tmp_path)!r}, 'NOTIFIER_THREAD': False}})\n"
+        "assert 'matplotlib' not in sys.modules, 'matplotlib loaded at start'\n"
+        "import flapwatch.charts, flapwatch.exports.pdf\n"
+        "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot loaded'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

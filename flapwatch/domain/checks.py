@@ -81,6 +81,13 @@ BRISK_BELOW_S = 1.0
 SLUGGISH_ABOVE_S = 3.0
 
 
+def temperature_difference(flap: float | None, control: float | None) -> float | None:
+    """ΔT, control minus flap, to the tenth of a degree the probes read."""
+    if flap is None or control is None:
+        return None
+    return round(control - flap, 1)
+
+
 @dataclass(frozen=True)
 class CheckValues:
     """What the nurse observed. Every field but taken_at may be missing (None)."""
@@ -101,9 +108,7 @@ class CheckValues:
     @property
     def temperature_difference_c(self) -> float | None:
         """Control minus flap: a cooling flap makes this grow (Khouri & Shaw 1992)."""
-        if self.flap_temperature_c is None or self.control_temperature_c is None:
-            return None
-        return round(self.control_temperature_c - self.flap_temperature_c, 1)
+        return temperature_difference(self.flap_temperature_c, self.control_temperature_c)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,7 +18,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, aliased
 
 from flapwatch.db import write_transaction
-from flapwatch.domain.checks import LATE_ENTRY_AFTER, CheckValues
+from flapwatch.domain.checks import LATE_ENTRY_AFTER, CheckValues, temperature_difference
 from flapwatch.models import (
     AuditEvent,
     Check,
@@ -227,6 +228,11 @@ def _flags_of(check: Any) -> Any:
     )
 
 
+@lru_cache(maxsize=64)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
 def _local(moment: datetime | None, zone: ZoneInfo) -> datetime | None:
     return moment.astimezone(zone) if moment is not None else None
 
@@ -276,8 +282,10 @@ def _check_rows(session: Session, scope: ExportScope) -> Iterator[dict[str, Any]
          first_recorded_at, recorded_at, recorded_by, *rest) = row  # fmt: skip
         values = dict(zip(VALUE_FIELDS, rest[: len(VALUE_FIELDS)], strict=True))
         severity, rule_version, flags = rest[len(VALUE_FIELDS) :]
-        zone = ZoneInfo(timezone)
-        difference = CheckValues(taken_at=taken_at, **values).temperature_difference_c
+        zone = _zone(timezone)
+        difference = temperature_difference(
+            values["flap_temperature_c"], values["control_temperature_c"]
+        )
         yield {
             "check_id": check_id,
             "version": version,

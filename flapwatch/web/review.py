@@ -34,17 +34,8 @@ from flask import (
 )
 from flask_login import current_user
 
-from flapwatch.charts import (
-    FORMATS,
-    SMALL,
-    STYLE,
-    VARIANTS,
-    ChartCache,
-    chart_bytes,
-    image_size,
-)
+from flapwatch.chart_spec import FORMATS, SMALL, STYLE, VARIANTS, ChartCache, image_size
 from flapwatch.db import get_session
-from flapwatch.exports.pdf import flap_report
 from flapwatch.services import Actor
 from flapwatch.services.review import (
     ChartSubject,
@@ -150,6 +141,8 @@ def _image(data: bytes, reconstruction_id: int, fmt: str, *, cached: bool) -> Re
 
 def chart_response(actor: Actor, reconstruction_id: int, size: str, fmt: str) -> Response:
     """A flap's chart, from the cache when its data has not changed since it was drawn."""
+    from flapwatch.charts import chart_bytes  # matplotlib, loaded by the first chart drawn
+
     db = get_session()
     subject = chart_subject(db, actor, reconstruction_id, g.now)
     variant = VARIANTS[size]
@@ -165,6 +158,8 @@ def chart_response(actor: Actor, reconstruction_id: int, size: str, fmt: str) ->
 
 def report_response(actor: Actor, reconstruction_id: int) -> Response:
     """The printable PDF report; who printed which flap's record goes in the audit trail."""
+    from flapwatch.exports.pdf import flap_report  # matplotlib, loaded by the first report
+
     db = get_session()
     subject = chart_subject(db, actor, reconstruction_id, g.now)
     trend = flap_trend(db, subject, for_report=True)
