@@ -29,7 +29,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from flapwatch.db import Base as _Base
 from flapwatch.db import UTCDateTime
-from flapwatch.domain.checks import CheckValues
+from flapwatch.domain.checks import CheckValues, is_late_entry
 from flapwatch.domain.schedule import SchedulePolicy as SchedulePolicyValue
 from flapwatch.domain.vocabulary import (
     CapillaryRefill,
@@ -286,6 +286,12 @@ class Check(Base):
     def amended(self) -> bool:
         return self.version > 1
 
+    @property
+    def late_entry(self) -> bool:
+        """Written down long after it was taken: a fact of its first record, not of a later
+        correction."""
+        return is_late_entry(self.taken_at, self.first_recorded_at)
+
     @classmethod
     def current(cls) -> ColumnElement[bool]:
         """The latest version of each check (what the flap's record shows)."""
@@ -368,6 +374,13 @@ class Escalation(Base):
     @property
     def is_open(self) -> bool:
         return self.closed_at is None
+
+    @property
+    def status(self) -> str:
+        """open, acknowledged or closed: the API's and the exports' word for its state."""
+        if self.closed_at is not None:
+            return "closed"
+        return "acknowledged" if self.acknowledged_at is not None else "open"
 
 
 class EscalationEvent(Base):

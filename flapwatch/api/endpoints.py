@@ -19,7 +19,7 @@ from flapwatch.api.framework import (
     json_response,
     operation,
 )
-from flapwatch.domain.checks import CheckValues, is_late_entry
+from flapwatch.domain.checks import CheckValues
 from flapwatch.domain.rules import RuleSetError, parse_rule_set, rule_set_to_json
 from flapwatch.models import Check, Escalation, Patient, Reconstruction, Unit, User, utcnow
 from flapwatch.services import MANAGING_ROLES, Actor, records
@@ -542,7 +542,7 @@ def _check_fields(
         "taken_at": check.taken_at,
         "recorded_at": check.recorded_at,
         "recorded_by": recorded_by,
-        "late_entry": is_late_entry(check.taken_at, check.first_recorded_at),
+        "late_entry": check.late_entry,
         **{
             name: getattr(check, name)
             for name in (
@@ -708,20 +708,13 @@ def amend_check(
 
 
 def _escalation_fields(escalation: Escalation) -> dict[str, Any]:
-    status = (
-        "closed"
-        if escalation.closed_at is not None
-        else "acknowledged"
-        if escalation.acknowledged_at is not None
-        else "open"
-    )
     reconstruction = escalation.reconstruction
     return {
         "id": escalation.id,
         "reconstruction_id": escalation.reconstruction_id,
         "patient_id": reconstruction.patient_id,
         "unit": reconstruction.patient.unit.code,
-        "status": status,
+        "status": escalation.status,
         "severity": escalation.severity,
         "reasons": list(escalation.reasons),
         "opened_at": escalation.opened_at,

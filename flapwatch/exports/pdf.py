@@ -218,8 +218,7 @@ class _Report:
         def number(value: float | None, pattern: str = "{:.1f}") -> str:
             return "—" if value is None else pattern.format(value)
 
-        late = check.first_recorded_at - check.taken_at > LATE_ENTRY_AFTER
-        marks = (" †" if late else "") + (" ‡" if check.amended else "")
+        marks = (" †" if check.late_entry else "") + (" ‡" if check.amended else "")
         if check.entered_in_error:
             marks = " ✗"
         refill = word(check.capillary_refill)
@@ -245,7 +244,7 @@ class _Report:
 
     def check_notes(self, check: Check) -> list[str]:
         lines: list[str] = []
-        if check.first_recorded_at - check.taken_at > LATE_ENTRY_AFTER:
+        if check.late_entry:
             lines.append(f"    † first recorded {self.local(check.first_recorded_at)}")
         who = self.trend.person(check.recorded_by_id)
         if check.entered_in_error:

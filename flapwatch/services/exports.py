@@ -18,7 +18,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, aliased
 
 from flapwatch.db import write_transaction
-from flapwatch.domain.checks import LATE_ENTRY_AFTER, CheckValues, temperature_difference
+from flapwatch.domain.checks import CheckValues, is_late_entry, temperature_difference
 from flapwatch.models import (
     AuditEvent,
     Check,
@@ -299,7 +299,7 @@ def _check_rows(session: Session, scope: ExportScope) -> Iterator[dict[str, Any]
             "first_recorded_at": _local(first_recorded_at, zone),
             "recorded_at": _local(recorded_at, zone),
             "recorded_by": recorded_by,
-            "late_entry": first_recorded_at - taken_at > LATE_ENTRY_AFTER,
+            "late_entry": is_late_entry(taken_at, first_recorded_at),
             **values,
             "temperature_difference_c": difference,
             "severity": severity,
@@ -403,20 +403,13 @@ def _escalation_rows(session: Session, scope: ExportScope) -> Iterator[dict[str,
             if escalation.acknowledged_at is not None
             else None
         )
-        status = (
-            "closed"
-            if escalation.closed_at is not None
-            else "acknowledged"
-            if escalation.acknowledged_at is not None
-            else "open"
-        )
         yield {
             "escalation_id": escalation.id,
             "unit": unit,
             "patient_mrn": mrn,
             "reconstruction_id": escalation.reconstruction_id,
             "severity": escalation.severity,
-            "status": status,
+            "status": escalation.status,
             "opened_at": _local(escalation.opened_at, zone),
             "opened_by_check_id": escalation.opened_by_check_id,
             "acknowledged_at": _local(escalation.acknowledged_at, zone),

@@ -9,7 +9,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from werkzeug.wrappers import Response
 
 from flapwatch.db import get_session
-from flapwatch.domain.checks import LATE_ENTRY_AFTER, CheckValues
+from flapwatch.domain.checks import CheckValues
 from flapwatch.models import Check
 from flapwatch.services import InvalidInput
 from flapwatch.services.checks import amend_check, check_history, record_check
@@ -29,7 +29,6 @@ def flap(reconstruction_id: int) -> str:
     return render_template(
         "flap.html",
         record=record,
-        late_after=LATE_ENTRY_AFTER,
         chart=chart_links(current_actor(), reconstruction_id),
     )
 

@@ -7,7 +7,6 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask
 
-from flapwatch.domain.checks import is_late_entry
 from flapwatch.domain.vocabulary import (
     CapillaryRefill,
     Colour,
@@ -100,6 +99,4 @@ def register(app: Flask) -> None:
     app.jinja_env.filters.update(
         local_time=local_time, clock=clock, hours=hours, check_summary=check_summary
     )
-    app.jinja_env.globals.update(
-        relative=relative, due_phrase=due_phrase, is_late_entry=is_late_entry, DueState=DueState
-    )
+    app.jinja_env.globals.update(relative=relative, due_phrase=due_phrase, DueState=DueState)
