@@ -7,7 +7,8 @@ Builds a fresh SQLite database in a temporary directory with one unit and flaps 
 `--checks` checks (bulk-inserted: this measures the export, not recording), then times
 
 - `flapwatch export checks --output FILE` in a child process, and its peak resident memory;
-- `sqlite3 -csv -header DB "SELECT ... FROM checks"` writing the same rows.
+- `sqlite3 -csv -header DB "SELECT ... FROM checks"` writing the same rows;
+- `flapwatch export fhir` (the same checks as a FHIR Bundle), its time and peak memory.
 
 Targets: ≤ 3× the sqlite3 tool's time; peak RSS < 150 MB.
 """
@@ -122,6 +123,10 @@ def main() -> int:
         ours, ours_peak = _timed(
             [*flapwatch, "export", "checks", "--output", "-"], env, workdir / "ours.csv"
         )
+        fhir, fhir_peak = _timed(
+            [*flapwatch, "export", "fhir", "--output", "-"], env, workdir / "bundle.json"
+        )
+        bundle_mb = (workdir / "bundle.json").stat().st_size / 1e6
         columns = ", ".join(
             column.name for column in Check.__table__.columns if column.name != "superseded_by_id"
         )
@@ -145,6 +150,10 @@ def main() -> int:
     print(f"  time ratio                {ratio:8.2f}×   target ≤ 3×     {_met(ratio <= 3)}")
     peak_mb = ours_peak / 1024
     print(f"  peak RSS of the export    {peak_mb:8.0f} MB  target < 150 MB {_met(peak_mb < 150)}")
+    print(
+        f"  flapwatch export fhir     {fhir:8.2f} s   {bundle_mb:,.0f} MB bundle, "
+        f"{fhir / tool:.2f}× the tool's CSV, peak RSS {fhir_peak / 1024:.0f} MB"
+    )
     return 0
 
 

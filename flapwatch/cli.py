@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import getpass
+import itertools
 import sys
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
+from sqlalchemy.orm import Session
 
 from flapwatch import notifier
 from flapwatch.db import EXTENSION_KEY, engine_of, get_session
@@ -205,7 +207,10 @@ def audit_verify() -> None:
 @click.command("export")
 @with_appcontext
 @click.argument(
-    "kind", type=click.Choice(["checks", "amendments", "escalations", "audit", "workbook"])
+    "kind",
+    type=click.Choice(
+        ["checks", "amendments", "escalations", "audit", "workbook", "compliance", "fhir"]
+    ),
 )
 @click.option("--unit", default=None, help="Unit code (default: every unit).")
 @click.option(
@@ -235,8 +240,8 @@ def export(
     last_day: datetime | None,
     output: str,
 ) -> None:
-    """Export checks, corrections, escalations or the audit trail as CSV, or all of them as
-    an XLSX workbook (audited)."""
+    """Export checks, corrections, escalations, the audit trail or the compliance report as
+    CSV, all of them as an XLSX workbook, or a FHIR R4 Bundle as JSON (audited)."""
     from flapwatch.exports.tables import csv_chunks, write_workbook
     from flapwatch.services.exports import (
         COLUMNS,
@@ -247,17 +252,24 @@ def export(
     )
 
     session = get_session()
+    first, last = (first_day.date() if first_day else None, last_day.date() if last_day else None)
+    if kind == "compliance":
+        _export_compliance(session, unit, first, last, output)
+        return
     try:
         scope = export_scope(
             session,
             SYSTEM,
-            "checks" if kind == "workbook" else kind,
+            "checks" if kind in ("workbook", "fhir") else kind,
             unit,
-            first_day.date() if first_day else None,
-            last_day.date() if last_day else None,
+            first,
+            last,
         )
     except ServiceError as refused:
         _fail(" ".join([refused.message, *refused.problems.values()]))
+    if kind == "fhir":
+        _export_fhir(session, scope, output)
+        return
     if kind == "workbook":
         record_export(session, SYSTEM, kind, "xlsx", scope)
         with click.open_file(output, "wb") as target:
@@ -277,6 +289,44 @@ def export(
             target.write(chunk)
     rows_written = "1 row" if written[0] == 1 else f"{written[0]} rows"
     click.echo(f"Exported {rows_written} of {kind} to {output}.", err=True)
+
+
+def _export_fhir(session: Session, scope: Any, output: str) -> None:
+    from flapwatch.exports.fhir import Terminology, bundle_chunks
+    from flapwatch.models import utcnow
+    from flapwatch.services.exports import fhir_resources, record_export
+
+    record_export(session, SYSTEM, "fhir", "json", scope)
+    terms = Terminology.of(current_app.config)
+    with click.open_file(output, "wb") as target:
+        for text in bundle_chunks(terms, utcnow(), fhir_resources(session, scope, terms)):
+            target.write(text.encode())
+    click.echo(f"Exported a FHIR R4 Bundle to {output}.", err=True)
+
+
+def _export_compliance(
+    session: Session, unit: str | None, first: date | None, last: date | None, output: str
+) -> None:
+    from flapwatch.exports.tables import csv_chunks
+    from flapwatch.models import utcnow
+    from flapwatch.services.compliance import (
+        COMPLIANCE_COLUMNS,
+        compliance_reports,
+        compliance_rows,
+        record_compliance_export,
+    )
+
+    try:
+        reports = list(compliance_reports(session, SYSTEM, unit, first, last, utcnow()))
+    except ServiceError as refused:
+        _fail(" ".join([refused.message, *refused.problems.values()]))
+    record_compliance_export(session, SYSTEM, unit, first, last)
+    with click.open_file(output, "wb") as target:
+        rows = itertools.chain.from_iterable(compliance_rows(report) for report in reports)
+        for chunk in csv_chunks(COMPLIANCE_COLUMNS, rows):
+            target.write(chunk)
+    units = ", ".join(report.unit.code for report in reports) or "no unit"
+    click.echo(f"Exported the compliance report of {units} to {output}.", err=True)
 
 
 @click.command("deliver-notifications")

@@ -34,6 +34,15 @@ class Defaults:
     # behind one load balancer may share a directory (a file appears whole, by rename).
     CHART_CACHE_DIR: str | None = None
     SERVE_WORKERS = 2
+    # Logoff without use for someone who works on no unit (administrators, auditors); a
+    # unit sets its own (Admin → Units).
+    IDLE_LOGOFF_MINUTES = 10
+    # FHIR export: a URL the site controls, under which flapwatch's own code system and
+    # identifiers are named (`<base>/CodeSystem/flapwatch`, `<base>/check`, ...); the ".invalid"
+    # default (RFC 2606) can never be mistaken for a real organisation's. And the hospital's
+    # system for MRNs (None: `<base>/mrn`).
+    FHIR_SYSTEM_BASE = "https://flapwatch.invalid/fhir"
+    FHIR_MRN_SYSTEM: str | None = None
     SERVE_THREADS = 4
     # Escalation notices to a unit's webhook (services/notifications.py, notifier.py).
     # A sender thread in each serving process; `flapwatch deliver-notifications` from cron

@@ -94,6 +94,8 @@ class Unit(Base):
     timezone: Mapped[str] = mapped_column(String(64))
     # Where escalations are POSTed (a paging gateway, say); None: no notifications.
     webhook_url: Mapped[str | None] = mapped_column(String(500))
+    # A shared bedside tablet logs its user off after this many minutes without use.
+    idle_logoff_minutes: Mapped[int] = mapped_column(Integer, default=10, server_default=text("10"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     patients: Mapped[list[Patient]] = relationship(back_populates="unit")

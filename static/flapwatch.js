@@ -2,6 +2,11 @@
 (function () {
   "use strict";
 
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") : "";
+  }
+
   // Tapping the chosen segment again clears it: a mistaken tap can be undone without
   // a "none" button, so a field the nurse did not assess stays unrecorded.
   document.addEventListener("click", function (event) {
@@ -17,18 +22,172 @@
       input.dataset.wasChecked = "true";
     }
   });
+
+  // A field whose answer differs from the previous check's is marked as the nurse taps or
+  // types: the comparison is shown, the previous value is never copied in.
+  function markChange(container) {
+    var previous = container.getAttribute("data-previous");
+    var note = container.querySelector("[data-change-note]");
+    var now = "";
+    var checked = container.querySelector("input[type=radio]:checked");
+    var text = container.querySelector("input[type=text]");
+    if (checked) { now = checked.value; }
+    if (text) { now = text.value.trim().replace(",", "."); }
+    var changed = now !== "" && (text ? parseFloat(now) !== parseFloat(previous) : now !== previous);
+    container.classList.toggle("is-changed", changed);
+    if (note) {
+      note.textContent = changed ? "changed" : "";
+    }
+  }
+  document.addEventListener("change", function (event) {
+    var container = event.target.closest && event.target.closest("[data-previous]");
+    if (container) { markChange(container); }
+  });
+  document.addEventListener("input", function (event) {
+    var container = event.target.closest && event.target.closest("[data-previous]");
+    if (container) { markChange(container); }
+  });
+
+  // A shared tablet logs its user off after the unit's minutes without use, with a minute's
+  // warning. Use is a tap or a key; while the nurse is busy on one page the server is told
+  // now and then (it keeps the same limit for a tablet whose page is not running this).
+  function watchForIdle() {
+    var body = document.body;
+    var limit = parseInt(body.getAttribute("data-idle-seconds"), 10);
+    var form = document.getElementById("logout-form");
+    var dialog = document.getElementById("idle-warning");
+    if (!limit || !form) { return; }
+    var warning = Math.min(60, Math.floor(limit / 2));
+    var left = parseInt(body.getAttribute("data-idle-left"), 10);
+    var lastUse = Date.now() - (isNaN(left) ? 0 : (limit - left) * 1000);
+    var lastReport = Date.now();
+    var loggingOff = false;
+
+    function report() {
+      lastReport = Date.now();
+      fetch(body.getAttribute("data-alive-url"), {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "X-CSRFToken": csrfToken() }
+      }).catch(function () { /* offline: the next page or report tells the server */ });
+    }
+    function used() {
+      lastUse = Date.now();
+      if (dialog && dialog.open) { dialog.close(); }
+      if (Date.now() - lastReport > 60000) { report(); }
+    }
+    ["pointerdown", "keydown", "input", "wheel"].forEach(function (name) {
+      document.addEventListener(name, used, { capture: true, passive: true });
+    });
+    if (dialog) {
+      dialog.querySelector("[data-idle-stay]").addEventListener("click", function () {
+        used();
+        report();
+      });
+    }
+    setInterval(function () {
+      var idle = (Date.now() - lastUse) / 1000;
+      if (idle >= limit && !loggingOff) {
+        loggingOff = true;
+        var reason = document.createElement("input");
+        reason.type = "hidden";
+        reason.name = "reason";
+        reason.value = "idle";
+        form.appendChild(reason);
+        form.submit();
+      } else if (idle >= limit - warning && dialog) {
+        dialog.querySelector("[data-idle-countdown]").textContent = String(Math.ceil(limit - idle));
+        if (!dialog.open) { dialog.showModal(); }
+      }
+    }, 1000);
+  }
+
+  // Checks saved on this tablet while the network was down (static/sw.js keeps them): shown
+  // until sent, and sent, with their keys, as soon as the nurse who saved them is logged in
+  // with a connection. The form's key makes a second arrival of the same check a no-op.
+  function unsentBanner(entries, note) {
+    var banner = document.getElementById("unsent-checks");
+    if (!banner) { return; }
+    if (!entries.length && !note) { banner.hidden = true; return; }
+    var lines = entries.map(function (entry) {
+      var at = new Date(entry.savedAt).toTimeString().slice(0, 5);
+      return entry.patient + " (saved " + at + " by " + entry.user + ")";
+    });
+    banner.querySelector("[data-unsent-text]").textContent = note || (
+      (entries.length === 1 ? "1 check is" : entries.length + " checks are") +
+      " saved on this tablet — not yet sent: " + lines.join("; ") +
+      ". It is sent by itself when the connection returns" +
+      (document.body.getAttribute("data-username") ? "." : " and its nurse logs in."));
+    banner.hidden = false;
+  }
+
+  var sending = false;
+  function sendUnsent() {
+    if (typeof flapwatchQueue === "undefined" || !window.indexedDB || sending) { return; }
+    var user = document.body.getAttribute("data-username");
+    flapwatchQueue.all().then(function (entries) {
+      unsentBanner(entries);
+      var mine = entries.filter(function (entry) { return entry.user === user; });
+      if (!user || !mine.length || navigator.onLine === false) { return; }
+      sending = true;
+      var sent = 0;
+      return mine.reduce(function (previous, entry) {
+        return previous.then(function () {
+          var body = new FormData();
+          entry.fields.forEach(function (pair) { body.append(pair[0], pair[1]); });
+          body.append("csrf_token", csrfToken());
+          return fetch(entry.url, { method: "POST", body: body, credentials: "same-origin" })
+            .then(function (response) {
+              var landed = new URL(response.url).pathname;
+              if (response.ok && response.redirected && landed !== "/login") {
+                sent += 1;
+                return flapwatchQueue.remove(entry.key);
+              }
+            }, function () { /* still offline: kept for the next try */ });
+        });
+      }, Promise.resolve()).then(function () {
+        sending = false;
+        return flapwatchQueue.all().then(function (left) {
+          if (sent && !left.length) {
+            unsentBanner([], (sent === 1 ? "The check" : "The " + sent + " checks") +
+              " saved on this tablet " + (sent === 1 ? "was" : "were") + " sent.");
+            if (document.querySelector("[data-refresh-seconds]")) {
+              setTimeout(function () { window.location.replace(window.location.pathname); }, 1500);
+            }
+          } else {
+            unsentBanner(left);
+          }
+        });
+      });
+    }).catch(function () { sending = false; });
+  }
+  window.addEventListener("online", sendUnsent);
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll(".segment input[type=radio]").forEach(function (input) {
       input.dataset.wasChecked = input.checked ? "true" : "false";
     });
+    document.querySelectorAll("[data-previous]").forEach(markChange);
 
-    // The ward board reloads itself while it is on screen, so due/overdue stay current.
+    // The ward board reloads itself while it is on screen, so due/overdue stay current. The
+    // reload is marked, so that it does not count as someone using the tablet.
     var board = document.querySelector("[data-refresh-seconds]");
     if (board) {
       var seconds = parseInt(board.getAttribute("data-refresh-seconds"), 10) || 60;
       setInterval(function () {
-        if (document.visibilityState === "visible") { window.location.reload(); }
+        if (document.visibilityState === "visible") {
+          var url = new URL(window.location.href);
+          url.searchParams.set("refreshed", "1");
+          window.location.replace(url.toString());
+        }
       }, seconds * 1000);
     }
+    watchForIdle();
+    if ("serviceWorker" in navigator) {
+      navigator.serviceWorker.register("/sw.js").catch(function () { /* pages work without */ });
+    }
+    var offline = document.getElementById("offline-note");
+    if (offline && navigator.onLine === false) { offline.hidden = false; }
+    sendUnsent();
   });
 })();

@@ -22,6 +22,10 @@ POLICY: dict[str, object] = {
     "static": PUBLIC,
     "auth.login": PUBLIC,
     "auth.logout": ANY_USER,
+    "auth.alive": ANY_USER,
+    "auth.theme": PUBLIC,
+    "auth.service_worker": PUBLIC,
+    "auth.offline": PUBLIC,
     "ward.home": ANY_USER,
     "ward.board": READERS,
     "checks.flap": READERS,
@@ -41,6 +45,10 @@ POLICY: dict[str, object] = {
     "exports.index": ("auditor", "admin"),
     "exports.download": ("auditor", "admin"),
     "exports.workbook": ("auditor", "admin"),
+    "exports.fhir": ("auditor", "admin"),
+    "compliance.page": ("auditor", "admin"),
+    "compliance.chart": ("auditor", "admin"),
+    "compliance.download": ("auditor", "admin"),
     "review.unit_review": READERS,
     "review.chart": READERS,
     "review.report": READERS,
@@ -90,6 +98,8 @@ POLICY: dict[str, object] = {
     "api.export_escalations": ("auditor", "admin"),
     "api.export_audit": ("auditor", "admin"),
     "api.export_workbook": ("auditor", "admin"),
+    "api.export_compliance": ("auditor", "admin"),
+    "api.export_fhir": ("auditor", "admin"),
 }
 
 

@@ -6,6 +6,7 @@ import os
 import shutil
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -54,9 +55,23 @@ def live_server(app) -> Iterator[str]:
     thread.join(timeout=5)
 
 
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+
+
 def _shot(page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def _documented(page, name: str) -> None:
+    """A screenshot shown in the README (docs/screenshots), as a tablet shows the page."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_function(
+        """() => [...document.images]
+            .filter(image => image.getBoundingClientRect().top < innerHeight)
+            .every(image => image.complete && image.naturalWidth > 0)"""
+    )
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
 
 
 def _assert_touch_targets(page) -> None:
@@ -90,7 +105,7 @@ def test_nurse_logs_in_sees_the_board_and_records_a_check_on_a_tablet(
     page.goto(f"{live_server}/login")
     page.fill("#username", nurse.username)
     page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
+    page.get_by_role("button", name="Log in").click()
 
     page.wait_for_url("**/units/PLAST-W3/board")
     cards = page.locator(".flap-card")
@@ -137,3 +152,283 @@ def test_nurse_logs_in_sees_the_board_and_records_a_check_on_a_tablet(
 
 def test_chromium_is_debians(chromium):
     assert shutil.which("chromium") == CHROMIUM
+
+
+def _logged_in_page(chromium, live_server, username, viewport=(768, 1024), clock=True):
+    width, height = viewport
+    context = chromium.new_context(viewport={"width": width, "height": height}, has_touch=True)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    if clock:
+        page.clock.install()
+    page.goto(f"{live_server}/login")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    return context, page
+
+
+def test_an_unused_tablet_warns_then_logs_off_and_keeps_nothing_on_screen(
+    chromium, live_server, make
+):
+    nurse = make.user("nurse", "PLAST-W3")
+    flap = make.reconstruction(make.patient(bed="4", name="Dana Private"), hours_ago=6)
+    context, page = _logged_in_page(chromium, live_server, nurse.username)
+    page.wait_for_url("**/units/PLAST-W3/board")
+    page.goto(f"{live_server}/reconstructions/{flap.id}")  # left open on a flap's record
+
+    page.clock.fast_forward("08:30")  # 8 min 30 s without a tap
+    assert not page.locator("#idle-warning").is_visible()
+    page.clock.fast_forward("01:00")
+    warning = page.get_by_role("dialog", name="Still there?")
+    assert warning.is_visible()
+    assert "logged off in" in warning.inner_text()
+    _shot(page, "idle-warning")
+    warning.get_by_role("button", name="Stay logged in").click()
+    assert not warning.is_visible()
+
+    page.clock.fast_forward("10:05")
+    page.wait_for_url("**/login")
+    assert "logged off after 10 minutes without use" in page.locator(".flash").inner_text()
+    assert "Dana Private" not in page.content()
+    page.go_back()
+    page.wait_for_load_state()
+    assert "Dana Private" not in page.content()  # not from the browser's cache either
+    context.close()
+
+
+def test_answers_that_differ_from_the_previous_check_are_marked_as_they_are_tapped(
+    chromium, live_server, make
+):
+    nurse = make.user("nurse", "PLAST-W3")
+    flap = make.reconstruction(make.patient(bed="2"), hours_ago=4)
+    make.check(flap, minutes_ago=55, colour="pink", flap_temperature_c=34.5)
+    context, page = _logged_in_page(chromium, live_server, nurse.username)
+    page.goto(f"{live_server}/reconstructions/{flap.id}/checks/new")
+
+    colour = page.get_by_role("group", name="Colour")
+    assert not colour.get_by_label("Pink", exact=True).is_checked()  # never copied forward
+    colour.get_by_label("Pink", exact=True).tap()
+    assert "is-changed" not in (colour.get_attribute("class") or "")
+    colour.get_by_label("Dusky", exact=True).tap()
+    assert "is-changed" in colour.get_attribute("class")
+    assert "last: Pink" in colour.inner_text() and "changed" in colour.inner_text()
+    page.fill("#flap_temperature_c", "34.5")
+    assert page.locator("#flap_temperature_c-error").count() == 0
+    temperature = page.locator(".number-field", has=page.locator("#flap_temperature_c"))
+    assert "is-changed" not in temperature.get_attribute("class")
+    page.fill("#flap_temperature_c", "32.9")
+    assert "is-changed" in temperature.get_attribute("class")
+    _shot(page, "check-form-changes")
+    context.close()
+
+
+def _axe_problems(page) -> list[str]:
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    return [
+        f"{page.url}: {violation['id']} ({violation['impact']}) at "
+        f"{[node['target'] for node in violation['nodes']][:3]}"
+        for violation in results.response["violations"]
+        if violation["impact"] in ("serious", "critical")
+    ]
+
+
+@pytest.mark.parametrize("theme", ["day", "night"])
+def test_every_main_page_passes_axe_without_serious_or_critical_violations(
+    chromium, live_server, make, session, theme
+):
+    from flapwatch.models import Escalation
+
+    flap = make.reconstruction(make.patient(bed="3", name="Ada Axe"), hours_ago=6)
+    make.check(flap, minutes_ago=90, colour="pink", flap_temperature_c=34.2)
+    flagged = make.check(flap, minutes_ago=10, colour="dusky", capillary_refill="brisk")
+    escalation = session.scalar(select(Escalation.id))
+    unit = make.unit()
+    pages = {
+        "nurse": [
+            "/units/PLAST-W3/board",
+            f"/reconstructions/{flap.id}",
+            f"/reconstructions/{flap.id}/checks/new",
+            f"/checks/{flagged.id}/flagged",
+            f"/checks/{flagged.id}/history",
+            "/escalations",
+            f"/escalations/{escalation}",
+            "/units/PLAST-W3/review",
+        ],
+        "unit_admin": [
+            f"/admin/units/{unit.id}/rules/",
+            f"/admin/units/{unit.id}/rules/edit",
+            "/admin",
+            "/admin/units",
+            f"/admin/units/{unit.id}/edit",
+            "/admin/staff",
+            "/admin/patients",
+        ],
+        "auditor": ["/exports", "/compliance"],
+    }
+    problems: list[str] = []
+    for role, urls in pages.items():
+        user = make.user(role, *([] if role == "auditor" else ["PLAST-W3"]))
+        context = chromium.new_context(viewport={"width": 1024, "height": 768})
+        context.add_cookies([{"name": "theme", "value": theme, "url": live_server}])
+        page = context.new_page()
+        page.goto(f"{live_server}/login")
+        problems += _axe_problems(page)
+        page.fill("#username", user.username)
+        page.fill("#password", PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_load_state()
+        for url in urls:
+            response = page.goto(live_server + url)
+            assert response.status == 200, url
+            problems += _axe_problems(page)
+        context.close()
+    assert problems == []
+
+
+NORMAL_ANSWERS = {
+    "Colour": "Pink",
+    "Capillary refill": "Normal (1–3 s)",
+    "Doppler arterial": "Present",
+    "Doppler venous": "Present",
+    "Turgor": "Soft",
+    "Pinprick": "Bright red",
+}
+TYPED = {"#flap_temperature_c": "34.7", "#control_temperature_c": "35.4"}
+COUNT_TAPS = """() => {
+    window.__taps = 0;
+    document.addEventListener("touchstart", () => { window.__taps += 1; }, true);
+}"""
+
+
+@pytest.mark.parametrize("viewport", [(768, 1024), (1024, 768)], ids=["portrait", "landscape"])
+def test_the_ward_path_from_a_normal_check_to_a_published_rule(
+    chromium, live_server, make, session, viewport
+):
+    from flapwatch.models import Escalation, RuleSetVersion
+
+    nurse = make.user("nurse", "PLAST-W3", username="g.mensah")
+    surgeon = make.user("surgeon", "PLAST-W3", username="r.okafor")
+    coordinator = make.user("unit_admin", "PLAST-W3", username="coordinator")
+    flap = make.reconstruction(make.patient(bed="5", name="Mary Path"), hours_ago=8)
+    for hour, warmth in enumerate((33.4, 33.6, 33.9, 34.1, 34.2, 34.4), start=1):
+        make.check(flap, taken_at=flap.surgery_end_at + timedelta(hours=hour), colour="pink",
+                   flap_temperature_c=warmth, control_temperature_c=35.3,
+                   capillary_refill="normal", doppler_arterial="present",
+                   doppler_venous="present")  # fmt: skip
+    make.check(flap, minutes_ago=62, colour="pink", flap_temperature_c=34.6,
+               control_temperature_c=35.4, capillary_refill="normal", doppler_arterial="present",
+               doppler_venous="present", turgor="soft", pinprick="bright_red")  # fmt: skip
+    other = make.reconstruction(make.patient(bed="9", name="Noel Steady"), hours_ago=30)
+    make.check(other, minutes_ago=20, colour="pink", doppler_arterial="present")
+
+    # Screenshots for the README in portrait, as a tablet on its stand shows the pages.
+    documented = _documented if viewport == (768, 1024) else (lambda page, name: None)
+
+    # The nurse: the board, then a normal check, one tap per assessment and Save.
+    context, page = _logged_in_page(chromium, live_server, nurse.username, viewport, clock=False)
+    page.wait_for_url("**/units/PLAST-W3/board")
+    documented(page, "board")
+    page.locator(".flap-card", has_text="Mary Path").get_by_role("link", name="Record check").tap()
+    page.wait_for_url(f"**/reconstructions/{flap.id}/checks/new")
+    page.evaluate(COUNT_TAPS)
+    for group, answer in NORMAL_ANSWERS.items():
+        page.get_by_role("group", name=group).get_by_label(answer, exact=True).tap()
+    for field, value in TYPED.items():
+        page.locator(field).tap()
+        page.keyboard.type(value)
+    taps = page.evaluate("window.__taps")
+    documented(page, "check-form")
+    page.get_by_role("button", name="Save check").tap()
+    taps += 1
+    assert taps == len(NORMAL_ANSWERS) + len(TYPED) + 1  # one per assessment, and Save
+    page.wait_for_url("**/units/PLAST-W3/board")
+
+    # A deteriorating check: the nurse is told at once what to do.
+    page.locator(".flap-card", has_text="Mary Path").get_by_role("link", name="Record check").tap()
+    page.get_by_role("group", name="Colour").get_by_label("Dusky", exact=True).tap()
+    page.get_by_role("group", name="Capillary refill").get_by_label("Brisk (<1 s)").tap()
+    page.get_by_role("button", name="Save check").tap()
+    page.wait_for_url("**/checks/*/flagged")
+    alert = page.get_by_role("alert")
+    assert "Call the on-call plastic surgery registrar now" in alert.inner_text()
+    documented(page, "escalation-instruction")
+    context.close()
+
+    # The surgeon acknowledges the escalation with a decision.
+    escalation = session.scalars(select(Escalation)).one()
+    context, page = _logged_in_page(chromium, live_server, surgeon.username, viewport, clock=False)
+    page.goto(f"{live_server}/escalations/{escalation.id}")
+    page.get_by_role("group", name="Outcome").get_by_label("Observe", exact=True).tap()
+    page.fill("textarea", "Seen: venous congestion improving on elevation. Recheck in 30 min.")
+    documented(page, "escalation")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Acknowledge").tap()
+    session.rollback()  # end the test's own read, to see what the app wrote since
+    assert session.get(Escalation, escalation.id).acknowledged_by_id == surgeon.id
+    page.goto(f"{live_server}/reconstructions/{flap.id}")
+    page.locator("figure.trend-chart img").scroll_into_view_if_needed()
+    documented(page, "chart")
+    page.goto(f"{live_server}/units/PLAST-W3/review")
+    documented(page, "review")
+    context.close()
+
+    # The coordinator edits a rule's instruction and publishes the new version.
+    unit = make.unit()
+    context, page = _logged_in_page(
+        chromium, live_server, coordinator.username, viewport, clock=False
+    )
+    page.goto(f"{live_server}/admin/units/{unit.id}/rules/edit")
+    action = page.locator("textarea[name$='-action']").first
+    action.fill("Call the on-call plastic surgery registrar now (bleep 4321) and stay.")
+    page.fill("textarea[name='note']", "Registrar bleep number changed")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Publish version 2").tap()
+    context.close()
+    session.rollback()
+    published = session.scalars(
+        select(RuleSetVersion).where(RuleSetVersion.unit_id == unit.id, RuleSetVersion.version == 2)
+    ).one()
+    assert "bleep 4321" in published.definition["rules"][0]["action"]
+
+
+def test_a_check_saved_without_network_is_kept_then_sent_exactly_once(
+    chromium, live_server, make, session
+):
+    nurse = make.user("nurse", "PLAST-W3")
+    flap = make.reconstruction(make.patient(bed="6", name="Olive Offline"), hours_ago=5)
+    make.check(flap, minutes_ago=70)
+    context, page = _logged_in_page(chromium, live_server, nurse.username, clock=False)
+    page.wait_for_url("**/units/PLAST-W3/board")
+    page.wait_for_function("navigator.serviceWorker.controller !== null")
+    page.reload()  # the board, now kept by the service worker for opening offline
+    page.goto(f"{live_server}/reconstructions/{flap.id}/checks/new")
+    page.get_by_role("group", name="Colour").get_by_label("Pink", exact=True).tap()
+    page.get_by_role("group", name="Doppler arterial").get_by_label("Present").tap()
+
+    context.set_offline(True)
+    page.get_by_role("button", name="Save check").tap()
+    page.wait_for_url("**/units/PLAST-W3/board?kept=1")
+    banner = page.locator("#unsent-checks")
+    banner.wait_for(state="visible")
+    assert "saved on this tablet — not yet sent" in banner.inner_text()
+    assert "Olive Offline" in banner.inner_text()
+    _documented(page, "offline-kept")
+    session.rollback()
+    assert (
+        session.scalars(select(Check).where(Check.reconstruction_id == flap.id)).all().__len__()
+        == 1
+    )
+
+    context.set_offline(False)
+    page.wait_for_function(
+        "document.querySelector('#unsent-checks').textContent.includes('was sent')"
+    )
+    page.reload()
+    page.wait_for_load_state()
+    context.close()
+    session.rollback()
+    checks = session.scalars(select(Check).where(Check.reconstruction_id == flap.id)).all()
+    assert len(checks) == 2

@@ -29,7 +29,8 @@ from flapwatch.services import patients as patient_service
 from flapwatch.services import staff as staff_service
 from flapwatch.services.escalations import REVIEWING_ROLES
 from flapwatch.services.ward import get_unit_by_code
-from flapwatch.web.exports import export_response, workbook_response
+from flapwatch.web.compliance import compliance_csv_response
+from flapwatch.web.exports import export_response, fhir_response, workbook_response
 from flapwatch.web.review import chart_response, report_response
 
 READERS = EVERY_ROLE
@@ -647,6 +648,14 @@ def record_check(
 ) -> Reply:
     values = CheckValues(**body.model_dump())
     recorded = check_service.record_check(session, actor, reconstruction_id, values)
+    return recorded_check_reply(session, actor, reconstruction_id, recorded)
+
+
+def recorded_check_reply(
+    session: Session, actor: Actor, reconstruction_id: int, recorded: check_service.RecordedCheck
+) -> Reply:
+    """The API's answer to a recorded check (also kept for a check sent by the ward's form
+    with a key, so that the tablet sending it again through the API gets this answer)."""
     check = recorded.check
     version = records.rule_set_version_numbers(session, {check.rule_set_version_id or 0})
     model = schemas.RecordedCheck(
@@ -656,6 +665,7 @@ def record_check(
     )
     return Reply(
         model,
+        status=201,
         location=url_for("api.list_checks", reconstruction_id=reconstruction_id)
         + f"#check-{check.id}",
     )
@@ -899,3 +909,34 @@ def export_audit(actor: Actor, session: Session, query: schemas.ExportQuery) -> 
 )
 def export_workbook(actor: Actor, session: Session, query: schemas.ExportQuery) -> Response:
     return workbook_response(actor, query.unit, query.from_, query.to)
+
+
+@_export_operation(
+    "compliance",
+    "Export the compliance report",
+    " The compliance report of the unit (of every unit without one) as a long table, one "
+    "figure a row: unit, from, to, section, group, measure, value (sections as in the README). "
+    "Without `from` it starts at the unit's first surgery; without `to` it ends today.",
+)
+def export_compliance(actor: Actor, session: Session, query: schemas.ExportQuery) -> Response:
+    return compliance_csv_response(actor, query.unit, query.from_, query.to)
+
+
+@operation(
+    "GET",
+    "/exports/fhir",
+    summary="Export as a FHIR R4 Bundle",
+    tag="exports",
+    roles=EXPORTERS,
+    query=schemas.ExportQuery,
+    response=None,
+    media_type="application/fhir+json",
+    errors=(422,),
+    description="A FHIR R4 (4.0.1) Bundle of type `collection`, streamed: flapwatch's local "
+    "CodeSystem, then each Patient with a Procedure per flap, an Observation per check taken "
+    "in the period (its current version; the assessments as components, LOINC-coded where "
+    "LOINC has them), and a Flag and a DetectedIssue per escalation opened in it. Same filters "
+    "as the CSV exports; recorded in the audit trail.",
+)
+def export_fhir(actor: Actor, session: Session, query: schemas.ExportQuery) -> Response:
+    return fhir_response(actor, query.unit, query.from_, query.to)

@@ -26,7 +26,13 @@ from flapwatch.db import get_session, write_transaction
 from flapwatch.domain.checks import FIELD_LABELS, RANGE_TEXT
 from flapwatch.domain.vocabulary import Role
 from flapwatch.services import Actor
-from flapwatch.services.idempotency import find_record, fingerprint, key_problem, remember
+from flapwatch.services.idempotency import (
+    find_record,
+    fingerprint,
+    form_fingerprint,
+    key_problem,
+    remember,
+)
 from flapwatch.services.tokens import user_for_token
 from flapwatch.web.access import actor_of
 
@@ -265,7 +271,7 @@ def _write(op: Operation, actor: Actor, payload: Any, call: Callable[[], Reply])
             raise
     if record is None:
         return _stored_answer(status, body, reply.location, replayed=False)
-    if record.fingerprint != request_fingerprint:
+    if record.fingerprint not in (request_fingerprint, form_fingerprint(request.path)):
         raise ApiError(
             409,
             "idempotency_key_reused",

@@ -206,7 +206,21 @@ def _operation(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
             },
         }
     responses: dict[str, Any] = {}
-    if op.media_type is not None:
+    if op.media_type is not None and op.media_type.endswith("+json"):
+        # A JSON document of another standard's (a FHIR Bundle): an object, described there.
+        responses[str(op.status)] = {
+            "description": f"The document ({op.media_type}).",
+            "content": {
+                op.media_type: {
+                    "schema": {
+                        "type": "object",
+                        "required": ["resourceType"],
+                        "properties": {"resourceType": {"type": "string"}},
+                    }
+                }
+            },
+        }
+    elif op.media_type is not None:
         responses[str(op.status)] = {
             "description": f"The file ({op.media_type}).",
             "content": {op.media_type: {"schema": {"type": "string", "format": "binary"}}},

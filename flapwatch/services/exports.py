@@ -19,11 +19,15 @@ from sqlalchemy.orm import Session, aliased
 
 from flapwatch.db import write_transaction
 from flapwatch.domain.checks import CheckValues, is_late_entry, temperature_difference
+from flapwatch.domain.vocabulary import EscalationEventKind
+from flapwatch.exports import fhir
+from flapwatch.exports.fhir import Terminology
 from flapwatch.models import (
     AuditEvent,
     Check,
     CheckFlag,
     Escalation,
+    EscalationEvent,
     Patient,
     Reconstruction,
     RuleSetVersion,
@@ -437,3 +441,174 @@ def _audit_rows(session: Session, scope: ExportScope) -> Iterator[dict[str, Any]
 
 # The audit export's columns are the event's own fields (its id as event_id).
 _AUDIT_FIELDS: Sequence[str] = ("id", *COLUMNS["audit"][1:])
+
+
+# --- FHIR ----------------------------------------------------------------------------------------
+
+
+def fhir_resources(session: Session, scope: ExportScope, terms: Terminology) -> Iterator[dict]:
+    """The resources of the FHIR Bundle, streamed: the local code system; each patient with
+    their flaps; an Observation per check taken in the period; a Flag and a DetectedIssue per
+    escalation opened in it."""
+    yield fhir.code_system(terms)
+    roots = _first_versions(session)
+    checks_in_scope = _in_period(
+        _with_flap(select(Check.reconstruction_id)), Check.taken_at, scope
+    ).where(Check.current())
+    escalations_in_scope = _in_period(
+        _with_flap(select(Escalation.reconstruction_id), Escalation), Escalation.opened_at, scope
+    )
+    flaps = (
+        select(
+            Patient.id.label("patient_id"),
+            Patient.mrn,
+            Patient.name,
+            Patient.date_of_birth,
+            Reconstruction.id.label("reconstruction_id"),
+            Reconstruction.procedure,
+            Reconstruction.flap_kind,
+            Reconstruction.site,
+            Reconstruction.side,
+            Reconstruction.surgery_end_at,
+            Reconstruction.surgeon,
+            Reconstruction.buried,
+            Reconstruction.status,
+        )
+        .join(Patient, Patient.id == Reconstruction.patient_id)
+        .where(Reconstruction.id.in_(checks_in_scope.union(escalations_in_scope).scalar_subquery()))
+        .order_by(Patient.id, Reconstruction.id)
+    )
+    previous_patient = None
+    for row in _streamed(session, flaps):
+        values = row._asdict()
+        if values["patient_id"] != previous_patient:
+            previous_patient = values["patient_id"]
+            yield fhir.patient(terms, values)
+        yield fhir.procedure(terms, values)
+
+    recorder = aliased(User)
+    observations = (
+        _with_flap(
+            select(
+                Check.id,
+                Check.version,
+                Check.entered_in_error,
+                Check.amendment_reason,
+                Patient.id.label("patient_id"),
+                Check.reconstruction_id,
+                Check.taken_at,
+                Check.first_recorded_at,
+                Check.recorded_at,
+                recorder.display_name.label("recorded_by"),
+                *(getattr(Check, name) for name in VALUE_FIELDS),
+                Check.severity,
+                _flags_of(Check).label("flags"),
+            )
+        )
+        .join(recorder, recorder.id == Check.recorded_by_id)
+        .where(Check.current())
+        .order_by(Check.taken_at, Check.id)
+    )
+    for row in _streamed(session, _in_period(observations, Check.taken_at, scope)):
+        values = row._asdict()
+        values["root_id"] = _root(roots, values["id"])
+        values["temperature_difference_c"] = temperature_difference(
+            values["flap_temperature_c"], values["control_temperature_c"]
+        )
+        values["flags"] = _flags(values["flags"])
+        yield fhir.observation(terms, values)
+
+    yield from _fhir_escalations(session, scope, terms, roots)
+
+
+# The events by which an escalation is raised or joined: a flagged check, or a missed one.
+RAISING_EVENTS = (
+    EscalationEventKind.OPENED,
+    EscalationEventKind.FLAG_ADDED,
+    EscalationEventKind.OVERDUE,
+)
+OVERDUE_RULE = ("overdue", "Check overdue")
+
+
+def escalation_sources(
+    session: Session, escalation_ids: Any
+) -> tuple[dict[int, list[int]], dict[int, dict[str, str]]]:
+    """What raised each escalation: the checks that opened or joined it, in order, and the
+    rules they matched (rule id → name; `overdue` for a missed check)."""
+    checks: dict[int, list[int]] = {}
+    rules: dict[int, dict[str, str]] = {}
+    for escalation_id, check_id, rule_id, rule_name in session.execute(
+        select(
+            EscalationEvent.escalation_id,
+            EscalationEvent.check_id,
+            CheckFlag.rule_id,
+            CheckFlag.rule_name,
+        )
+        .outerjoin(CheckFlag, CheckFlag.check_id == EscalationEvent.check_id)
+        .where(
+            EscalationEvent.escalation_id.in_(escalation_ids),
+            EscalationEvent.kind.in_(RAISING_EVENTS),
+        )
+        .order_by(EscalationEvent.id, CheckFlag.id)
+    ):
+        named = rules.setdefault(escalation_id, {})
+        if check_id is None:  # raised by a missed check
+            named.setdefault(*OVERDUE_RULE)
+            continue
+        implicated = checks.setdefault(escalation_id, [])
+        if check_id not in implicated:
+            implicated.append(check_id)
+        if rule_id is not None:
+            named[rule_id] = rule_name
+    return checks, rules
+
+
+def _first_versions(session: Session) -> dict[int, int]:
+    """Each correction's id → the version it corrected (corrections are few: a dict of them)."""
+    corrections = select(Check.id, Check.amends_id).where(Check.amends_id.is_not(None))
+    return {check_id: amends_id for check_id, amends_id in session.execute(corrections)}
+
+
+def _root(amends: dict[int, int], check_id: int) -> int:
+    while check_id in amends:
+        check_id = amends[check_id]
+    return check_id
+
+
+def _fhir_escalations(
+    session: Session, scope: ExportScope, terms: Terminology, roots: dict[int, int]
+) -> Iterator[dict]:
+    opened = _in_period(
+        _with_flap(select(Escalation.id), Escalation), Escalation.opened_at, scope
+    ).scalar_subquery()
+    checks, rules = escalation_sources(session, opened)
+    checks = {
+        escalation_id: list(dict.fromkeys(_root(roots, check_id) for check_id in check_ids))
+        for escalation_id, check_ids in checks.items()
+    }
+    acknowledger = aliased(User)
+    query = (
+        _with_flap(
+            select(
+                Escalation.id.label("escalation_id"),
+                Unit.code.label("unit"),
+                Patient.id.label("patient_id"),
+                Escalation.severity,
+                Escalation.reasons,
+                Escalation.opened_at,
+                Escalation.acknowledged_at,
+                acknowledger.display_name.label("acknowledged_by"),
+                Escalation.outcome,
+                Escalation.closed_at,
+            ),
+            Escalation,
+        )
+        .outerjoin(acknowledger, acknowledger.id == Escalation.acknowledged_by_id)
+        .order_by(Escalation.opened_at, Escalation.id)
+    )
+    for row in _streamed(session, _in_period(query, Escalation.opened_at, scope)):
+        values = row._asdict()
+        values["check_ids"] = checks.get(values["escalation_id"], [])
+        values["rules"] = list(rules.get(values["escalation_id"], {}).items())
+        yield fhir.flag(terms, values)
+        yield fhir.detected_issue(terms, values)

@@ -39,6 +39,13 @@ def fingerprint(method: str, path: str, body: Any) -> str:
     return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
 
 
+def form_fingerprint(api_path: str) -> str:
+    """The mark of a check sent by the ward's own form with a key: the same check, if the
+    tablet later sends it through the API at `api_path` with that key (after the form's answer
+    was lost to a dropped connection), whatever the JSON looks like."""
+    return f"form {api_path}"
+
+
 def find_record(session: Session, user_id: int, key: str) -> IdempotencyRecord | None:
     return session.scalars(
         select(IdempotencyRecord).where(

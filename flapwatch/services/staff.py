@@ -32,6 +32,9 @@ from flapwatch.services.notifications import follow_new_webhook, webhook_url_pro
 
 UNIT_CODE = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,31}$")
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+# Logoff of a shared tablet without use: long enough to finish a check at the bedside, short
+# enough that a tablet left on a trolley does not show patients to the next passer-by.
+IDLE_LOGOFF_MINUTES = (2, 60)
 
 
 def _unit_problems(code: str | None, name: str, timezone: str) -> dict[str, str]:
@@ -93,11 +96,18 @@ def update_unit(
     name: str,
     timezone: str,
     webhook_url: str | None = None,
+    idle_logoff_minutes: int | None = None,
 ) -> Unit:
-    """Rename the unit, change its clock, and its webhook: None leaves the webhook as it is,
-    "" removes it. Notices waiting to be sent follow a changed webhook."""
+    """Rename the unit, change its clock, its webhook (None leaves it as it is, "" removes
+    it; notices waiting to be sent follow a changed webhook) and its tablets' logoff after
+    minutes without use (None leaves it)."""
     require_role(actor, *MANAGING_ROLES)
     problems = _unit_problems(None, name, timezone)
+    shortest, longest = IDLE_LOGOFF_MINUTES
+    if idle_logoff_minutes is not None and not shortest <= idle_logoff_minutes <= longest:
+        problems["idle_logoff_minutes"] = (
+            f"Log off after must be between {shortest} and {longest} minutes."
+        )
     if webhook_url is not None:
         webhook_url = webhook_url.strip()
         problem = webhook_url_problem(webhook_url) if webhook_url else None
@@ -109,6 +119,8 @@ def update_unit(
         unit = _get_unit(session, actor, unit_id)
         before = _unit_settings(unit)
         unit.name, unit.timezone = name.strip(), timezone
+        if idle_logoff_minutes is not None:
+            unit.idle_logoff_minutes = idle_logoff_minutes
         if webhook_url is not None and (webhook_url or None) != unit.webhook_url:
             unit.webhook_url = webhook_url or None
             follow_new_webhook(session, unit.id, unit.webhook_url)
@@ -191,7 +203,11 @@ def _unit_record(unit: Unit) -> dict[str, object]:
 
 
 def _unit_settings(unit: Unit) -> dict[str, object]:
-    return {**_unit_record(unit), "webhook_url": unit.webhook_url}
+    return {
+        **_unit_record(unit),
+        "webhook_url": unit.webhook_url,
+        "idle_logoff_minutes": unit.idle_logoff_minutes,
+    }
 
 
 def unit_zone(unit: Unit) -> ZoneInfo:
@@ -367,9 +383,10 @@ def authenticate(
     return user if ok else None
 
 
-def record_logout(session: Session, actor: Actor) -> None:
+def record_logout(session: Session, actor: Actor, reason: str = "user") -> None:
+    """`reason`: "user" (logged out), "switch" (switched user), "idle" (logged off unused)."""
     with write_transaction(session):
-        record_event(session, actor, "logout", "user", actor.user_id)
+        record_event(session, actor, "logout", "user", actor.user_id, after={"reason": reason})
 
 
 def _units_by_code(

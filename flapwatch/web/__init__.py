@@ -38,7 +38,17 @@ def load_user(user_id: str) -> User | None:
 
 
 def register_web(app: Flask) -> None:
-    from flapwatch.web import admin, auth, checks, escalations, exports, review, rules, ward
+    from flapwatch.web import (
+        admin,
+        auth,
+        checks,
+        compliance,
+        escalations,
+        exports,
+        review,
+        rules,
+        ward,
+    )
 
     csrf.init_app(app)
     login_manager.init_app(app)
@@ -49,6 +59,7 @@ def register_web(app: Flask) -> None:
         escalations.bp,
         review.bp,
         exports.bp,
+        compliance.bp,
         rules.bp,
         admin.bp,
     ):
@@ -57,7 +68,11 @@ def register_web(app: Flask) -> None:
     review.init_chart_cache(app)
 
     app.before_request(_assign_request_id)
+    # The sweep first: it commits in a session of its own, and the request's session must
+    # not have started reading (loading the user) before, or it would not see the sweep's
+    # escalations on SQLite.
     app.before_request(_sweep_now_and_then)
+    app.before_request(auth.enforce_idle_logoff)
     app.after_request(_response_headers)
     presenters.register(app)
 

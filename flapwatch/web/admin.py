@@ -141,7 +141,12 @@ def edit_unit(unit_id: int) -> Page:
     session, actor = get_session(), current_actor()
     unit = _unit(session, actor, unit_id)
     form = EditUnitForm(
-        data={"name": unit.name, "timezone": unit.timezone, "webhook_url": unit.webhook_url}
+        data={
+            "name": unit.name,
+            "timezone": unit.timezone,
+            "webhook_url": unit.webhook_url,
+            "idle_logoff_minutes": unit.idle_logoff_minutes,
+        }
     )
     general_errors: list[str] = []
     if form.validate_on_submit():
@@ -153,6 +158,7 @@ def edit_unit(unit_id: int) -> Page:
                 name=form.name.data or "",
                 timezone=form.timezone.data or "",
                 webhook_url=form.webhook_url.data or "",
+                idle_logoff_minutes=form.idle_logoff_minutes.data,
             )
         except InvalidInput as refused:
             general_errors = attach_problems(form, refused.problems)

@@ -23,7 +23,14 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, EqualTo, InputRequired, Length, ValidationError
+from wtforms.validators import (
+    DataRequired,
+    EqualTo,
+    InputRequired,
+    Length,
+    Optional,
+    ValidationError,
+)
 
 from flapwatch.domain.schedule import SchedulePolicyError, parse_bands
 from flapwatch.domain.vocabulary import FlapKind, Labelled, ReconstructionStatus, Role, Side
@@ -91,6 +98,12 @@ class NewUnitForm(UnitForm):
 
 class EditUnitForm(UnitForm):
     webhook_url = _text("Webhook URL", WEBHOOK_URL_MAX_LENGTH, required=False)
+    # Left out (an older form): the unit keeps its setting.
+    idle_logoff_minutes = IntegerField(
+        "Log off after",
+        invalid_value_message="Log off after must be a whole number of minutes, e.g. 10.",
+        validators=[Optional()],
+    )
 
     def validate_webhook_url(self, field: StringField) -> None:
         problem = webhook_url_problem(field.data) if field.data else None

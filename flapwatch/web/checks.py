@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 from datetime import UTC
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from flapwatch.db import get_session
+from flapwatch.db import get_session, write_transaction
 from flapwatch.domain.checks import CheckValues
-from flapwatch.models import Check
-from flapwatch.services import InvalidInput
-from flapwatch.services.checks import amend_check, check_history, record_check
-from flapwatch.services.ward import flagged_check, flap_record
+from flapwatch.models import Check, IdempotencyRecord
+from flapwatch.services import Actor, InvalidInput
+from flapwatch.services.checks import RecordedCheck, amend_check, check_history, record_check
+from flapwatch.services.idempotency import find_record, form_fingerprint, key_problem, remember
+from flapwatch.services.ward import FlapRecord, flagged_check, flap_record
 from flapwatch.web.access import CLINICAL, READERS, current_actor, roles_required
 from flapwatch.web.forms import LOCAL_INPUT_FORMAT, AmendForm, CheckForm, attach_problems
 from flapwatch.web.presenters import clock, relative, zone
@@ -44,12 +48,15 @@ def new_check(reconstruction_id: int) -> str | Response | tuple[str, int]:
     general_errors: list[str] = []
     if request.method == "GET":
         form.taken_at.data = g.now.astimezone(unit_zone).strftime(LOCAL_INPUT_FORMAT)
+        form.idempotency_key.data = str(uuid.uuid4())
     elif form.validate_on_submit():
         try:
-            saved = record_check(session, actor, reconstruction_id, form.values(), now=g.now)
+            saved = _record_once(session, actor, reconstruction_id, form)
         except InvalidInput as refused:
             general_errors = attach_problems(form, refused.problems)
         else:
+            if isinstance(saved, IdempotencyRecord):
+                return _already_saved(saved, record)
             if saved.evaluation.matches:
                 return redirect(url_for("checks.flagged", check_id=saved.check.id))
             patient = record.status.patient
@@ -64,6 +71,51 @@ def new_check(reconstruction_id: int) -> str | Response | tuple[str, int]:
         "check_form.html", form=form, record=record, general_errors=general_errors
     )
     return (page, status) if status != 200 else page
+
+
+def _record_once(
+    session: Session, actor: Actor, reconstruction_id: int, form: CheckForm
+) -> RecordedCheck | IdempotencyRecord:
+    """Record the check, once: the form carries a key made when it was opened, so Save sent
+    twice (a double tap, a retry after the connection dropped, the tablet sending it again
+    through the API) stores one check. Returns the earlier record when it was already saved."""
+    from flapwatch.api.endpoints import recorded_check_reply
+
+    key = (form.idempotency_key.data or "").strip()
+    if not key or key_problem(key) or actor.user_id is None:
+        return record_check(session, actor, reconstruction_id, form.values(), now=g.now)
+    try:
+        with write_transaction(session):
+            earlier = find_record(session, actor.user_id, key)
+            if earlier is not None:
+                return earlier
+            saved = record_check(session, actor, reconstruction_id, form.values(), now=g.now)
+            reply = recorded_check_reply(session, actor, reconstruction_id, saved)
+            api_path = url_for("api.record_check", reconstruction_id=reconstruction_id)
+            remember(
+                session,
+                actor.user_id,
+                key,
+                form_fingerprint(api_path),
+                status_code=reply.status or 201,
+                body=reply.model.model_dump(mode="json", by_alias=True),
+                location=reply.location,
+            )
+    except IntegrityError:
+        # The same form sent twice at once: the other request saved it.
+        earlier = find_record(session, actor.user_id, key)
+        if earlier is None:
+            raise
+        return earlier
+    return saved
+
+
+def _already_saved(earlier: IdempotencyRecord, record: FlapRecord) -> Response:
+    check_id = int(earlier.body["id"])
+    if earlier.body.get("severity"):
+        return redirect(url_for("checks.flagged", check_id=check_id))
+    flash("This check was already saved; it is not stored twice.", "success")
+    return redirect(url_for("ward.board", code=record.unit.code))
 
 
 @bp.route("/checks/<int:check_id>/flagged")

@@ -6,9 +6,19 @@ import tempfile
 from collections.abc import Iterator
 from datetime import date
 
-from flask import Blueprint, Response, render_template, request, send_file, stream_with_context
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    g,
+    render_template,
+    request,
+    send_file,
+    stream_with_context,
+)
 
 from flapwatch.db import get_session
+from flapwatch.exports.fhir import Terminology, bundle_chunks
 from flapwatch.exports.tables import csv_chunks, write_workbook
 from flapwatch.services import Actor, InvalidInput
 from flapwatch.services.exports import (
@@ -16,6 +26,7 @@ from flapwatch.services.exports import (
     KINDS,
     ExportScope,
     export_scope,
+    fhir_resources,
     record_export,
     rows,
     workbook_sheets,
@@ -73,6 +84,29 @@ def workbook_response(
     )
 
 
+def fhir_response(
+    actor: Actor, unit: str | None, first_day: date | None, last_day: date | None
+) -> Response:
+    """A FHIR R4 Bundle (collection) of the period, streamed; audited before it starts."""
+    session = get_session()
+    scope = export_scope(session, actor, "checks", unit, first_day, last_day)
+    record_export(session, actor, "fhir", "json", scope)
+    terms = Terminology.of(current_app.config)
+
+    def download() -> Iterator[bytes]:
+        try:
+            for text in bundle_chunks(terms, g.now, fhir_resources(session, scope, terms)):
+                yield text.encode()
+        finally:
+            session.rollback()
+
+    response = Response(stream_with_context(download()), mimetype="application/fhir+json")
+    response.headers["Content-Type"] = "application/fhir+json; fhirVersion=4.0; charset=utf-8"
+    name = _file_name("fhir", scope, first_day, last_day)
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}.json"'
+    return response
+
+
 def _file_name(kind: str, scope: ExportScope, first_day: date | None, last_day: date | None) -> str:
     parts = (
         "flapwatch",
@@ -84,16 +118,27 @@ def _file_name(kind: str, scope: ExportScope, first_day: date | None, last_day: 
     return "-".join(part for part in parts if part)
 
 
-def _day(name: str) -> date | None:
+DAY_FORMAT = "Give the day as YYYY-MM-DD, e.g. 2026-11-30."
+
+
+def day_argument(name: str, problems: dict[str, str]) -> date | None:
+    """A day from the query string; a badly written one is named in `problems`."""
     text = request.args.get(name, "").strip()
     if not text:
         return None
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise InvalidInput(
-            "Nothing was exported.", {name: "Give the day as YYYY-MM-DD, e.g. 2026-11-30."}
-        ) from None
+        problems[name] = DAY_FORMAT
+        return None
+
+
+def _day(name: str) -> date | None:
+    problems: dict[str, str] = {}
+    day = day_argument(name, problems)
+    if problems:
+        raise InvalidInput("Nothing was exported.", problems)
+    return day
 
 
 @bp.route("/exports")
@@ -108,6 +153,13 @@ def index() -> str:
 def workbook() -> Response:
     unit = request.args.get("unit", "").strip() or None
     return workbook_response(current_actor(), unit, _day("from"), _day("to"))
+
+
+@bp.route("/exports/fhir.json")
+@roles_required(*EXPORTERS)
+def fhir() -> Response:
+    unit = request.args.get("unit", "").strip() or None
+    return fhir_response(current_actor(), unit, _day("from"), _day("to"))
 
 
 @bp.route("/exports/<any(checks, amendments, escalations, audit):kind>.csv")

@@ -10,6 +10,7 @@ from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     Field,
+    HiddenField,
     PasswordField,
     RadioField,
     StringField,
@@ -118,6 +119,8 @@ def _numeric(name: str, example: str) -> DecimalNumberField:
 
 
 class CheckForm(FlaskForm):
+    # Made when the form is opened: Save sent twice stores one check (web/checks.py).
+    idempotency_key = HiddenField()
     taken_at = LocalDateTimeField(
         FIELD_LABELS["taken_at"], validators=[DataRequired(message="Time taken is required.")]
     )

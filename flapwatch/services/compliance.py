@@ -1,0 +1,512 @@
+"""The compliance report of a unit for a period: the schedule kept, entries, escalations and
+outcomes, worked out in a fixed number of queries whatever the unit's size."""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session, contains_eager
+
+from flapwatch.db import write_transaction
+from flapwatch.domain.checks import is_late_entry
+from flapwatch.domain.compliance import (
+    Buckets,
+    Tally,
+    Wait,
+    monitored_spans,
+    schedule_slots,
+    waits,
+)
+from flapwatch.domain.schedule import SchedulePolicy as Schedule
+from flapwatch.domain.vocabulary import (
+    EscalationEventKind,
+    EscalationOutcome,
+    ReconstructionStatus,
+    Severity,
+)
+from flapwatch.models import (
+    AuditEvent,
+    Check,
+    Escalation,
+    EscalationEvent,
+    Patient,
+    Reconstruction,
+    SchedulePolicy,
+    Unit,
+)
+from flapwatch.services import Actor, InvalidInput, require_role
+from flapwatch.services.audit import record_event
+from flapwatch.services.exports import EXPORT_ROLES, escalation_sources
+from flapwatch.services.ward import get_unit_by_code, visible_units
+
+IN_CHUNKS = 500  # ids per IN (...) list: well under every database's parameter limit
+
+
+@dataclass(frozen=True)
+class FlapLine:
+    """One flap's scheduled checks in the period."""
+
+    reconstruction_id: int
+    patient_mrn: str
+    patient_name: str
+    bed: str | None
+    procedure: str
+    status: ReconstructionStatus
+    tally: Tally
+
+
+@dataclass(frozen=True)
+class RuleCount:
+    rule_id: str
+    rule_name: str
+    escalations: int
+
+
+@dataclass
+class ComplianceReport:
+    unit: Unit
+    first_day: date
+    last_day: date
+    generated_at: datetime
+    total: Tally = field(default_factory=Tally)
+    by_band: list[tuple[str, Tally]] = field(default_factory=list)
+    buckets: Buckets | None = None
+    extra_checks: int = 0
+    flaps: list[FlapLine] = field(default_factory=list)
+    checks_recorded: int = 0
+    late_entries: int = 0
+    corrected: int = 0
+    entered_in_error: int = 0
+    escalations_opened: int = 0
+    escalations_by_severity: dict[str, int] = field(default_factory=dict)
+    escalations_by_rule: list[RuleCount] = field(default_factory=list)
+    wait: Wait = field(default_factory=lambda: Wait(0, None, None))
+    unacknowledged: int = 0
+    escalation_outcomes: dict[str, int] = field(default_factory=dict)
+    flaps_operated: int = 0
+    flap_outcomes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.unit.timezone)
+
+    @property
+    def flaps_behind(self) -> list[FlapLine]:
+        """Flaps with a late or missed check, worst first."""
+        behind = [line for line in self.flaps if line.tally.late or line.tally.missed]
+        return sorted(
+            behind,
+            key=lambda line: (
+                -(line.tally.missed + line.tally.late),
+                line.tally.on_time_percent or 0,
+            ),
+        )
+
+
+def compliance_report(
+    session: Session,
+    actor: Actor,
+    unit_code: str,
+    first_day: date | None,
+    last_day: date | None,
+    now: datetime,
+) -> ComplianceReport:
+    """A unit's compliance for whole days on its clock, both ends included.
+
+    Without a first day the report starts at the unit's first surgery; without a last day it
+    ends today.
+    """
+    require_role(actor, *EXPORT_ROLES)
+    if first_day and last_day and first_day > last_day:
+        raise InvalidInput("No report.", {"to": "The last day must not be before the first."})
+    unit = get_unit_by_code(session, actor, unit_code)
+    zone = ZoneInfo(unit.timezone)
+    today = now.astimezone(zone).date()
+    if first_day is None:
+        first_surgery = session.scalar(
+            select(func.min(Reconstruction.surgery_end_at))
+            .join(Patient)
+            .where(Patient.unit_id == unit.id)
+        )
+        first_day = first_surgery.astimezone(zone).date() if first_surgery else today
+    last_day = last_day or max(today, first_day)
+    start = datetime.combine(first_day, time(0), zone).astimezone(UTC)
+    end = datetime.combine(last_day + timedelta(days=1), time(0), zone).astimezone(UTC)
+    report = ComplianceReport(unit, first_day, last_day, now)
+    report.buckets = Buckets(first_day, last_day)
+
+    flaps = _flaps_in_scope(session, unit, start, end)
+    checks = _current_checks(session, [flap.id for flap in flaps])
+    history = _status_history(session, [flap.id for flap in flaps])
+    policy_at = _schedule_at(session, unit)
+    _schedule_kept(report, flaps, checks, history, policy_at, start, end, now)
+    _entries(report, checks, start, end)
+    _escalations(session, report, unit, start, end)
+    _outcomes(report, flaps, history, start, end)
+    return report
+
+
+def compliance_reports(
+    session: Session,
+    actor: Actor,
+    unit_code: str | None,
+    first_day: date | None,
+    last_day: date | None,
+    now: datetime,
+) -> Iterator[ComplianceReport]:
+    """The report of one unit, or of every unit the actor sees, one after another."""
+    require_role(actor, *EXPORT_ROLES)
+    codes = [unit_code] if unit_code else [unit.code for unit in visible_units(session, actor)]
+    for code in codes:
+        yield compliance_report(session, actor, code, first_day, last_day, now)
+
+
+def _chunks(ids: list[int]) -> Iterator[list[int]]:
+    for offset in range(0, len(ids), IN_CHUNKS):
+        yield ids[offset : offset + IN_CHUNKS]
+
+
+def _flaps_in_scope(
+    session: Session, unit: Unit, start: datetime, end: datetime
+) -> list[Reconstruction]:
+    """Flaps operated before the period ended and still monitored (or changed) in it."""
+    return list(
+        session.scalars(
+            select(Reconstruction)
+            .join(Reconstruction.patient)
+            .options(contains_eager(Reconstruction.patient))
+            .where(
+                Patient.unit_id == unit.id,
+                Reconstruction.surgery_end_at < end,
+                or_(
+                    Reconstruction.status == ReconstructionStatus.MONITORING,
+                    Reconstruction.status_changed_at.is_(None),
+                    Reconstruction.status_changed_at >= start,
+                ),
+            )
+            .order_by(Reconstruction.id)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class _CheckRow:
+    taken_at: datetime
+    first_recorded_at: datetime
+    version: int
+    entered_in_error: bool
+
+
+def _current_checks(session: Session, flap_ids: list[int]) -> dict[int, list[_CheckRow]]:
+    """Each flap's current check versions, oldest first."""
+    checks: dict[int, list[_CheckRow]] = defaultdict(list)
+    for ids in _chunks(flap_ids):
+        query = (
+            select(
+                Check.reconstruction_id,
+                Check.taken_at,
+                Check.first_recorded_at,
+                Check.version,
+                Check.entered_in_error,
+            )
+            .where(Check.current(), Check.reconstruction_id.in_(ids))
+            .order_by(Check.reconstruction_id, Check.taken_at)
+        )
+        for flap_id, *values in session.execute(query):
+            checks[flap_id].append(_CheckRow(*values))
+    return checks
+
+
+def _status_history(session: Session, flap_ids: list[int]) -> dict[int, list[tuple[datetime, str]]]:
+    """Each flap's status changes, from the audit trail (the record of who changed what)."""
+    history: dict[int, list[tuple[datetime, str]]] = defaultdict(list)
+    for ids in _chunks(flap_ids):
+        query = (
+            select(AuditEvent.object_id, AuditEvent.at, AuditEvent.after)
+            .where(
+                AuditEvent.object_type == "reconstruction",
+                AuditEvent.action == "reconstruction.status",
+                AuditEvent.object_id.in_([str(i) for i in ids]),
+            )
+            .order_by(AuditEvent.id)
+        )
+        for object_id, at, after in session.execute(query):
+            history[int(object_id)].append((at, (after or {}).get("status", "")))
+    return history
+
+
+def _spans(flap: Reconstruction, changes: list[tuple[datetime, str]]) -> list[Any]:
+    if not changes and flap.status != ReconstructionStatus.MONITORING:
+        # A status set without an audited change (imported data): it changed when it says.
+        changes = [(flap.status_changed_at or flap.surgery_end_at, flap.status)]
+    return monitored_spans(
+        flap.surgery_end_at,
+        [(at, status == ReconstructionStatus.MONITORING) for at, status in changes],
+    )
+
+
+def _schedule_at(session: Session, unit: Unit) -> Callable[[datetime], Schedule]:
+    """The unit's schedule in force at a moment: the latest version published by then (the
+    first version before it was published)."""
+    versions = list(
+        session.scalars(
+            select(SchedulePolicy)
+            .where(SchedulePolicy.unit_id == unit.id)
+            .order_by(SchedulePolicy.version)
+        )
+    )
+    published = [version.created_at for version in versions]
+    values = [version.as_value() for version in versions] or [Schedule()]
+
+    def policy_at(moment: datetime) -> Schedule:
+        return values[max(bisect.bisect_right(published, moment) - 1, 0)]
+
+    return policy_at
+
+
+def _schedule_kept(
+    report: ComplianceReport,
+    flaps: list[Reconstruction],
+    checks: dict[int, list[_CheckRow]],
+    history: dict[int, list[tuple[datetime, str]]],
+    policy_at: Callable[[datetime], Schedule],
+    start: datetime,
+    end: datetime,
+    now: datetime,
+) -> None:
+    bands: dict[tuple[int, str], Tally] = defaultdict(Tally)
+    zone = report.zone
+    assert report.buckets is not None
+    for flap in flaps:
+        taken = [row.taken_at for row in checks.get(flap.id, ()) if not row.entered_in_error]
+        walked = schedule_slots(
+            policy_at,
+            flap.surgery_end_at,
+            taken,
+            _spans(flap, history.get(flap.id, [])),
+            now,
+            until=end,
+        )
+        tally = Tally()
+        for slot in walked.slots:
+            if slot.due_at < start:
+                continue
+            tally.add(slot.state)
+            report.total.add(slot.state)
+            bands[(slot.band_start_hours, slot.band)].add(slot.state)
+            report.buckets.add(slot.due_at.astimezone(zone).date(), slot.state)
+        report.extra_checks += sum(1 for at in walked.extra_checks if start <= at < end)
+        if tally.due:
+            report.flaps.append(
+                FlapLine(
+                    flap.id,
+                    flap.patient.mrn,
+                    flap.patient.name,
+                    flap.patient.bed,
+                    flap.procedure,
+                    flap.status,
+                    tally,
+                )
+            )
+    report.by_band = [(words, bands[key]) for key, words in sorted((k, k[1]) for k in bands)]
+
+
+def _entries(
+    report: ComplianceReport, checks: dict[int, list[_CheckRow]], start: datetime, end: datetime
+) -> None:
+    for rows in checks.values():
+        for row in rows:
+            if not start <= row.taken_at < end:
+                continue
+            report.checks_recorded += 1
+            report.late_entries += is_late_entry(row.taken_at, row.first_recorded_at)
+            report.corrected += row.version > 1
+            report.entered_in_error += row.entered_in_error
+
+
+def _escalations(
+    session: Session, report: ComplianceReport, unit: Unit, start: datetime, end: datetime
+) -> None:
+    opened = (
+        select(Escalation.id)
+        .join(Reconstruction, Reconstruction.id == Escalation.reconstruction_id)
+        .join(Patient, Patient.id == Reconstruction.patient_id)
+        .where(
+            Patient.unit_id == unit.id, Escalation.opened_at >= start, Escalation.opened_at < end
+        )
+    )
+    escalations = list(
+        session.execute(
+            select(Escalation.severity, Escalation.outcome).where(Escalation.id.in_(opened))
+        )
+    )
+    report.escalations_opened = len(escalations)
+    severities = Counter(str(severity) for severity, _ in escalations)
+    report.escalations_by_severity = {s.value: severities[s.value] for s in reversed(Severity)}
+    report.wait, report.unacknowledged = _waits_for_acknowledgement(session, opened)
+    outcomes = Counter(str(outcome) if outcome else "none" for _, outcome in escalations)
+    report.escalation_outcomes = {
+        **{outcome.value: outcomes[outcome.value] for outcome in EscalationOutcome},
+        "none": outcomes["none"],
+    }
+
+    # Which rules each escalation was raised by: the flags of the checks that opened it or
+    # joined it, and the overdue sweep's missed checks.
+    _, raised_by = escalation_sources(session, opened)
+    by_rule: dict[str, set[int]] = defaultdict(set)
+    names: dict[str, str] = {}
+    for escalation_id, rules in raised_by.items():
+        for rule_id, rule_name in rules.items():
+            by_rule[rule_id].add(escalation_id)
+            names[rule_id] = rule_name
+    report.escalations_by_rule = sorted(
+        (RuleCount(rule_id, names[rule_id], len(ids)) for rule_id, ids in by_rule.items()),
+        key=lambda count: (-count.escalations, count.rule_id),
+    )
+
+
+def _waits_for_acknowledgement(session: Session, opened: Any) -> tuple[Wait, int]:
+    """Every wait for a surgeon: from the opening, or from a further sign that reset an
+    acknowledgement, to the next acknowledgement; and how many escalations wait now."""
+    timeline = session.execute(
+        select(EscalationEvent.escalation_id, EscalationEvent.kind, EscalationEvent.at)
+        .where(EscalationEvent.escalation_id.in_(opened))
+        .order_by(EscalationEvent.escalation_id, EscalationEvent.at, EscalationEvent.id)
+    )
+    minutes: list[float] = []
+    waiting: dict[int, datetime | None] = {}
+    for escalation_id, kind, at in timeline:
+        since = waiting.get(escalation_id)
+        if kind == EscalationEventKind.OPENED:
+            waiting[escalation_id] = at
+        elif kind == EscalationEventKind.ACKNOWLEDGED and since is not None:
+            minutes.append((at - since).total_seconds() / 60)
+            waiting[escalation_id] = None
+        elif kind in (EscalationEventKind.FLAG_ADDED, EscalationEventKind.OVERDUE):
+            if escalation_id in waiting and since is None:
+                waiting[escalation_id] = at  # acknowledged before: a new sign asks again
+        elif kind == EscalationEventKind.CLOSED:
+            waiting[escalation_id] = None
+    return waits(minutes), sum(1 for since in waiting.values() if since is not None)
+
+
+# A flap's outcome as the report counts it, by its status now.
+OUTCOME_STATUSES = (
+    ReconstructionStatus.SALVAGED,
+    ReconstructionStatus.FAILED,
+)
+
+
+def _outcomes(
+    report: ComplianceReport,
+    flaps: list[Reconstruction],
+    history: dict[int, list[tuple[datetime, str]]],
+    start: datetime,
+    end: datetime,
+) -> None:
+    """Flaps operated in the period: returned to theatre (ever), salvaged, failed."""
+    operated = [flap for flap in flaps if start <= flap.surgery_end_at < end]
+    report.flaps_operated = len(operated)
+    returned = ReconstructionStatus.RETURNED_TO_THEATRE
+    report.flap_outcomes = {
+        returned.value: sum(
+            1
+            for flap in operated
+            if flap.status in (returned, ReconstructionStatus.SALVAGED)
+            or any(status == returned for _, status in history.get(flap.id, ()))
+        ),
+        **{
+            status.value: sum(1 for flap in operated if flap.status == status)
+            for status in OUTCOME_STATUSES
+        },
+        ReconstructionStatus.MONITORING.value: sum(
+            1 for flap in operated if flap.status == ReconstructionStatus.MONITORING
+        ),
+    }
+
+
+# --- as CSV --------------------------------------------------------------------------------------
+
+# A long table: one measure a row, so new measures never move a column (README "Compliance").
+COMPLIANCE_COLUMNS = ("unit", "from", "to", "section", "group", "measure", "value")
+
+
+def compliance_rows(report: ComplianceReport) -> Iterator[dict[str, Any]]:
+    """The report's figures as rows of COMPLIANCE_COLUMNS."""
+    head = {
+        "unit": report.unit.code,
+        "from": report.first_day.isoformat(),
+        "to": report.last_day.isoformat(),
+    }
+
+    def row(section: str, group: str, measure: str, value: Any) -> dict[str, Any]:
+        return {**head, "section": section, "group": group, "measure": measure, "value": value}
+
+    def tally_rows(section: str, group: str, tally: Tally) -> Iterator[dict[str, Any]]:
+        yield row(section, group, "checks_due", tally.due)
+        yield row(section, group, "on_time", tally.on_time)
+        yield row(section, group, "late", tally.late)
+        yield row(section, group, "missed", tally.missed)
+        yield row(section, group, "on_time_percent", tally.on_time_percent)
+
+    yield from tally_rows("schedule", "all bands", report.total)
+    yield row("schedule", "all bands", "extra_checks", report.extra_checks)
+    for band, tally in report.by_band:
+        yield from tally_rows("schedule", band, tally)
+    assert report.buckets is not None
+    period = "week" if report.buckets.weekly else "day"
+    for day, tally in report.buckets.tallies.items():
+        yield from tally_rows(period, day.isoformat(), tally)
+    for line in report.flaps:
+        group = str(line.reconstruction_id)
+        yield row("flap", group, "patient_mrn", line.patient_mrn)
+        yield from tally_rows("flap", group, line.tally)
+    yield row("entries", "all", "checks_recorded", report.checks_recorded)
+    yield row("entries", "all", "late_entries", report.late_entries)
+    yield row("entries", "all", "corrected", report.corrected)
+    yield row("entries", "all", "entered_in_error", report.entered_in_error)
+    yield row("escalations", "all", "opened", report.escalations_opened)
+    for severity, count in report.escalations_by_severity.items():
+        yield row("escalations", "all", f"opened_{severity}", count)
+    yield row("escalations", "all", "acknowledged", report.wait.count)
+    yield row("escalations", "all", "not_acknowledged", report.unacknowledged)
+    yield row("escalations", "all", "median_minutes_to_acknowledge", report.wait.median)
+    yield row("escalations", "all", "p90_minutes_to_acknowledge", report.wait.p90)
+    for rule in report.escalations_by_rule:
+        yield row("escalations_by_rule", rule.rule_id, "escalations", rule.escalations)
+    for outcome, count in report.escalation_outcomes.items():
+        yield row("escalation_outcomes", outcome, "escalations", count)
+    yield row("flap_outcomes", "operated in period", "flaps", report.flaps_operated)
+    for outcome, count in report.flap_outcomes.items():
+        yield row("flap_outcomes", outcome, "flaps", count)
+
+
+def record_compliance_export(
+    session: Session,
+    actor: Actor,
+    unit_code: str | None,
+    first_day: date | None,
+    last_day: date | None,
+) -> None:
+    with write_transaction(session):
+        record_event(
+            session,
+            actor,
+            "export.compliance",
+            "export",
+            None,
+            after={
+                "kind": "compliance",
+                "format": "csv",
+                "unit": unit_code.upper() if unit_code else None,
+                "from": first_day.isoformat() if first_day else None,
+                "to": last_day.isoformat() if last_day else None,
+            },
+        )
