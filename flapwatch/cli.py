@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import itertools
+import logging
 import sys
 from collections.abc import Iterator
 from datetime import date, datetime
@@ -380,7 +381,8 @@ def serve(host: str, port: int, workers: int | None, threads: int | None) -> Non
         "bind": f"{host}:{port}",
         "workers": workers or app.config["SERVE_WORKERS"],
         "threads": threads or app.config["SERVE_THREADS"],
-        "accesslog": "-",
+        # The app writes its own request log (a JSON line each, with request id and duration).
+        "accesslog": None,
         "timeout": 60,
         "post_fork": after_fork,
         "worker_exit": on_worker_exit,
@@ -394,6 +396,13 @@ def serve(host: str, port: int, workers: int | None, threads: int | None) -> Non
         def load(self) -> Flask:
             return app
 
+    requests_log = logging.getLogger("flapwatch.requests")
+    if not requests_log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        requests_log.addHandler(handler)
+        requests_log.setLevel(logging.INFO)
+        requests_log.propagate = False
     click.echo(f"flapwatch: log in at http://{host}:{port}/login (Ctrl-C stops it)")
     Server().run()
 

@@ -33,7 +33,15 @@ class Defaults:
     # Rendered trend charts, by flap and data version; None: <instance>/chart-cache. Servers
     # behind one load balancer may share a directory (a file appears whole, by rename).
     CHART_CACHE_DIR: str | None = None
+    # PostgreSQL connections of each app process: a worker's threads share its pool, so
+    # pool_size ≥ SERVE_THREADS; all servers together stay under the server's max_connections.
+    DB_POOL_SIZE = 5
+    DB_MAX_OVERFLOW = 5
+    DB_POOL_TIMEOUT_SECONDS = 10
+    DB_POOL_RECYCLE_SECONDS = 1800
     SERVE_WORKERS = 2
+    # A JSON line per request on the "flapwatch.requests" logger (flapwatch serve: stderr).
+    REQUEST_LOG = True
     # Logoff without use for someone who works on no unit (administrators, auditors); a
     # unit sets its own (Admin → Units).
     IDLE_LOGOFF_MINUTES = 10

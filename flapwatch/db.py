@@ -54,13 +54,21 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
-def make_engine(url: str, *, sqlite_busy_timeout_ms: int = 15000, echo: bool = False) -> Engine:
+def make_engine(
+    url: str,
+    *,
+    sqlite_busy_timeout_ms: int = 15000,
+    echo: bool = False,
+    pool: dict[str, int] | None = None,
+) -> Engine:
+    """`pool`: pool_size, max_overflow, pool_timeout, pool_recycle (PostgreSQL; README
+    "Production" for how to size them)."""
     if url.startswith("sqlite"):
         engine = create_engine(url, echo=echo)
         _configure_sqlite(engine, sqlite_busy_timeout_ms)
         return engine
     # pre_ping: after a database restart the pool hands out live connections, not dead ones.
-    return create_engine(url, echo=echo, pool_pre_ping=True)
+    return create_engine(url, echo=echo, pool_pre_ping=True, **(pool or {}))
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
@@ -88,6 +96,12 @@ def init_app(app: Flask) -> None:
         app.config["DATABASE_URL"],
         sqlite_busy_timeout_ms=app.config["SQLITE_BUSY_TIMEOUT_MS"],
         echo=app.config.get("SQL_ECHO", False),
+        pool={
+            "pool_size": int(app.config["DB_POOL_SIZE"]),
+            "max_overflow": int(app.config["DB_MAX_OVERFLOW"]),
+            "pool_timeout": int(app.config["DB_POOL_TIMEOUT_SECONDS"]),
+            "pool_recycle": int(app.config["DB_POOL_RECYCLE_SECONDS"]),
+        },
     )
     app.extensions[EXTENSION_KEY] = sessionmaker(engine, expire_on_commit=False)
     app.teardown_appcontext(_close_session)

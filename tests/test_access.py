@@ -26,6 +26,8 @@ POLICY: dict[str, object] = {
     "auth.theme": PUBLIC,
     "auth.service_worker": PUBLIC,
     "auth.offline": PUBLIC,
+    "health.healthz": PUBLIC,
+    "health.readyz": PUBLIC,
     "ward.home": ANY_USER,
     "ward.board": READERS,
     "checks.flap": READERS,

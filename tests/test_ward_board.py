@@ -37,3 +37,22 @@ def test_board_query_count_does_not_grow_with_flaps(app, logged_in, make):
     with count_queries(app) as many:
         assert browser.get("/units/PLAST-W3/board").status_code == 200
     assert len(many) == len(few)
+
+
+def test_flap_page_query_count_does_not_grow_with_checks(app, logged_in, make, session):
+    from flapwatch.domain.checks import CheckValues
+    from flapwatch.services.checks import amend_check
+
+    browser, _ = logged_in("nurse", "PLAST-W3")
+    flap = make.reconstruction(hours_ago=30)
+    make.check(flap, minutes_ago=29 * 60, colour="dusky")  # flagged, escalated
+    with count_queries(app) as few:
+        assert browser.get(f"/reconstructions/{flap.id}").status_code == 200
+    for hour in range(28, 0, -1):
+        check = make.check(flap, minutes_ago=hour * 60, colour="pink", flap_temperature_c=34.0)
+        if hour % 7 == 0:
+            amend_check(session, make.nurses["PLAST-W3"], check.id, reason="Typed wrong",
+                        values=CheckValues(taken_at=check.taken_at, colour="pale"))  # fmt: skip
+    with count_queries(app) as many:
+        assert browser.get(f"/reconstructions/{flap.id}").status_code == 200
+    assert len(many) == len(few)

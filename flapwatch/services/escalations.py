@@ -13,8 +13,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager, joinedload, selectinload
 
 from flapwatch.db import write_transaction
+from flapwatch.domain.checks import CheckValues
 from flapwatch.domain.rules import (
     Evaluation,
+    RuleSet,
     RuleSetError,
     evaluate,
     overdue_rule,
@@ -79,6 +81,28 @@ def current_rule_set(session: Session, unit_id: int) -> RuleSetVersion:
     return version
 
 
+# A published rule-set version never changes (a change is a new version), so each is parsed
+# once per process, not once per check.
+_PARSED: dict[tuple[int, int, int, datetime], RuleSet] = {}
+_PARSED_KEEP = 256
+
+
+def rule_set_of(version: RuleSetVersion) -> RuleSet:
+    """The parsed rules of a published version (known by its row, unit, number and time of
+    publishing: another database's row of the same id is another version)."""
+    key = (version.id, version.unit_id, version.version, version.created_at)
+    parsed = _PARSED.get(key)
+    if parsed is None:
+        if len(_PARSED) >= _PARSED_KEEP:
+            _PARSED.clear()
+        parsed = _PARSED[key] = parse_rule_set(version.definition)
+    return parsed
+
+
+# The values a rule compares with: read as plain rows, not as checks with their relationships.
+_VALUE_COLUMNS = tuple(getattr(Check, name) for name in CheckValues.__dataclass_fields__)
+
+
 def rule_set_problems(error: RuleSetError) -> dict[str, str]:
     """Each problem under a key naming its rule and condition, for a form to show."""
     problems: dict[str, str] = {}
@@ -141,16 +165,18 @@ def evaluate_new_check(
     any rule matched; a rule in `already_flagged` (the amended version's flags) was escalated
     when that version was recorded, and is not escalated again."""
     version = current_rule_set(session, reconstruction.patient.unit_id)
-    rule_set = parse_rule_set(version.definition)
+    rule_set = rule_set_of(version)
     history = [
-        earlier.values()
-        for earlier in session.scalars(
-            select(Check).where(
+        CheckValues(*row)
+        for row in session.execute(
+            select(*_VALUE_COLUMNS)
+            .where(
                 Check.reconstruction_id == reconstruction.id,
                 Check.id != check.id,
                 Check.taken_at < check.taken_at,
                 Check.in_force(),
             )
+            .order_by(Check.taken_at)
         )
     ]
     evaluation = evaluate(rule_set, check.values(), history)
@@ -481,7 +507,7 @@ def _sweep_one(session: Session, reconstruction_id: int, now: datetime) -> bool 
         missed = MissedCheck(reconstruction_id=reconstruction.id, due_at=due, detected_at=now)
         session.add(missed)
         session.flush()
-        rule = overdue_rule(parse_rule_set(current_rule_set(session, unit_id).definition))
+        rule = overdue_rule(rule_set_of(current_rule_set(session, unit_id)))
         if rule is None:
             return False
         local_due = due.astimezone(ZoneInfo(reconstruction.patient.unit.timezone))

@@ -176,19 +176,37 @@ class FlapRecord:
 
 
 def flap_record(
-    session: Session, actor: Actor, reconstruction_id: int, now: datetime
+    session: Session,
+    actor: Actor,
+    reconstruction_id: int,
+    now: datetime,
+    *,
+    all_checks: bool = True,
 ) -> FlapRecord:
-    """A flap with its checks, newest first, each with who recorded it."""
+    """A flap with its checks, newest first, each with who recorded it; with `all_checks`
+    False only its latest check (what the check form shows beside each field), however long
+    the flap has been monitored."""
     reconstruction = get_reconstruction(session, actor, reconstruction_id)
     unit = reconstruction.patient.unit
-    checks = list(
-        session.scalars(
-            select(Check)
-            .where(Check.reconstruction_id == reconstruction.id, Check.current())
-            .options(selectinload(Check.recorded_by))
-            .order_by(Check.taken_at.desc(), Check.id.desc())
+    newest_first = (Check.taken_at.desc(), Check.id.desc())
+    if all_checks:
+        checks = list(
+            session.scalars(
+                select(Check)
+                .where(Check.reconstruction_id == reconstruction.id, Check.current())
+                .options(selectinload(Check.recorded_by))
+                .order_by(*newest_first)
+            )
         )
-    )
+    else:
+        checks = list(
+            session.scalars(
+                select(Check)
+                .where(Check.reconstruction_id == reconstruction.id, Check.in_force())
+                .order_by(*newest_first)
+                .limit(1)
+            )
+        )
     schedule = current_schedule_policy(session, unit.id).as_value()
     latest = next((check for check in checks if not check.entered_in_error), None)
     status = flap_status(schedule, reconstruction, latest, now)

@@ -42,7 +42,7 @@ def flap(reconstruction_id: int) -> str:
 def new_check(reconstruction_id: int) -> str | Response | tuple[str, int]:
     session = get_session()
     actor = current_actor()
-    record = flap_record(session, actor, reconstruction_id, g.now)
+    record = flap_record(session, actor, reconstruction_id, g.now, all_checks=False)
     unit_zone = zone(record.unit)
     form = CheckForm(zone=unit_zone)
     general_errors: list[str] = []
