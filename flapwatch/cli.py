@@ -314,14 +314,15 @@ def _export_compliance(
         COMPLIANCE_COLUMNS,
         compliance_reports,
         compliance_rows,
-        record_compliance_export,
     )
+    from flapwatch.services.exports import export_scope, record_export
 
     try:
         reports = list(compliance_reports(session, SYSTEM, unit, first, last, utcnow()))
+        scope = export_scope(session, SYSTEM, "checks", unit, first, last)
     except ServiceError as refused:
         _fail(" ".join([refused.message, *refused.problems.values()]))
-    record_compliance_export(session, SYSTEM, unit, first, last)
+    record_export(session, SYSTEM, "compliance", "csv", scope)
     with click.open_file(output, "wb") as target:
         rows = itertools.chain.from_iterable(compliance_rows(report) for report in reports)
         for chunk in csv_chunks(COMPLIANCE_COLUMNS, rows):

@@ -28,6 +28,7 @@ from flapwatch.services import escalations as escalation_service
 from flapwatch.services import patients as patient_service
 from flapwatch.services import staff as staff_service
 from flapwatch.services.escalations import REVIEWING_ROLES
+from flapwatch.services.exports import EXPORT_ROLES
 from flapwatch.services.ward import get_unit_by_code
 from flapwatch.web.compliance import compliance_csv_response
 from flapwatch.web.exports import export_response, fhir_response, workbook_response
@@ -841,7 +842,7 @@ def close_escalation(
 
 # --- exports ---------------------------------------------------------------------------------
 
-EXPORTERS = ("auditor", "admin")
+EXPORTERS = EXPORT_ROLES
 _EXPORT_WORDS = (
     "CSV (RFC 4180, UTF-8, a header row; columns as in the README), streamed. Times ISO 8601 "
     "with their offset on the unit's clock; `from` and `to` are whole days on that clock, both "

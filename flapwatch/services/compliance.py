@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, contains_eager
 
-from flapwatch.db import write_transaction
 from flapwatch.domain.checks import is_late_entry
 from flapwatch.domain.compliance import (
     Buckets,
@@ -42,7 +41,6 @@ from flapwatch.models import (
     Unit,
 )
 from flapwatch.services import Actor, InvalidInput, require_role
-from flapwatch.services.audit import record_event
 from flapwatch.services.exports import EXPORT_ROLES, escalation_sources
 from flapwatch.services.ward import get_unit_by_code, visible_units
 
@@ -486,27 +484,3 @@ def compliance_rows(report: ComplianceReport) -> Iterator[dict[str, Any]]:
     yield row("flap_outcomes", "operated in period", "flaps", report.flaps_operated)
     for outcome, count in report.flap_outcomes.items():
         yield row("flap_outcomes", outcome, "flaps", count)
-
-
-def record_compliance_export(
-    session: Session,
-    actor: Actor,
-    unit_code: str | None,
-    first_day: date | None,
-    last_day: date | None,
-) -> None:
-    with write_transaction(session):
-        record_event(
-            session,
-            actor,
-            "export.compliance",
-            "export",
-            None,
-            after={
-                "kind": "compliance",
-                "format": "csv",
-                "unit": unit_code.upper() if unit_code else None,
-                "from": first_day.isoformat() if first_day else None,
-                "to": last_day.isoformat() if last_day else None,
-            },
-        )

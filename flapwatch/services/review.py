@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from flapwatch.db import write_transaction
-from flapwatch.domain.rules import RuleSet, parse_rule_set
+from flapwatch.domain.rules import RuleSet
 from flapwatch.domain.schedule import SchedulePolicy as Schedule
 from flapwatch.domain.vocabulary import (
     FlapKind,
@@ -38,6 +38,7 @@ from flapwatch.models import (
 )
 from flapwatch.services import Actor, NotFound
 from flapwatch.services.audit import record_event
+from flapwatch.services.escalations import rule_set_of
 from flapwatch.services.ward import FlapStatus, WardBoard, ward_board
 
 # The chart of a flap still monitored runs to "now" (an overdue stretch grows with the clock),
@@ -219,7 +220,7 @@ def flap_trend(session: Session, subject: ChartSubject, *, for_report: bool = Fa
         subject=subject,
         checks=checks,
         escalations=escalations,
-        rule_set=parse_rule_set(rule_set_row.definition),
+        rule_set=rule_set_of(rule_set_row),
         rule_set_version=rule_set_row.version,
         schedule=schedule_row.as_value(),
         people=people,

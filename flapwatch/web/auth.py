@@ -30,6 +30,7 @@ from werkzeug.wrappers import Response
 from flapwatch.api import is_api_request
 from flapwatch.db import get_session
 from flapwatch.services.staff import authenticate, record_logout
+from flapwatch.web import health
 from flapwatch.web.access import current_actor
 from flapwatch.web.forms import LoginForm
 
@@ -158,6 +159,9 @@ def idle_limit_minutes(user: object) -> int:
     return min(limits) if limits else int(current_app.config["IDLE_LOGOFF_MINUTES"])
 
 
+# Not pages of a person: static files and the load balancer's health checks.
+UNWATCHED = frozenset({None, "static", *health.ENDPOINTS})
+
 # Pictures a page loads: never someone using the tablet (and served without the database).
 IMAGE_ENDPOINTS = frozenset({"review.chart", "compliance.chart"})
 
@@ -189,7 +193,7 @@ def enforce_idle_logoff() -> Response | None:
 
     Read from the session alone unless the request is use: an image served from the chart
     cache needs no database, and must not start reading before the view does."""
-    if request.endpoint in (None, "static") or "_user_id" not in session:
+    if request.endpoint in UNWATCHED or "_user_id" not in session:
         return None
     now = time.time()
     seen = session.get(SEEN_AT)

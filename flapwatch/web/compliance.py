@@ -3,15 +3,13 @@ period, as a page with its chart, and as CSV."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, timedelta
 from itertools import chain
 
-from flask import Blueprint, Response, g, render_template, request, stream_with_context
+from flask import Blueprint, Response, g, render_template, request
 
 from flapwatch.db import get_session
 from flapwatch.domain.vocabulary import EscalationOutcome, ReconstructionStatus
-from flapwatch.exports.tables import csv_chunks
 from flapwatch.services import Actor, InvalidInput
 from flapwatch.services.compliance import (
     COMPLIANCE_COLUMNS,
@@ -19,12 +17,11 @@ from flapwatch.services.compliance import (
     compliance_report,
     compliance_reports,
     compliance_rows,
-    record_compliance_export,
 )
-from flapwatch.services.exports import EXPORT_ROLES
+from flapwatch.services.exports import EXPORT_ROLES, export_scope, record_export
 from flapwatch.services.ward import visible_units
 from flapwatch.web.access import current_actor, roles_required
-from flapwatch.web.exports import day_argument
+from flapwatch.web.exports import csv_download, day_argument, file_name
 
 bp = Blueprint("compliance", __name__)
 
@@ -37,21 +34,11 @@ def compliance_csv_response(
     """The report of one unit (or every unit) as CSV; the export is audited before it starts."""
     session = get_session()
     reports = list(compliance_reports(session, actor, unit, first_day, last_day, g.now))
-    record_compliance_export(session, actor, unit, first_day, last_day)
-
-    def download() -> Iterator[bytes]:
-        try:
-            rows = chain.from_iterable(compliance_rows(report) for report in reports)
-            yield from csv_chunks(COMPLIANCE_COLUMNS, rows)
-        finally:
-            session.rollback()
-
-    parts = ["flapwatch", "compliance", unit.upper() if unit else "all-units"]
-    parts += [day.isoformat() for day in (first_day, last_day) if day]
-    response = Response(stream_with_context(download()), mimetype="text/csv")
-    response.headers["Content-Type"] = "text/csv; charset=utf-8; header=present"
-    response.headers["Content-Disposition"] = f'attachment; filename="{"-".join(parts)}.csv"'
-    return response
+    scope = export_scope(session, actor, "checks", unit, first_day, last_day)
+    record_export(session, actor, "compliance", "csv", scope)
+    table = chain.from_iterable(compliance_rows(report) for report in reports)
+    name = file_name("compliance", scope, first_day, last_day)
+    return csv_download(session, COMPLIANCE_COLUMNS, table, name)
 
 
 def _chosen() -> tuple[str | None, date | None, date | None, dict[str, str]]:

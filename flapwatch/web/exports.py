@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date
+from typing import Any
 
 from flask import (
     Blueprint,
@@ -16,6 +17,7 @@ from flask import (
     send_file,
     stream_with_context,
 )
+from sqlalchemy.orm import Session
 
 from flapwatch.db import get_session
 from flapwatch.exports.fhir import Terminology, bundle_chunks
@@ -23,6 +25,7 @@ from flapwatch.exports.tables import csv_chunks, write_workbook
 from flapwatch.services import Actor, InvalidInput
 from flapwatch.services.exports import (
     COLUMNS,
+    EXPORT_ROLES,
     KINDS,
     ExportScope,
     export_scope,
@@ -36,21 +39,15 @@ from flapwatch.web.access import current_actor, roles_required
 
 bp = Blueprint("exports", __name__)
 
-EXPORTERS = ("auditor", "admin")
 
-
-def export_response(
-    actor: Actor, kind: str, unit: str | None, first_day: date | None, last_day: date | None
+def csv_download(
+    session: Session, columns: Sequence[str], table: Iterable[Mapping[str, Any]], name: str
 ) -> Response:
-    """The export as a CSV download, streamed; the export is audited before it starts."""
-    session = get_session()
-    scope = export_scope(session, actor, kind, unit, first_day, last_day)
-    record_export(session, actor, kind, "csv", scope)
-    name = _file_name(kind, scope, first_day, last_day)
+    """Rows as a CSV download named `name`.csv, streamed as they are read."""
 
     def download() -> Iterator[bytes]:
         try:
-            yield from csv_chunks(COLUMNS[kind], rows(session, kind, scope))
+            yield from csv_chunks(columns, table)
         finally:
             # The read ends with the last row, whether or not the server closes the response
             # at once: a transaction left open would hold PostgreSQL's locks meanwhile.
@@ -60,6 +57,17 @@ def export_response(
     response.headers["Content-Type"] = "text/csv; charset=utf-8; header=present"
     response.headers["Content-Disposition"] = f'attachment; filename="{name}.csv"'
     return response
+
+
+def export_response(
+    actor: Actor, kind: str, unit: str | None, first_day: date | None, last_day: date | None
+) -> Response:
+    """The export as a CSV download, streamed; the export is audited before it starts."""
+    session = get_session()
+    scope = export_scope(session, actor, kind, unit, first_day, last_day)
+    record_export(session, actor, kind, "csv", scope)
+    name = file_name(kind, scope, first_day, last_day)
+    return csv_download(session, COLUMNS[kind], rows(session, kind, scope), name)
 
 
 def workbook_response(
@@ -80,7 +88,7 @@ def workbook_response(
         target,
         mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         as_attachment=True,
-        download_name=f"{_file_name('workbook', scope, first_day, last_day)}.xlsx",
+        download_name=f"{file_name('workbook', scope, first_day, last_day)}.xlsx",
     )
 
 
@@ -102,12 +110,12 @@ def fhir_response(
 
     response = Response(stream_with_context(download()), mimetype="application/fhir+json")
     response.headers["Content-Type"] = "application/fhir+json; fhirVersion=4.0; charset=utf-8"
-    name = _file_name("fhir", scope, first_day, last_day)
+    name = file_name("fhir", scope, first_day, last_day)
     response.headers["Content-Disposition"] = f'attachment; filename="{name}.json"'
     return response
 
 
-def _file_name(kind: str, scope: ExportScope, first_day: date | None, last_day: date | None) -> str:
+def file_name(kind: str, scope: ExportScope, first_day: date | None, last_day: date | None) -> str:
     parts = (
         "flapwatch",
         kind,
@@ -142,28 +150,28 @@ def _day(name: str) -> date | None:
 
 
 @bp.route("/exports")
-@roles_required(*EXPORTERS)
+@roles_required(*EXPORT_ROLES)
 def index() -> str:
     units = visible_units(get_session(), current_actor())
     return render_template("exports.html", kinds=KINDS, columns=COLUMNS, units=units)
 
 
 @bp.route("/exports/workbook.xlsx")
-@roles_required(*EXPORTERS)
+@roles_required(*EXPORT_ROLES)
 def workbook() -> Response:
     unit = request.args.get("unit", "").strip() or None
     return workbook_response(current_actor(), unit, _day("from"), _day("to"))
 
 
 @bp.route("/exports/fhir.json")
-@roles_required(*EXPORTERS)
+@roles_required(*EXPORT_ROLES)
 def fhir() -> Response:
     unit = request.args.get("unit", "").strip() or None
     return fhir_response(current_actor(), unit, _day("from"), _day("to"))
 
 
 @bp.route("/exports/<any(checks, amendments, escalations, audit):kind>.csv")
-@roles_required(*EXPORTERS)
+@roles_required(*EXPORT_ROLES)
 def download(kind: str) -> Response:
     unit = request.args.get("unit", "").strip() or None
     return export_response(current_actor(), kind, unit, _day("from"), _day("to"))
