@@ -55,8 +55,11 @@ LONG_FLAP_CHECKS = 500
 CSRF = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
 
 
-def _load(checks: int, url: str | None, workdir: Path, name: str) -> dict[str, Any]:
+def load_database(checks: int, url: str | None, workdir: Path, name: str) -> dict[str, Any]:
+    """A generated database of `checks` checks (SQLite in `workdir`, or a new schema of `url`):
+    the app settings that reach it, and the seconds its loading took."""
     settings: dict[str, Any] = dict(SETTINGS)
+    schema = None
     command = [sys.executable, str(GENERATE), "--checks", str(checks), "--units", "10"]
     if url:
         schema = f"bench_{name}_{uuid.uuid4().hex[:8]}"
@@ -74,7 +77,25 @@ def _load(checks: int, url: str | None, workdir: Path, name: str) -> dict[str, A
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)  # noqa: S603
     settings["INSTANCE_PATH"] = str(workdir / f"{name}-app")
     _long_flap(settings)
-    return {"settings": settings, "loaded": time.perf_counter() - started}
+    return {
+        "settings": settings,
+        "loaded": time.perf_counter() - started,
+        "url": url,
+        "schema": schema,
+        "workdir": workdir,
+    }
+
+
+def drop_database(loaded: dict[str, Any]) -> None:
+    """Drops what load_database made on PostgreSQL (the SQLite files go with the workdir)."""
+    if loaded["schema"] is None:
+        return
+    admin = create_app({**SETTINGS, "DATABASE_URL": loaded["url"],
+                        "INSTANCE_PATH": str(loaded["workdir"])})  # fmt: skip
+    engine = engine_of(admin)
+    with engine.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA {loaded['schema']} CASCADE"))
+    engine.dispose()
 
 
 def _long_flap(settings: dict[str, Any]) -> None:
@@ -214,16 +235,23 @@ def main() -> int:
     parser.add_argument("--database-url", default=None)
     options = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="flapwatch-bench-pages-"))
+    loaded: list[dict[str, Any]] = []
     try:
-        small = _load(options.small, options.database_url, workdir, "small")
-        large = _load(options.large, options.database_url, workdir, "large")
+        small = load_database(options.small, options.database_url, workdir, "small")
+        loaded.append(small)
+        large = load_database(options.large, options.database_url, workdir, "large")
+        loaded.append(large)
         ward = Ward(small["settings"])
         results = _measure(ward, options)
         big = Ward(large["settings"])
         results["large board"] = _median_ms(big.board, options.repeat)
         results["large flap"] = _median_ms(big.flap_page, options.repeat)
         results["large queries"] = (big.queries(big.board), big.queries(big.flap_page))
+        for each in (ward, big):
+            engine_of(each.app).dispose()
     finally:
+        for database in loaded:
+            drop_database(database)
         shutil.rmtree(workdir, ignore_errors=True)
     _report(options, small, large, ward, big, results)
     return 0

@@ -36,7 +36,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 
 from flapwatch import create_app
 from flapwatch.db import EXTENSION_KEY, engine_of
@@ -122,6 +122,25 @@ class Loader:
                 self.connection.execute(insert(table), waiting)
             name = table.__tablename__
             self.counts[name] = self.counts.get(name, 0) + len(waiting)
+        self.connection.commit()
+
+    def finish(self) -> None:
+        """Hands the ids back to the database: PostgreSQL's sequences do not see ids given
+        explicitly, so each is moved past the highest id loaded, for the app's inserts after.
+        Then the planner's statistics, which a bulk load leaves empty until autovacuum runs."""
+        self.flush()
+        if self.connection.dialect.name != "postgresql":
+            return
+        for table in self.next_id:
+            name = table.__tablename__
+            self.connection.execute(
+                text(
+                    f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "  # noqa: S608
+                    f"(SELECT max(id) FROM {name}))"
+                )
+            )
+        self.connection.commit()
+        self.connection.execute(text("ANALYZE"))
         self.connection.commit()
 
 
@@ -331,6 +350,7 @@ def generate(args: argparse.Namespace) -> dict[str, int]:
                         corrections.append(check_id)
         loader.flush()
         _correct(loader, corrections, now)
+        loader.finish()
     return loader.counts
 
 

@@ -29,7 +29,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from flapwatch.db import Base as _Base
 from flapwatch.db import UTCDateTime
-from flapwatch.domain.checks import CheckValues, is_late_entry
+from flapwatch.domain.checks import CheckValues, is_late_entry, temperature_difference
 from flapwatch.domain.schedule import SchedulePolicy as SchedulePolicyValue
 from flapwatch.domain.vocabulary import (
     CapillaryRefill,
@@ -282,7 +282,7 @@ class Check(Base):
 
     @property
     def temperature_difference_c(self) -> float | None:
-        return self.values().temperature_difference_c
+        return temperature_difference(self.flap_temperature_c, self.control_temperature_c)
 
     @property
     def amended(self) -> bool:

@@ -83,6 +83,28 @@ def test_a_present_doppler_going_absent_flags_doppler_change(make, session):
     assert {"doppler-change", "arterial"} <= flags(check)
 
 
+def test_a_doppler_heard_only_days_of_checks_ago_is_still_the_one_a_change_is_judged_by(
+    make, session
+):
+    # Recording reads a flap's newest checks first; this flap's last Doppler is older than
+    # all of them, and going absent must still be flagged as a change from it.
+    flap = make.reconstruction(hours_ago=62)
+    make.check(flap, minutes_ago=60 * 61, doppler_arterial="present")
+    for hours_ago in range(60, 0, -1):
+        make.check(flap, minutes_ago=60 * hours_ago, colour="pink")
+    check = make.check(flap, doppler_arterial="absent", colour="pink")
+    assert "doppler-change" in flags(check)
+    assert (
+        "present to absent"
+        in " ".join(
+            reason
+            for flag in check.flags
+            if flag.rule_id == "doppler-change"
+            for reason in flag.reasons
+        ).lower()
+    )
+
+
 def test_sto2_falling_twenty_points_within_an_hour_flags_sto2(make):
     flap = make.reconstruction()
     make.check(flap, minutes_ago=50, **{**NORMAL, "sto2_percent": 72})

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import date, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select
 
+from flapwatch.domain.vocabulary import FlapKind, Side
 from flapwatch.models import Check, CheckFlag, Escalation, Reconstruction
 from flapwatch.services import SYSTEM
+from flapwatch.services.patients import (
+    PatientDetails,
+    ReconstructionDetails,
+    add_reconstruction,
+    admit_patient,
+)
 from flapwatch.services.ward import ward_board
 
 GENERATE = Path(__file__).resolve().parents[1] / "benchmarks" / "generate.py"
@@ -37,3 +45,30 @@ def test_the_generator_fills_units_with_schedule_driven_flagged_and_corrected_ch
     assert len(board.flaps) == 12  # the flaps still monitored, for the board benchmarks
     statuses = set(session.scalars(select(Reconstruction.status).distinct()))
     assert {"monitoring", "discharged"} <= statuses
+
+    # The app goes on adding rows after a load: a new patient, flap and check get new ids.
+    admitted = admit_patient(
+        session,
+        SYSTEM,
+        unit_code="GEN-01",
+        details=PatientDetails(
+            mrn="AFTER-LOAD", name="After Load", date_of_birth=date(1980, 1, 1), bed=None
+        ),
+    )
+    flap = add_reconstruction(
+        session,
+        SYSTEM,
+        admitted.id,
+        ReconstructionDetails(
+            procedure="ALT free flap",
+            flap_kind=FlapKind.FREE,
+            site="thigh",
+            side=Side.LEFT,
+            surgery_end_at=now - timedelta(hours=2),
+            surgeon="After",
+            buried=False,
+        ),
+        now=now - timedelta(hours=2),
+    )
+    session.commit()
+    assert session.get(Reconstruction, flap.id).patient.mrn == "AFTER-LOAD"

@@ -29,6 +29,7 @@ from flapwatch.domain.rules import (
     evaluate,
     overdue_rule,
     parse_rule_set,
+    recent_history_is_enough,
     rule_set_to_json,
 )
 from flapwatch.domain.vocabulary import NOT_OBSERVED, Severity
@@ -1289,6 +1290,45 @@ def test_evaluate_never_raises_and_flags_only_enabled_check_rules(definition, cu
     assert {m.rule_id for m in evaluation.matches} <= enabled
     assert all(m.reasons for m in evaluation.matches)
     assert (evaluation.severity is None) == (not evaluation.matches)
+
+
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    definition=rule_sets(),
+    current=CHECKS,
+    history=st.lists(CHECKS, max_size=10),
+    keep=st.integers(1, 6),
+)
+def test_a_flaps_newest_checks_judge_a_check_as_its_whole_history_when_said_enough(
+    definition, current, history, keep
+):
+    rule_set = parse_rule_set(definition)
+    earlier = sorted(
+        (c for c in history if c.taken_at < current.taken_at), key=lambda c: c.taken_at
+    )
+    newest = earlier[-keep:]
+    if recent_history_is_enough(rule_set, current, newest):
+        assert evaluate(rule_set, current, newest) == evaluate(rule_set, current, earlier)
+
+
+def test_a_trend_window_reaching_past_the_newest_checks_needs_the_older_ones():
+    rule_set = one_rule({"field": "sto2_percent", "op": "drop_within", "value": 15, "minutes": 120})
+    now = check(0, sto2_percent=55)
+    history = [check(100, sto2_percent=75), check(20, sto2_percent=60), check(10, sto2_percent=58)]
+    assert not recent_history_is_enough(rule_set, now, history[-2:])
+    assert evaluate(rule_set, now, history).matches
+    assert not evaluate(rule_set, now, history[-2:]).matches  # what reading too little misses
+
+
+def test_a_temperature_recorded_only_long_ago_is_still_the_previous_one():
+    rule_set = one_rule(numeric("flap_temperature_c", "drop_since_previous", 1.5))
+    now = check(0, flap_temperature_c=33.0)
+    long_ago = [
+        check(600, flap_temperature_c=35.5),
+        *(check(m, colour="pink") for m in range(60, 0, -1)),
+    ]
+    assert not recent_history_is_enough(rule_set, now, long_ago[-48:])
+    assert evaluate(rule_set, now, long_ago).matches  # the whole history flags the fall
 
 
 JSON_VALUES = st.recursive(

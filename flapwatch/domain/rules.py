@@ -308,6 +308,42 @@ def evaluate(rule_set: RuleSet, check: CheckValues, history: Iterable[CheckValue
     return Evaluation(matches=tuple(matches), severity=severity)
 
 
+def recent_history_is_enough(
+    rule_set: RuleSet, check: CheckValues, newest_earlier: Sequence[CheckValues]
+) -> bool:
+    """Whether a flap's newest checks before `check` (not all of them) judge it exactly as
+    its whole history would, so that a long-monitored flap need not be read in full.
+
+    True when every trend window the rules open on `check` starts after the oldest of them,
+    and every field they compare with its previous value has one among them. The rest of the
+    history is older than all of these (taken_at, then id), so neither can reach it.
+    """
+    if not newest_earlier:
+        return False
+    oldest = min(past.taken_at for past in newest_earlier)
+    for rule in rule_set.rules:
+        if not rule.enabled or rule.id == OVERDUE_RULE_ID:
+            continue
+        for condition in rule.conditions:
+            field, op = condition.field, condition.op
+            if op == "drop_within":
+                if _number(check, field) is None or condition.minutes is None:
+                    continue
+                if oldest >= check.taken_at - timedelta(minutes=condition.minutes):
+                    return False
+            elif op in ("drop_since_previous", "rise_since_previous"):
+                if _number(check, field) is None:
+                    continue
+                if all(_number(past, field) is None for past in newest_earlier):
+                    return False
+            elif op == CHANGED_FROM:
+                if _observed_choice(check, field) is None:
+                    continue
+                if all(_observed_choice(past, field) is None for past in newest_earlier):
+                    return False
+    return True
+
+
 def overdue_rule(rule_set: RuleSet) -> Rule | None:
     """The enabled `overdue` rule, which the schedule sweep applies; None switches it off."""
     for rule in rule_set.rules:

@@ -21,6 +21,7 @@ from flapwatch.domain.rules import (
     evaluate,
     overdue_rule,
     parse_rule_set,
+    recent_history_is_enough,
     rule_set_to_json,
 )
 from flapwatch.domain.schedule import next_due_at
@@ -153,6 +154,36 @@ def publish_rule_set(
 # --- evaluating a check ----------------------------------------------------------------------
 
 
+# The newest checks read first; a flap monitored hourly passes this in two days.
+RECENT_HISTORY = 48
+
+
+def _rule_history(
+    session: Session, check: Check, reconstruction: Reconstruction, rule_set: RuleSet
+) -> list[CheckValues]:
+    """The flap's checks before `check` that its rules compare with, oldest first: the newest
+    RECENT_HISTORY of them when they are enough to judge it (recent_history_is_enough), else
+    all of them, so that recording costs the same on the third day as on the first."""
+    earlier = select(*_VALUE_COLUMNS).where(
+        Check.reconstruction_id == reconstruction.id,
+        Check.id != check.id,
+        Check.taken_at < check.taken_at,
+        Check.in_force(),
+    )
+    newest = [
+        CheckValues(*row)
+        for row in session.execute(
+            earlier.order_by(Check.taken_at.desc(), Check.id.desc()).limit(RECENT_HISTORY)
+        )
+    ]
+    newest.reverse()
+    if len(newest) < RECENT_HISTORY or recent_history_is_enough(rule_set, check.values(), newest):
+        return newest
+    return [
+        CheckValues(*row) for row in session.execute(earlier.order_by(Check.taken_at, Check.id))
+    ]
+
+
 def evaluate_new_check(
     session: Session,
     actor: Actor,
@@ -166,19 +197,7 @@ def evaluate_new_check(
     when that version was recorded, and is not escalated again."""
     version = current_rule_set(session, reconstruction.patient.unit_id)
     rule_set = rule_set_of(version)
-    history = [
-        CheckValues(*row)
-        for row in session.execute(
-            select(*_VALUE_COLUMNS)
-            .where(
-                Check.reconstruction_id == reconstruction.id,
-                Check.id != check.id,
-                Check.taken_at < check.taken_at,
-                Check.in_force(),
-            )
-            .order_by(Check.taken_at)
-        )
-    ]
+    history = _rule_history(session, check, reconstruction, rule_set)
     evaluation = evaluate(rule_set, check.values(), history)
     check.rule_set_version_id = version.id
     check.severity = evaluation.severity

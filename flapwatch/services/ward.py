@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from flapwatch.domain.schedule import SchedulePolicy as Schedule
@@ -131,25 +131,23 @@ def ward_board(session: Session, actor: Actor, unit_code: str, now: datetime) ->
 
 
 def latest_checks(session: Session, reconstruction_ids: list[int]) -> dict[int, Check]:
-    """Each reconstruction's most recent check by clinical time, in one query."""
+    """Each reconstruction's most recent check by clinical time, in one query.
+
+    A subquery per flap walks the (reconstruction_id, taken_at) index from its newest end, so
+    the cost follows the number of flaps, not how many checks each has.
+    """
     if not reconstruction_ids:
         return {}
-    ranked = (
-        select(
-            Check.id,
-            func.row_number()
-            .over(
-                partition_by=Check.reconstruction_id,
-                order_by=(Check.taken_at.desc(), Check.id.desc()),
-            )
-            .label("position"),
-        )
-        .where(Check.reconstruction_id.in_(reconstruction_ids), Check.in_force())
-        .subquery()
+    newest = (
+        select(Check.id)
+        .where(Check.reconstruction_id == Reconstruction.id, Check.in_force())
+        .order_by(Check.taken_at.desc(), Check.id.desc())
+        .limit(1)
+        .correlate(Reconstruction)
+        .scalar_subquery()
     )
-    checks = session.scalars(
-        select(Check).join(ranked, ranked.c.id == Check.id).where(ranked.c.position == 1)
-    )
+    per_flap = select(newest).where(Reconstruction.id.in_(reconstruction_ids))
+    checks = session.scalars(select(Check).where(Check.id.in_(per_flap)))
     return {check.reconstruction_id: check for check in checks}
 
 
