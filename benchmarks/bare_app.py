@@ -11,7 +11,7 @@ import os
 from datetime import UTC, datetime
 
 from flask import Flask, render_template_string
-from sqlalchemy import create_engine
+from sqlalchemy import Engine, create_engine
 
 from flapwatch.models import Check
 
@@ -27,21 +27,26 @@ def create() -> Flask:
 
     @app.post("/api/v1/reconstructions/<int:flap_id>/checks")
     def record(flap_id: int) -> tuple[str, int]:
-        now = datetime.now(UTC)
-        with engine.begin() as connection:
-            connection.execute(
-                Check.__table__.insert().values(
-                    reconstruction_id=flap_id,
-                    taken_at=now,
-                    recorded_at=now,
-                    first_recorded_at=now,
-                    recorded_by_id=nurse_id,
-                    doppler_venous="present",
-                    doppler_arterial="present",
-                    version=1,
-                    entered_in_error=False,
-                )
-            )
+        raw_insert(engine, flap_id, nurse_id)
         return "{}", 201
 
     return app
+
+
+def raw_insert(engine: Engine, flap_id: int, nurse_id: int) -> None:
+    """The least that storing a check could be: one INSERT of its row, in its own commit."""
+    now = datetime.now(UTC)
+    with engine.begin() as connection:
+        connection.execute(
+            Check.__table__.insert().values(
+                reconstruction_id=flap_id,
+                taken_at=now,
+                recorded_at=now,
+                first_recorded_at=now,
+                recorded_by_id=nurse_id,
+                doppler_venous="present",
+                doppler_arterial="present",
+                version=1,
+                entered_in_error=False,
+            )
+        )

@@ -34,6 +34,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from bare_app import raw_insert
 from flask import Flask, render_template_string
 from sqlalchemy import event, func, select, text
 
@@ -306,21 +307,7 @@ def _measure(ward: Ward, options: argparse.Namespace) -> dict[str, Any]:
     nurse_id = _nurse_id(app)
 
     def insert() -> str:
-        now = utcnow()
-        with engine.begin() as connection:
-            connection.execute(
-                Check.__table__.insert().values(
-                    reconstruction_id=ward.flap_id,
-                    taken_at=now,
-                    recorded_at=now,
-                    first_recorded_at=now,
-                    recorded_by_id=nurse_id,
-                    doppler_venous="present",
-                    doppler_arterial="present",
-                    version=1,
-                    entered_in_error=False,
-                )
-            )
+        raw_insert(engine, ward.flap_id, nurse_id)
         return "ok"
 
     raw.add_url_rule("/", view_func=insert, methods=["POST"])

@@ -37,6 +37,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         static_folder=str(resource_dir("static")),
     )
     load_config(app, overrides)
+    if app.config["TRUSTED_PROXIES"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     db.init_app(app)
     register_web(app)
     cli.register(app)

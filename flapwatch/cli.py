@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -33,6 +34,8 @@ def register(app: Flask) -> None:
         sweep,
         deliver_notifications,
         audit_verify,
+        backup_command,
+        restore_command,
         export,
     ):
         app.cli.add_command(command)
@@ -199,6 +202,57 @@ def audit_verify() -> None:
     result = verify_audit_trail(get_session())
     if result.broken is not None:
         _fail(f"Audit trail broken at {result.broken}.")
+    click.echo(
+        f"Audit trail intact: {result.events} events in an unbroken chain, "
+        f"{result.checks} checks as recorded."
+    )
+
+
+@click.command("backup")
+@with_appcontext
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def backup_command(path: Path) -> None:
+    """Copy the SQLite database to PATH while the app runs, and check the copy (integrity,
+    audit chain). PostgreSQL: use pg_dump (README)."""
+    from flapwatch.backup import BackupError, backup
+
+    try:
+        snapshot = backup(engine_of(current_app), path)
+    except BackupError as error:
+        _fail(str(error))
+    click.echo(f"Backed up to {snapshot.describe()}.")
+
+
+@click.command("restore")
+@with_appcontext
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def restore_command(path: Path, yes: bool) -> None:
+    """Replace the SQLite database with the backup at PATH, once the backup is checked. The
+    database replaced is kept beside it. Stop the app servers first."""
+    from flapwatch.backup import BackupError, check_file, restore
+    from flapwatch.migrate import upgrade_to_head
+    from flapwatch.models import utcnow
+    from flapwatch.services.audit import verify_audit_trail
+
+    engine = engine_of(current_app)
+    try:
+        snapshot = check_file(path.resolve())
+        if not yes:
+            click.confirm(
+                f"Replace the database with {snapshot.describe()}? (Stop every app server first.)",
+                abort=True,
+            )
+        snapshot, kept = restore(engine, path, utcnow())
+    except BackupError as error:
+        _fail(str(error))
+    upgrade_to_head(engine)
+    result = verify_audit_trail(get_session())
+    if result.broken is not None:
+        _fail(f"Restored, but the audit trail is broken at {result.broken}.")
+    click.echo(f"Restored {snapshot.describe()}.")
+    if kept.exists():
+        click.echo(f"The database it replaced is kept at {kept}.")
     click.echo(
         f"Audit trail intact: {result.events} events in an unbroken chain, "
         f"{result.checks} checks as recorded."
@@ -410,11 +464,25 @@ def serve(host: str, port: int, workers: int | None, threads: int | None) -> Non
 
 def main() -> None:
     from flapwatch import create_app
+    from flapwatch.config import ConfigurationError
 
-    FlaskGroup(
-        name="flapwatch",
-        create_app=create_app,
-        add_default_commands=False,
-        add_version_option=False,
-        help="flapwatch: postoperative free-flap monitoring.",
-    )(prog_name="flapwatch")
+    try:
+        code = FlaskGroup(
+            name="flapwatch",
+            create_app=create_app,
+            add_default_commands=False,
+            add_version_option=False,
+            help="flapwatch: postoperative free-flap monitoring.",
+        )(prog_name="flapwatch", standalone_mode=False)
+    except ConfigurationError as refused:
+        click.echo(f"flapwatch: refusing to start: {refused}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("Aborted!", err=True)
+        sys.exit(1)
+    except click.ClickException as problem:
+        problem.show()
+        sys.exit(problem.exit_code)
+    # Outside standalone mode, click hands back a command's exit code rather than exiting.
+    if isinstance(code, int) and code:
+        sys.exit(code)

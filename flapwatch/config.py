@@ -13,15 +13,32 @@ ENV_PREFIX = "FLAPWATCH_"
 
 
 class Defaults:
+    # A production deployment (FLAPWATCH_PRODUCTION=true): the secret key must be given, long
+    # and not a placeholder (several servers must share it), session cookies are sent over
+    # HTTPS only, and browsers are told to use HTTPS from then on (HSTS).
+    PRODUCTION = False
     # None means "sqlite:///<instance>/flapwatch.sqlite3", resolved once the instance is known.
     DATABASE_URL: str | None = None
+    # None: outside production, a random key kept in the instance folder.
     SECRET_KEY: str | None = None
+    # Proxies in front of the app (a load balancer, a TLS terminator) whose X-Forwarded-For and
+    # X-Forwarded-Proto are believed: the client's address (log-in throttling, the audit
+    # trail) and whether the request came over HTTPS. 0: connect straight to the app.
+    TRUSTED_PROXIES = 0
+    # Send the session cookie over HTTPS only; None: only in production.
+    SESSION_COOKIE_SECURE: bool | None = None
     # SQLite waits this long for a competing writer before giving up (milliseconds).
     SQLITE_BUSY_TIMEOUT_MS = 15000
     # argon2id parameters (RFC 9106 "second recommended option", argon2-cffi's defaults).
     PASSWORD_TIME_COST = 3
     PASSWORD_MEMORY_COST_KIB = 65536
     PASSWORD_PARALLELISM = 4
+    # Log-in throttling: this many failed log-ins within LOGIN_LOCKOUT_MINUTES lock an account
+    # (whether or not it exists) or an address for the rest of that time. A successful log-in
+    # or a password reset clears the account's count; an address's count only ages out.
+    LOGIN_MAX_FAILURES_PER_ACCOUNT = 5
+    LOGIN_MAX_FAILURES_PER_ADDRESS = 20
+    LOGIN_LOCKOUT_MINUTES = 15
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     WTF_CSRF_TIME_LIMIT = None  # a form left open on a night shift must still save
@@ -66,6 +83,10 @@ class Defaults:
     WEBHOOK_LEASE_SECONDS = 60.0
 
 
+# Settings whose default is None but which, when given, are yes or no.
+_OPTIONAL_FLAGS = {"SESSION_COOKIE_SECURE"}
+
+
 def _coerce(value: str, like: Any) -> Any:
     if isinstance(like, bool):
         return value.strip().lower() in {"1", "true", "yes", "on"}
@@ -82,16 +103,59 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     for key, value in os.environ.items():
         if key.startswith(ENV_PREFIX):
             name = key.removeprefix(ENV_PREFIX)
-            app.config[name] = _coerce(value, app.config.get(name))
+            like = False if name in _OPTIONAL_FLAGS else app.config.get(name)
+            app.config[name] = _coerce(value, like)
     if overrides:
         app.config.update(overrides)
 
     instance = Path(app.instance_path)
+    if app.config["PRODUCTION"]:
+        _refuse_weak_secret_key(app.config.get("SECRET_KEY"))
+    if app.config["SESSION_COOKIE_SECURE"] is None:
+        app.config["SESSION_COOKIE_SECURE"] = bool(app.config["PRODUCTION"])
     if not app.config["DATABASE_URL"]:
         instance.mkdir(parents=True, exist_ok=True)
         app.config["DATABASE_URL"] = f"sqlite:///{instance / 'flapwatch.sqlite3'}"
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = _instance_secret_key(instance)
+
+
+class ConfigurationError(RuntimeError):
+    """A setting the app refuses to start with; the message says what to do."""
+
+
+# Placeholders seen in examples and tutorials: a key anyone can read signs anyone's session.
+_PLACEHOLDER_KEYS = {
+    "changeme",
+    "change-me",
+    "change_me",
+    "secret",
+    "secret-key",
+    "secret_key",
+    "dev",
+    "development",
+    "default",
+    "flapwatch",
+    "replace-me",
+    "your-secret-key",
+}
+MIN_SECRET_KEY_LENGTH = 32
+
+
+def _refuse_weak_secret_key(key: str | None) -> None:
+    hint = (
+        "Set FLAPWATCH_SECRET_KEY to a long random value, the same on every server, for "
+        "example the output of: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+    )
+    if not key:
+        raise ConfigurationError(f"FLAPWATCH_SECRET_KEY is not set; production needs it. {hint}")
+    if key.strip().lower() in _PLACEHOLDER_KEYS or len(set(key)) < 8:
+        raise ConfigurationError(f"FLAPWATCH_SECRET_KEY is a placeholder, not a secret. {hint}")
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigurationError(
+            f"FLAPWATCH_SECRET_KEY is {len(key)} characters; production needs at least "
+            f"{MIN_SECRET_KEY_LENGTH}. {hint}"
+        )
 
 
 def _instance_secret_key(instance: Path) -> str:

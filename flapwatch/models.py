@@ -455,8 +455,13 @@ class AuditEvent(Base):
     """Append-only record of every change; each event carries the hash of the one before."""
 
     __tablename__ = "audit_events"
-    # audit-verify finds each check's record by its object id.
-    __table_args__ = (Index("ix_audit_events_object", "object_type", "object_id", "action"),)
+    # audit-verify finds each check's record by its object id; log-in throttling counts the
+    # recent failures of an account and of an address.
+    __table_args__ = (
+        Index("ix_audit_events_object", "object_type", "object_id", "action"),
+        Index("ix_audit_events_login_account", "action", "actor_username", "at"),
+        Index("ix_audit_events_login_address", "action", "client_address", "at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -482,6 +487,21 @@ class AuditChainHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     last_hash: Mapped[str] = mapped_column(String(64))
     event_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class LoginSession(Base):
+    """One log-in on one browser, from log-in to log-out. The session cookie carries a random
+    token whose SHA-256 is kept here: ending the row ends the log-in wherever the cookie is."""
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # user, switch, idle (README "The bedside tablet"), password, deactivated
+    end_reason: Mapped[str | None] = mapped_column(String(16))
 
 
 class ApiToken(Base):

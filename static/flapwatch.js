@@ -138,8 +138,11 @@
           body.append("csrf_token", csrfToken());
           return fetch(entry.url, { method: "POST", body: body, credentials: "same-origin" })
             .then(function (response) {
-              var landed = new URL(response.url).pathname;
-              if (response.ok && response.redirected && landed !== "/login") {
+              var landed = new URL(response.url);
+              // Landing on a board with ?kept=1 means the service worker kept it again
+              // (the server still cannot save it): not sent.
+              if (response.ok && response.redirected && landed.pathname !== "/login" &&
+                  landed.searchParams.get("kept") !== "1") {
                 sent += 1;
                 return flapwatchQueue.remove(entry.key);
               }

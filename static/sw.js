@@ -9,6 +9,7 @@ var PAGES = "flapwatch-pages";  // the last boards loaded, for opening one offli
 var SHELL_FILES = ["/static/flapwatch.css", "/static/flapwatch.js", "/static/queue.js", "/offline"];
 var CHECK_FORM = /^\/reconstructions\/\d+\/checks\/new$/;
 var BOARD = /^\/units\/[^/]+\/board$/;
+var UNAVAILABLE = [502, 503, 504];
 
 self.addEventListener("install", function (event) {
   event.waitUntil(caches.open(SHELL).then(function (cache) { return cache.addAll(SHELL_FILES); }));
@@ -42,14 +43,19 @@ self.addEventListener("fetch", function (event) {
 
   if (request.method === "POST" && CHECK_FORM.test(url.pathname)) {
     var copy = request.clone();
-    event.respondWith(fetch(request).catch(function () {
-      // No answer from the server: keep the check on the tablet, with its key.
+    var keepOnTablet = function () {
+      // Not saved: keep the check on the tablet, with its key.
       return copy.formData().then(function (form) {
         var entry = keep(form, url);
         if (!entry.key) { throw new Error("a check form without its key"); }
         return flapwatchQueue.put(entry).then(function () { return savedHere(entry); });
       });
-    }));
+    };
+    event.respondWith(fetch(request).then(function (response) {
+      // The server, or the proxy before it, answered that it could not save it now (its
+      // database down, say): as good as no answer.
+      return UNAVAILABLE.indexOf(response.status) >= 0 ? keepOnTablet() : response;
+    }, keepOnTablet));
     return;
   }
   if (request.method !== "GET") { return; }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from flapwatch.domain.vocabulary import Role
 from flapwatch.models import Escalation
@@ -210,3 +210,47 @@ def test_objects_of_another_unit_are_not_found(app, logged_in, ward, role):
         if status != 404:
             leaked.append((rule.rule, status))
     assert leaked == []
+
+
+@pytest.mark.parametrize("role", ["nurse", "surgeon", "unit_admin"])
+def test_writes_to_objects_of_another_unit_are_not_found_and_change_nothing(
+    app, logged_in, ward, role, session
+):
+    from flapwatch.models import AuditEvent, utcnow
+
+    browser, _ = logged_in(role, "ORTHO-W1")
+    session.rollback()
+    events_before = session.scalar(select(func.count(AuditEvent.id)))
+    leaked = []
+    for rule in _rules(app):
+        declared = POLICY[rule.endpoint]
+        if "POST" not in rule.methods or not isinstance(declared, tuple):
+            continue
+        if role not in declared or not rule.arguments:
+            continue
+        if rule.rule.startswith("/api/"):
+            # An empty body is refused (400) before any object is looked up: that says
+            # nothing about the id; anything else must be 404.
+            token = browser.csrf_token("/")
+            status = browser.client.post(
+                _url(rule, ward), json={}, headers={"X-CSRFToken": token}
+            ).status_code
+            if status not in (400, 404):
+                leaked.append((rule.rule, status))
+            continue
+        status = browser.post(_url(rule, ward), {}).status_code
+        if status != 404:
+            leaked.append((rule.rule, status))
+    # A complete, valid check for the other unit's flap: not found either.
+    token = browser.csrf_token("/")
+    answer = browser.client.post(
+        f"/api/v1/reconstructions/{ward['reconstruction_id']}/checks",
+        json={"taken_at": utcnow().isoformat(), "colour": "pink"},
+        headers={"X-CSRFToken": token},
+    )
+    if role in CLINICAL and answer.status_code != 404:
+        leaked.append(("record a check by API", answer.status_code))
+    assert leaked == []
+    session.rollback()
+    # Only the log-in itself was recorded: nothing of the other unit changed.
+    assert session.scalar(select(func.count(AuditEvent.id))) == events_before

@@ -22,6 +22,7 @@ from flapwatch.models import AuditEvent, Patient, Reconstruction, SchedulePolicy
 from flapwatch.services import SYSTEM, Forbidden
 from flapwatch.services.staff import authenticate, publish_schedule_policy, set_password
 from flapwatch.web.access import MANAGERS
+from flapwatch.web.auth import login_limits
 from tests.conftest import PASSWORD, Factory, count_queries
 
 LOCAL = "%Y-%m-%dT%H:%M"
@@ -53,7 +54,9 @@ def seen(session: Session) -> Session:
 
 def can_log_in(app: Flask, session: Session, username: str, password: str) -> bool:
     with app.app_context():  # password hashing reads the app's argon2 settings
-        user = authenticate(seen(session), username, password, request_id=None, client=None)
+        user = authenticate(
+            seen(session), username, password, request_id=None, client=None, limits=login_limits()
+        )
     return user is not None
 
 

@@ -394,16 +394,22 @@ def test_the_ward_path_from_a_normal_check_to_a_published_rule(
     assert "bleep 4321" in published.definition["rules"][0]["action"]
 
 
+def _board_kept_by_the_service_worker(chromium, live_server, username):
+    """A nurse's tablet at the board, once its service worker looks after the pages."""
+    context, page = _logged_in_page(chromium, live_server, username, clock=False)
+    page.wait_for_url("**/units/PLAST-W3/board")
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    page.reload()  # the board, now kept by the service worker for opening offline
+    return context, page
+
+
 def test_a_check_saved_without_network_is_kept_then_sent_exactly_once(
     chromium, live_server, make, session
 ):
     nurse = make.user("nurse", "PLAST-W3")
     flap = make.reconstruction(make.patient(bed="6", name="Olive Offline"), hours_ago=5)
     make.check(flap, minutes_ago=70)
-    context, page = _logged_in_page(chromium, live_server, nurse.username, clock=False)
-    page.wait_for_url("**/units/PLAST-W3/board")
-    page.wait_for_function("navigator.serviceWorker.controller !== null")
-    page.reload()  # the board, now kept by the service worker for opening offline
+    context, page = _board_kept_by_the_service_worker(chromium, live_server, nurse.username)
     page.goto(f"{live_server}/reconstructions/{flap.id}/checks/new")
     page.get_by_role("group", name="Colour").get_by_label("Pink", exact=True).tap()
     page.get_by_role("group", name="Doppler arterial").get_by_label("Present").tap()
@@ -423,8 +429,9 @@ def test_a_check_saved_without_network_is_kept_then_sent_exactly_once(
     )
 
     context.set_offline(False)
-    page.wait_for_function(
-        "document.querySelector('#unsent-checks').textContent.includes('was sent')"
+    page.wait_for_function(  # on the browser's "online" event; a busy machine is slow to fire it
+        "() => document.querySelector('#unsent-checks').textContent.includes('was sent')",
+        timeout=30_000,
     )
     page.reload()
     page.wait_for_load_state()
@@ -432,3 +439,45 @@ def test_a_check_saved_without_network_is_kept_then_sent_exactly_once(
     session.rollback()
     checks = session.scalars(select(Check).where(Check.reconstruction_id == flap.id)).all()
     assert len(checks) == 2
+
+
+def test_a_check_the_server_cannot_store_yet_is_kept_on_the_tablet_until_it_can(
+    chromium, live_server, make, session
+):
+    # The server answers but cannot save (its database down: 503): the check must stay on
+    # the tablet through every retry that meets the same answer, then be stored once.
+    nurse = make.user("nurse", "PLAST-W3")
+    flap = make.reconstruction(make.patient(bed="7", name="Una Unavailable"), hours_ago=5)
+    make.check(flap, minutes_ago=70)
+    context, page = _board_kept_by_the_service_worker(chromium, live_server, nurse.username)
+
+    def unavailable(route):
+        if route.request.method == "POST":
+            route.fulfill(status=503, body="database unavailable", headers={"Retry-After": "30"})
+        else:
+            route.continue_()
+
+    context.route("**/checks/new", unavailable)
+    page.goto(f"{live_server}/reconstructions/{flap.id}/checks/new")
+    page.get_by_role("group", name="Colour").get_by_label("Pink", exact=True).tap()
+    page.get_by_role("group", name="Doppler arterial").get_by_label("Present").tap()
+    page.get_by_role("button", name="Save check").tap()
+    page.wait_for_url("**/units/PLAST-W3/board?kept=1")
+    banner = page.locator("#unsent-checks")
+    banner.wait_for(state="visible")
+    assert "Una Unavailable" in banner.inner_text()
+
+    page.goto(f"{live_server}/units/PLAST-W3/board")  # a retry, still answered 503
+    page.wait_for_timeout(1500)
+    assert "Una Unavailable" in page.locator("#unsent-checks").inner_text()
+    session.rollback()
+    assert len(session.scalars(select(Check).where(Check.reconstruction_id == flap.id)).all()) == 1
+
+    context.unroute("**/checks/new", unavailable)
+    page.goto(f"{live_server}/units/PLAST-W3/board")
+    page.wait_for_function(
+        "() => document.querySelector('#unsent-checks').textContent.includes('was sent')"
+    )
+    context.close()
+    session.rollback()
+    assert len(session.scalars(select(Check).where(Check.reconstruction_id == flap.id)).all()) == 2

@@ -56,3 +56,67 @@ def test_simultaneous_flagged_checks_and_sweeps_open_one_escalation(app, make, s
         select(func.count(Escalation.id)).where(Escalation.closed_at.is_(None))
     )
     assert open_count == 1
+
+
+def test_fifty_tablets_saving_at_once_store_each_acknowledged_check_exactly_once(
+    app, make, session
+):
+    """50 threads through the API, each with its own client: half on one flap, half spread
+    over five; every save sent twice with the same Idempotency-Key (a retry after a lost
+    answer), most of them worrying enough to escalate."""
+    from flapwatch.services import SYSTEM
+    from flapwatch.services.audit import verify_audit_trail
+    from flapwatch.services.tokens import create_token
+
+    crowded = make.reconstruction(hours_ago=8)
+    spread = [make.reconstruction(hours_ago=8) for _ in range(5)]
+    nurse = make.user("nurse", "PLAST-W3")
+    _, token = create_token(session, SYSTEM, nurse.username, name="fifty tablets")
+    session.commit()
+    start = threading.Barrier(50)
+    answers: list[tuple[str, int, int]] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def tablet(number: int) -> None:
+        flap = crowded if number % 2 else spread[number % 5]
+        client = app.test_client()
+        taken = (utcnow() - timedelta(seconds=number)).isoformat()
+        key = f"tablet-{number}"
+        body = {"taken_at": taken, "colour": "dusky" if number % 3 else "pink"}
+        headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": key}
+        try:
+            start.wait()
+            for _ in range(2):  # the same save, sent again
+                answer = client.post(
+                    f"/api/v1/reconstructions/{flap.id}/checks", json=body, headers=headers
+                )
+                with lock:
+                    answers.append((key, answer.status_code, answer.json.get("id", -1)))
+        except BaseException as error:  # noqa: BLE001 - collected and asserted below
+            errors.append(error)
+
+    threads = [threading.Thread(target=tablet, args=(number,)) for number in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert errors == []
+    assert {status for _, status, _ in answers} <= {200, 201}, answers
+    ids_by_key: dict[str, set[int]] = {}
+    for key, _, check_id in answers:
+        ids_by_key.setdefault(key, set()).add(check_id)
+    assert all(len(ids) == 1 for ids in ids_by_key.values()), "a retry stored a second check"
+    acknowledged = {next(iter(ids)) for ids in ids_by_key.values()}
+    session.rollback()
+    stored = set(session.scalars(select(Check.id).where(Check.recorded_by_id == nurse.id)))
+    assert stored == acknowledged and len(stored) == 50
+    for flap in (crowded, *spread):
+        open_escalations = session.scalar(
+            select(func.count(Escalation.id)).where(
+                Escalation.reconstruction_id == flap.id, Escalation.closed_at.is_(None)
+            )
+        )
+        assert open_escalations == 1, f"flap {flap.id}: {open_escalations} open escalations"
+    assert verify_audit_trail(session).broken is None

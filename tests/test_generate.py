@@ -4,27 +4,19 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import date, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select
 
-from flapwatch.domain.vocabulary import FlapKind, Side
-from flapwatch.models import Check, CheckFlag, Escalation, Reconstruction
+from flapwatch.models import Check, CheckFlag, Escalation, Reconstruction, Unit
 from flapwatch.services import SYSTEM
-from flapwatch.services.patients import (
-    PatientDetails,
-    ReconstructionDetails,
-    add_reconstruction,
-    admit_patient,
-)
 from flapwatch.services.ward import ward_board
 
 GENERATE = Path(__file__).resolve().parents[1] / "benchmarks" / "generate.py"
 
 
 def test_the_generator_fills_units_with_schedule_driven_flagged_and_corrected_checks(
-    app, database_url, session, now
+    app, database_url, session, now, make
 ):
     result = subprocess.run(  # noqa: S603 - our own script
         [sys.executable, str(GENERATE), "--checks", "6000", "--units", "2",
@@ -47,28 +39,8 @@ def test_the_generator_fills_units_with_schedule_driven_flagged_and_corrected_ch
     assert {"monitoring", "discharged"} <= statuses
 
     # The app goes on adding rows after a load: a new patient, flap and check get new ids.
-    admitted = admit_patient(
-        session,
-        SYSTEM,
-        unit_code="GEN-01",
-        details=PatientDetails(
-            mrn="AFTER-LOAD", name="After Load", date_of_birth=date(1980, 1, 1), bed=None
-        ),
-    )
-    flap = add_reconstruction(
-        session,
-        SYSTEM,
-        admitted.id,
-        ReconstructionDetails(
-            procedure="ALT free flap",
-            flap_kind=FlapKind.FREE,
-            site="thigh",
-            side=Side.LEFT,
-            surgery_end_at=now - timedelta(hours=2),
-            surgeon="After",
-            buried=False,
-        ),
-        now=now - timedelta(hours=2),
-    )
+    make.units["GEN-01"] = session.scalars(select(Unit).where(Unit.code == "GEN-01")).one()
+    flap = make.reconstruction(make.patient("GEN-01", name="After Load"), hours_ago=2)
+    make.check(flap, colour="pink")
     session.commit()
-    assert session.get(Reconstruction, flap.id).patient.mrn == "AFTER-LOAD"
+    assert session.get(Reconstruction, flap.id).patient.name == "After Load"

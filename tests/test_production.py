@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from flapwatch.migrate import head_revision
 from flapwatch.services import SYSTEM
 from flapwatch.services.tokens import create_token
 from tests.conftest import PASSWORD, TEST_SETTINGS, count_queries
+from tests.servers import free_port, wait_until_ready
 
 
 def test_healthz_answers_from_the_process_alone(app, client):
@@ -88,12 +88,6 @@ def test_each_request_is_logged_as_one_json_line_with_its_id_and_duration(logged
 # --- two app servers, one PostgreSQL ---------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def two_servers(backend, database_url, tmp_path) -> Iterator[list[str]]:
     """Two `flapwatch serve` processes (gunicorn) on one database, each with its own instance
@@ -102,7 +96,7 @@ def two_servers(backend, database_url, tmp_path) -> Iterator[list[str]]:
         pytest.skip("several app servers share one PostgreSQL")
     processes, urls = [], []
     for name in ("a", "b"):
-        port = _free_port()
+        port = free_port()
         instance = tmp_path / name
         instance.mkdir()
         env = {
@@ -135,25 +129,13 @@ def two_servers(backend, database_url, tmp_path) -> Iterator[list[str]]:
         urls.append(f"http://127.0.0.1:{port}")
     try:
         for url in urls:
-            _wait_until_ready(url)
+            wait_until_ready(url)
         yield urls
     finally:
         for process in processes:
             process.terminate()
         for process in processes:
             process.wait(timeout=30)
-
-
-def _wait_until_ready(url: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:  # noqa: S310
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.3)
-    raise AssertionError(f"{url} never became ready")
 
 
 @pytest.mark.slow

@@ -14,8 +14,8 @@ REF = "#/components/schemas/{model}"
 
 _ERROR_WORDS = {
     400: "The request does not match this document: malformed JSON, a missing or unknown "
-    "field, a wrong type, a value outside its vocabulary or range, or a bad cursor. "
-    "`fields` names each one.",
+    "field, a wrong type, a value outside its vocabulary or range, a bad cursor, or a control "
+    "character in the address. `fields` names each one of the body or query.",
     401: "No valid bearer token.",
     403: "The token's role may not do this.",
     404: "No such object in the token's units (objects of other units are not revealed).",
@@ -25,6 +25,8 @@ _ERROR_WORDS = {
     422: "Well-formed, but refused by the ward's rules (for example a check time in the future, "
     "nothing assessed, monitoring ended, a bed already taken). `fields` says why.",
     501: "Not available yet.",
+    503: "The database is not answering: nothing was read or saved. Retry after the "
+    "Retry-After seconds, with the same Idempotency-Key.",
 }
 
 DESCRIPTION = """\
@@ -40,8 +42,9 @@ revoked (`flapwatch revoke-token ID`). Objects of units the account does not wor
 **Times** are ISO 8601 with a UTC offset, in and out.
 
 **Errors** are `{"error": {"code", "message", "fields": {name: message}, "request_id"}}`:
-400 the request does not match this document, 401, 403, 404, 409, 413, 415, and 422 a
-well-formed request the ward's rules refuse.
+400 the request does not match this document, 401, 403, 404, 409, 413, 415, 422 a
+well-formed request the ward's rules refuse, and 503 (`unavailable`, with Retry-After) while
+the database does not answer.
 
 **Idempotency**: send `Idempotency-Key` (e.g. a UUID) with any POST. A retry with the same
 key and body gets the first answer again (with `Idempotent-Replayed: true`) and stores
@@ -134,7 +137,7 @@ def _error_statuses(op: Operation) -> list[int]:
         if set(op.roles) != set(EVERY_ROLE):
             statuses.add(403)
     if op.path_parameters:
-        statuses.add(404)
+        statuses |= {400, 404}  # 400: a control character in the address
     if op.query is not None:
         statuses.add(400)
         if "unit" in op.query.model_fields:
@@ -143,6 +146,8 @@ def _error_statuses(op: Operation) -> list[int]:
         statuses |= {400, 413, 415}
     if op.method == "POST" and op.body is not None:
         statuses.add(409)
+    if op.roles is not None:
+        statuses.add(503)  # every operation that reads the database
     return sorted(statuses)
 
 

@@ -29,6 +29,7 @@ from flapwatch.domain.checks import (
     STO2_RANGE_PERCENT,
     TEMPERATURE_RANGE_C,
 )
+from flapwatch.domain.text import has_control_characters
 from flapwatch.domain.vocabulary import (
     CapillaryRefill,
     Colour,
@@ -51,9 +52,8 @@ MAX_ID = 2**31 - 1
 
 
 def _no_control_characters(text: str) -> str:
-    """Tabs and line breaks belong in notes; NUL and other control characters belong nowhere
-    (PostgreSQL cannot even store NUL)."""
-    if any(ord(c) < 32 and c not in "\t\n\r" or ord(c) == 127 for c in text):
+    """flapwatch.domain.text: tabs and line breaks only."""
+    if has_control_characters(text):
         raise ValueError("must not contain control characters")
     return text
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from flapwatch.db import write_transaction
@@ -17,7 +22,15 @@ from flapwatch.domain.schedule import (
     schedule_policy_problems,
 )
 from flapwatch.domain.vocabulary import Role
-from flapwatch.models import RuleSetVersion, SchedulePolicy, Unit, User
+from flapwatch.models import (
+    AuditEvent,
+    LoginSession,
+    RuleSetVersion,
+    SchedulePolicy,
+    Unit,
+    User,
+    utcnow,
+)
 from flapwatch.security import MIN_PASSWORD_LENGTH, dummy_verify, hash_password, verify_password
 from flapwatch.services import (
     MANAGING_ROLES,
@@ -25,10 +38,12 @@ from flapwatch.services import (
     Forbidden,
     InvalidInput,
     NotFound,
+    ServiceError,
     require_role,
 )
 from flapwatch.services.audit import changes, record_event
 from flapwatch.services.notifications import follow_new_webhook, webhook_url_problem
+from flapwatch.services.tokens import token_digest
 
 UNIT_CODE = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,31}$")
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
@@ -338,6 +353,8 @@ def update_user(
         before = _user_record(user)
         user.display_name = display_name.strip() or user.username
         user.role = Role(role)
+        if user.active and not active:
+            _end_login_sessions(session, user.id, "deactivated")
         user.active = active
         user.units = units
         old, new = changes(before, _user_record(user))
@@ -355,27 +372,90 @@ def set_password(session: Session, actor: Actor, user_id: int, password: str) ->
         # Setting someone's password is taking over their account: the same reach as editing it.
         user = get_staff_member(session, actor, user_id)
         user.password_hash = password_hash
+        # Whoever was logged in as them (the reason for a reset, often) is logged out.
+        _end_login_sessions(session, user.id, "password")
         record_event(session, actor, "user.set_password", "user", user.id)
 
 
+@dataclass(frozen=True)
+class LoginLimits:
+    """How many failed log-ins within `window` lock an account, or an address."""
+
+    per_account: int
+    per_address: int
+    window: timedelta
+
+
+class LoginLocked(ServiceError):
+    """Too many failed log-ins: refused without looking at the password."""
+
+    def __init__(self, message: str, minutes: int) -> None:
+        super().__init__(message)
+        self.minutes = minutes
+
+
+security_log = logging.getLogger("flapwatch.security")
+
+
 def authenticate(
-    session: Session, username: str, password: str, *, request_id: str | None, client: str | None
+    session: Session,
+    username: str,
+    password: str,
+    *,
+    request_id: str | None,
+    client: str | None,
+    limits: LoginLimits,
+    now: datetime | None = None,
 ) -> User | None:
-    """The user these credentials belong to, or None. Success and failure are both audited."""
-    username = username.strip().lower()
+    """The user these credentials belong to, or None. Success and failure are both audited.
+
+    Raises LoginLocked, audited as `login.refused`, while the account (known or not, so that
+    the answer tells nothing of which accounts exist) or the address has had too many failures
+    within the window: the password is then not even checked.
+    """
+    now = now or utcnow()
+    username = username.strip().lower()[:64]
     user = session.scalars(select(User).where(User.username == username)).first()
+    actor = Actor(
+        user_id=user.id if user else None,
+        username=username,
+        role=user.role if user else "unknown",
+        request_id=request_id,
+        client_address=client,
+    )
+    lock = _login_lock(session, username, user, client, limits, now)
+    if lock is not None:
+        reason, failures, until = lock
+        minutes = max(1, math.ceil((until - now).total_seconds() / 60))
+        with write_transaction(session):
+            record_event(
+                session,
+                actor,
+                "login.refused",
+                "user",
+                user.id if user else None,
+                after={"locked": reason, "failures": failures, "until": until.isoformat()},
+            )
+        security_log.warning(
+            "log-in refused: %s locked after %d failed log-ins (user %r, address %s)",
+            reason,
+            failures,
+            username,
+            client,
+        )
+        wait = f"{minutes} minute{'s' if minutes != 1 else ''}"
+        raise LoginLocked(
+            f"Too many failed log-ins. Log-in is locked for {wait}; a unit coordinator can "
+            "reset the password sooner."
+            if reason == "account"
+            else f"Too many failed log-ins from this device. Log-in here is locked for {wait}.",
+            minutes,
+        )
     if user is None:
         dummy_verify(password)
         ok = False
     else:
         ok = verify_password(user.password_hash, password) and user.active
-    actor = Actor(
-        user_id=user.id if user else None,
-        username=username[:64],
-        role=user.role if user else "unknown",
-        request_id=request_id,
-        client_address=client,
-    )
     with write_transaction(session):
         record_event(
             session, actor, "login" if ok else "login.failed", "user", user.id if user else None
@@ -383,10 +463,85 @@ def authenticate(
     return user if ok else None
 
 
-def record_logout(session: Session, actor: Actor, reason: str = "user") -> None:
-    """`reason`: "user" (logged out), "switch" (switched user), "idle" (logged off unused)."""
+def _login_lock(
+    session: Session,
+    username: str,
+    user: User | None,
+    client: str | None,
+    limits: LoginLimits,
+    now: datetime,
+) -> tuple[str, int, datetime] | None:
+    """("account" or "address", the failures counted, when the lock lifts), or None."""
+    start = now - limits.window
+    # An account's count starts again at its last successful log-in or password reset.
+    cleared = [
+        session.scalar(
+            select(func.max(AuditEvent.at)).where(
+                AuditEvent.action == "login", AuditEvent.actor_username == username
+            )
+        )
+    ]
+    if user is not None:
+        cleared.append(
+            session.scalar(
+                select(func.max(AuditEvent.at)).where(
+                    AuditEvent.object_type == "user",
+                    AuditEvent.object_id == str(user.id),
+                    AuditEvent.action == "user.set_password",
+                )
+            )
+        )
+    account_start = max([start, *(at for at in cleared if at is not None)])
+    checks = [("account", limits.per_account, AuditEvent.actor_username == username, account_start)]
+    if client:
+        checks.append(("address", limits.per_address, AuditEvent.client_address == client, start))
+    for reason, limit, who, since in checks:
+        newest = list(
+            session.scalars(
+                select(AuditEvent.at)
+                .where(AuditEvent.action == "login.failed", who, AuditEvent.at > since)
+                .order_by(AuditEvent.at.desc())
+                .limit(limit)
+            )
+        )
+        if len(newest) >= limit:
+            # Locked until the oldest of the newest `limit` failures leaves the window.
+            return reason, len(newest), newest[-1] + limits.window
+    return None
+
+
+def start_login_session(session: Session, user: User) -> str:
+    """A new log-in of `user`: the token for their session cookie (only its digest is kept)."""
+    token = secrets.token_urlsafe(32)
     with write_transaction(session):
+        session.add(LoginSession(user_id=user.id, token_hash=token_digest(token)))
+    return token
+
+
+def record_logout(
+    session: Session, actor: Actor, reason: str = "user", login_token: str | None = None
+) -> None:
+    """`reason`: "user" (logged out), "switch" (switched user), "idle" (logged off unused).
+    The log-in ends on the server too: the cookie, wherever a copy of it is, opens nothing."""
+    with write_transaction(session):
+        if login_token:
+            session.execute(
+                update(LoginSession)
+                .where(
+                    LoginSession.token_hash == token_digest(login_token),
+                    LoginSession.ended_at.is_(None),
+                )
+                .values(ended_at=utcnow(), end_reason=reason)
+            )
         record_event(session, actor, "logout", "user", actor.user_id, after={"reason": reason})
+
+
+def _end_login_sessions(session: Session, user_id: int, reason: str) -> None:
+    session.execute(
+        update(LoginSession)
+        .where(LoginSession.user_id == user_id, LoginSession.ended_at.is_(None))
+        .values(ended_at=utcnow(), end_reason=reason)
+    )
 
 
 def _units_by_code(

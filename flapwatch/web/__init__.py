@@ -9,15 +9,18 @@ import threading
 import time
 import uuid
 
-from flask import Flask, Response, current_app, g, render_template, request, session
+import sqlalchemy.exc
+from flask import Flask, Response, abort, current_app, g, render_template, request, session
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import HTTPException
 
 from flapwatch.api import error_response_for, is_api_request, register_api
 from flapwatch.db import EXTENSION_KEY, get_session
-from flapwatch.models import User, utcnow
+from flapwatch.domain.text import has_control_characters
+from flapwatch.models import LoginSession, User, utcnow
 from flapwatch.services import Forbidden, InvalidInput, NotFound
 from flapwatch.web import health, presenters
 
@@ -33,10 +36,29 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    if not user_id.isdigit():
+    """The session's user, if its log-in has not been ended on the server (log-out on another
+    copy of the cookie, a password reset, deactivation): in the same one query."""
+    from flapwatch.services.tokens import token_digest
+    from flapwatch.web.auth import LOGIN_TOKEN
+
+    login_token = session.get(LOGIN_TOKEN)
+    if not user_id.isdigit() or not isinstance(login_token, str):
         return None
-    user = get_session().get(User, int(user_id), options=[selectinload(User.units)])
-    return user if user is not None and user.active else None
+    return (
+        get_session()
+        .scalars(
+            select(User)
+            .join(LoginSession, LoginSession.user_id == User.id)
+            .where(
+                User.id == int(user_id),
+                User.active.is_(True),
+                LoginSession.token_hash == token_digest(login_token),
+                LoginSession.ended_at.is_(None),
+            )
+            .options(selectinload(User.units))
+        )
+        .first()
+    )
 
 
 def register_web(app: Flask) -> None:
@@ -71,6 +93,7 @@ def register_web(app: Flask) -> None:
     review.init_chart_cache(app)
 
     app.before_request(_assign_request_id)
+    app.before_request(_refuse_control_characters_in_the_address)
     # The sweep first: it commits in a session of its own, and the request's session must
     # not have started reading (loading the user) before, or it would not see the sweep's
     # escalations on SQLite.
@@ -125,6 +148,32 @@ def register_web(app: Flask) -> None:
             "error.html", title="Not saved", status=400, message=f"{error.message} {details}"
         ), 400
 
+    @app.errorhandler(sqlalchemy.exc.OperationalError)
+    @app.errorhandler(sqlalchemy.exc.InterfaceError)
+    @app.errorhandler(sqlalchemy.exc.TimeoutError)
+    def database_unavailable(error: Exception) -> tuple[str, int, dict[str, str]] | Response:
+        """The database did not answer (down, unreachable, locked past the busy timeout, or
+        the pool exhausted): 503, saying so, rather than an error page. The pool checks each
+        connection before use, so service comes back by itself when the database does."""
+        current_app.logger.error(
+            "database unavailable (request %s): %s", g.get("request_id"), error, exc_info=error
+        )
+        retry = {"Retry-After": str(UNAVAILABLE_RETRY_SECONDS)}
+        if is_api_request():
+            from flapwatch.api.framework import error_response
+
+            return error_response(
+                503,
+                "unavailable",
+                "The database is not answering; nothing was saved. Retry later with the same "
+                "Idempotency-Key.",
+                headers=retry,
+            )
+        # Rendered without the context processors: they would ask the database for the user.
+        template = current_app.jinja_env.get_template("unavailable.html")
+        page = template.render(request_id=g.get("request_id", ""))
+        return page, 503, retry
+
     @app.errorhandler(Exception)
     def anything_else(error: Exception) -> Response | HTTPException:
         """Under /api/ every failure is JSON; the pages keep Flask's own handling."""
@@ -137,6 +186,14 @@ def register_web(app: Flask) -> None:
         if isinstance(error, HTTPException):
             return error
         raise error
+
+
+def _refuse_control_characters_in_the_address() -> None:
+    """A NUL or escape in the path or a query parameter is never a ward's: 400, before any of
+    it reaches a query (PostgreSQL cannot even compare with a NUL)."""
+    values = [request.path, *(v for values in request.args.listvalues() for v in values)]
+    if any(has_control_characters(value) for value in values):
+        abort(400, "The address contains a control character.")
 
 
 def _assign_request_id() -> None:
@@ -204,11 +261,35 @@ def _sweep_now_and_then() -> None:
         _sweep_lock.release()
 
 
+# Only the site's own files run or style a page: no inline script or style anywhere (an
+# injected one would not run), nothing framed, forms post only here.
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "worker-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
+HSTS_SECONDS = 365 * 24 * 3600
+UNAVAILABLE_RETRY_SECONDS = 30
+
+
 def _response_headers(response: Response) -> Response:
     response.headers["X-Request-ID"] = g.get("request_id", "")
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
+    if request.is_secure:
+        # Behind HTTPS (directly, or a trusted proxy's X-Forwarded-Proto): HTTPS from now on.
+        response.headers["Strict-Transport-Security"] = f"max-age={HSTS_SECONDS}; includeSubDomains"
     if request.endpoint != "static":
         # Patient data must not linger in a shared tablet's cache after logoff.
         response.headers["Cache-Control"] = "no-store"

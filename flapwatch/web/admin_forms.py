@@ -10,7 +10,6 @@ from collections.abc import Iterable
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
@@ -38,7 +37,7 @@ from flapwatch.models import Unit
 from flapwatch.security import MIN_PASSWORD_LENGTH
 from flapwatch.services.notifications import WEBHOOK_URL_MAX_LENGTH, webhook_url_problem
 from flapwatch.services.patients import PatientDetails, ReconstructionDetails
-from flapwatch.web.forms import LocalDateTimeField, choices_of
+from flapwatch.web.forms import LocalDateTimeField, SafeForm, choices_of
 
 NOTE_MAX_LENGTH = 2000
 
@@ -87,7 +86,7 @@ def unit_choices(units: Iterable[Unit]) -> list[SelectChoice]:
 # --- units and schedules ----------------------------------------------------------------------
 
 
-class UnitForm(FlaskForm):
+class UnitForm(SafeForm):
     name = _text("Name", 200)
     timezone = _text("Time zone", 64)
 
@@ -125,7 +124,7 @@ class BandsField(StringField):
             raise ValueError(f"Bands: {error}") from None
 
 
-class ScheduleForm(FlaskForm):
+class ScheduleForm(SafeForm):
     bands = BandsField(
         "Bands (until hour : interval minutes)",
         filters=[_strip],
@@ -146,7 +145,7 @@ class ScheduleForm(FlaskForm):
 # --- staff -----------------------------------------------------------------------------------
 
 
-class StaffForm(FlaskForm):
+class StaffForm(SafeForm):
     display_name = _text("Full name", 200)
     role = RadioField("Role", validate_choice=False, validators=[_required("Role")])
     units = SelectMultipleField("Units", validate_choice=False)
@@ -197,7 +196,7 @@ class EditStaffForm(StaffForm):
     active = BooleanField("Account active (can log in)")
 
 
-class PasswordForm(FlaskForm):
+class PasswordForm(SafeForm):
     password = _password("New password")
     confirm = _password_again()
 
@@ -205,7 +204,7 @@ class PasswordForm(FlaskForm):
 # --- patients and their flaps ----------------------------------------------------------------
 
 
-class PatientForm(FlaskForm):
+class PatientForm(SafeForm):
     mrn = _text("MRN", 32)
     name = _text("Name", 200)
     date_of_birth = DateField(
@@ -231,7 +230,7 @@ class PatientForm(FlaskForm):
         )
 
 
-class ReconstructionForm(FlaskForm):
+class ReconstructionForm(SafeForm):
     procedure = _text("Procedure", 200)
     flap_kind = _vocabulary(FlapKind, "Flap kind")
     site = _text("Site", 200)
@@ -258,7 +257,7 @@ class ReconstructionForm(FlaskForm):
         )
 
 
-class StatusForm(FlaskForm):
+class StatusForm(SafeForm):
     status = _vocabulary(ReconstructionStatus, "Status")
     note = TextAreaField(
         "Note (why)", filters=[_strip], validators=[_at_most("Note", NOTE_MAX_LENGTH)]

@@ -10,6 +10,7 @@ and typing. The ward board reloading itself, and the images a page loads, do not
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import (
@@ -29,7 +30,13 @@ from werkzeug.wrappers import Response
 
 from flapwatch.api import is_api_request
 from flapwatch.db import get_session
-from flapwatch.services.staff import authenticate, record_logout
+from flapwatch.services.staff import (
+    LoginLimits,
+    LoginLocked,
+    authenticate,
+    record_logout,
+    start_login_session,
+)
 from flapwatch.web import health
 from flapwatch.web.access import current_actor
 from flapwatch.web.forms import LoginForm
@@ -48,26 +55,40 @@ def _safe_next(target: str | None) -> str | None:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-def login() -> str | Response:
+def login() -> str | Response | tuple[str, int]:
     if current_user.is_authenticated:
         return redirect(url_for("ward.home"))
     form = LoginForm()
     error = None
     if form.validate_on_submit():
-        user = authenticate(
-            get_session(),
-            form.username.data or "",
-            form.password.data or "",
-            request_id=g.get("request_id"),
-            client=request.remote_addr,
-        )
+        try:
+            user = authenticate(
+                get_session(),
+                form.username.data or "",
+                form.password.data or "",
+                request_id=g.get("request_id"),
+                client=request.remote_addr,
+                limits=login_limits(),
+            )
+        except LoginLocked as locked:
+            return render_template("login.html", form=form, error=locked.message), 429
         if user is not None:
             session.clear()  # a fresh session for a new person on a shared tablet
+            session[LOGIN_TOKEN] = start_login_session(get_session(), user)
             login_user(user)
             session[SEEN_AT] = time.time()
             return redirect(_safe_next(request.args.get("next")) or url_for("ward.home"))
         error = "Username or password is wrong, or the account is disabled."
     return render_template("login.html", form=form, error=error)
+
+
+def login_limits() -> LoginLimits:
+    config = current_app.config
+    return LoginLimits(
+        per_account=int(config["LOGIN_MAX_FAILURES_PER_ACCOUNT"]),
+        per_address=int(config["LOGIN_MAX_FAILURES_PER_ADDRESS"]),
+        window=timedelta(minutes=float(config["LOGIN_LOCKOUT_MINUTES"])),
+    )
 
 
 LOGOUT_MESSAGES = {
@@ -83,7 +104,7 @@ def logout() -> Response:
     if reason == "idle":
         return _log_off_idle()
     reason = reason if reason in LOGOUT_MESSAGES else "user"
-    record_logout(get_session(), current_actor(), reason)
+    record_logout(get_session(), current_actor(), reason, session.get(LOGIN_TOKEN))
     logout_user()
     session.clear()
     flash(LOGOUT_MESSAGES[reason], "info")
@@ -148,6 +169,8 @@ def idle_seconds_left() -> int:
 
 # --- logoff without use ------------------------------------------------------------------------
 
+# The log-in's token (services.staff.start_login_session): the server can end it.
+LOGIN_TOKEN = "login"  # noqa: S105 - a session key, not a secret
 SEEN_AT = "seen_at"
 IDLE_LIMIT_SECONDS = "idle_limit_seconds"
 
@@ -177,7 +200,7 @@ def _is_use() -> bool:
 
 def _log_off_idle() -> Response:
     minutes = idle_limit_minutes(current_user)
-    record_logout(get_session(), current_actor(), "idle")
+    record_logout(get_session(), current_actor(), "idle", session.get(LOGIN_TOKEN))
     logout_user()
     session.clear()
     flash(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
-from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 from wtforms import HiddenField, RadioField, TextAreaField
 from wtforms.validators import Length, Optional
@@ -26,7 +25,7 @@ from flapwatch.services.escalations import (
 )
 from flapwatch.services.ward import get_unit_by_code, visible_units
 from flapwatch.web.access import READERS, current_actor, roles_required
-from flapwatch.web.forms import attach_problems, choices_of
+from flapwatch.web.forms import SafeForm, attach_problems, choices_of
 from flapwatch.web.review import chart_links
 
 bp = Blueprint("escalations", __name__)
@@ -46,7 +45,7 @@ def _note(label: str) -> TextAreaField:
     )
 
 
-class AcknowledgeForm(FlaskForm):
+class AcknowledgeForm(SafeForm):
     # Optional here: the service refuses a missing outcome, with the message the page shows.
     outcome = RadioField("Outcome", choices=choices_of(EscalationOutcome), validators=[Optional()])
     note = _note("Note")
@@ -54,7 +53,7 @@ class AcknowledgeForm(FlaskForm):
     seen_event_id = HiddenField()
 
 
-class CloseForm(FlaskForm):
+class CloseForm(SafeForm):
     closing_note = _note("Closing note")
 
 

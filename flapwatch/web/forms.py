@@ -28,6 +28,7 @@ from flapwatch.domain.checks import (
     CheckValues,
     range_message,
 )
+from flapwatch.domain.text import CONTROL_CHARACTER_MESSAGE, has_control_characters
 from flapwatch.domain.vocabulary import (
     CapillaryRefill,
     Colour,
@@ -118,7 +119,37 @@ def _numeric(name: str, example: str) -> DecimalNumberField:
     return DecimalNumberField(FIELD_LABELS[name], example)
 
 
-class CheckForm(FlaskForm):
+class SafeForm(FlaskForm):
+    """Every form of the app: a value with a control character (NUL, escape, ...) is refused
+    on its own field, whatever else the form checks, before anything reaches the database."""
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        valid = super().validate(extra_validators)
+        for field in _leaf_fields(self):
+            raw = [value for value in field.raw_data or () if isinstance(value, str)]
+            if any(has_control_characters(value) for value in raw):
+                field.errors = [*field.errors, CONTROL_CHARACTER_MESSAGE]
+                valid = False
+        return valid
+
+
+def _leaf_fields(form: Any) -> list[Field]:
+    """The fields of a form, with those of its nested forms and lists of forms."""
+    leaves: list[Field] = []
+    for field in form:
+        entries = getattr(field, "entries", None)
+        if entries is not None:  # FieldList
+            for entry in entries:
+                nested = getattr(entry, "form", None)
+                leaves += _leaf_fields(nested) if nested is not None else [entry]
+        elif getattr(field, "form", None) is not None and hasattr(field.form, "_fields"):
+            leaves += _leaf_fields(field.form)  # FormField
+        else:
+            leaves.append(field)
+    return leaves
+
+
+class CheckForm(SafeForm):
     # Made when the form is opened: Save sent twice stores one check (web/checks.py).
     idempotency_key = HiddenField()
     taken_at = LocalDateTimeField(
@@ -221,7 +252,7 @@ def attach_problems(form: FlaskForm, problems: dict[str, str]) -> list[str]:
     return general
 
 
-class LoginForm(FlaskForm):
+class LoginForm(SafeForm):
     username = StringField(
         "Username", validators=[DataRequired(message="Username is required."), Length(max=64)]
     )

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Blueprint, Response, flash, g, redirect, render_template, request, url_for
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
@@ -65,7 +64,7 @@ from flapwatch.services.rule_sets import (
     unit_for_rules,
 )
 from flapwatch.web.access import MANAGERS, current_actor, roles_required
-from flapwatch.web.forms import attach_problems
+from flapwatch.web.forms import SafeForm, attach_problems
 
 bp = Blueprint("rules", __name__, url_prefix="/admin/units/<int:unit_id>/rules")
 
@@ -161,7 +160,7 @@ class RuleRow(Form):
     conditions = FieldList(FormField(ConditionRow))
 
 
-class RuleSetForm(FlaskForm):
+class RuleSetForm(SafeForm):
     rules = FieldList(FormField(RuleRow))
     days = IntegerField(
         "Dry run over the last … days",
@@ -188,7 +187,7 @@ class RuleSetForm(FlaskForm):
     )
 
 
-class ImportForm(FlaskForm):
+class ImportForm(SafeForm):
     file = FileField("A JSON file exported from flapwatch")
     json_text = TextAreaField("…or paste the JSON")
 
