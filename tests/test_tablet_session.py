@@ -102,7 +102,9 @@ def test_the_coordinator_sets_the_units_limit_and_the_shortest_applies(logged_in
 
 def test_the_page_carries_the_limit_and_what_is_left_of_it_for_the_script(nurse):
     page = nurse.get("/units/PLAST-W3/board").get_data(as_text=True)
-    assert 'data-idle-seconds="600" data-idle-left="600"' in page
+    assert 'data-idle-seconds="600"' in page
+    # All of it, less the second or so since the log-in on a busy machine.
+    assert 595 <= int(re.search(r'data-idle-left="(\d+)"', page).group(1)) <= 600
     assert 'id="idle-warning"' in page and "Stay logged in" in page
     idle_for(nurse, 7)
     reloaded = nurse.get("/units/PLAST-W3/board?refreshed=1").get_data(as_text=True)
