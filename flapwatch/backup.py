@@ -9,7 +9,7 @@ database it replaces: that is kept beside it first.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -72,33 +72,26 @@ def backup(engine: Engine, target: Path) -> Snapshot:
         partial.rename(target)
     finally:
         partial.unlink(missing_ok=True)
-    return Snapshot(
-        target, snapshot.schema_version, snapshot.checks, snapshot.audit_events,
-        target.stat().st_size,
-    )  # fmt: skip
+    return replace(snapshot, path=target)
 
 
-def restore(engine: Engine, source: Path, now: datetime) -> tuple[Snapshot, Path]:
-    """Replaces the database with the backup at `source`, after checking the backup.
+def restore(engine: Engine, checked: Snapshot, now: datetime) -> Path:
+    """Replaces the database with the backup `checked`, which check_file has passed.
 
-    The database being replaced is first copied to `<database>.before-restore-<time>`, which
-    is returned with what was restored. Stop the app servers first: they would otherwise go on
-    with connections to the old file's pages.
+    The database being replaced is first copied to `<database>.before-restore-<time>`, whose
+    path is returned. Stop the app servers first: they would otherwise go on with connections
+    to the old file's pages.
     """
     live = sqlite_path(engine)
-    source = source.resolve()
-    if not source.is_file():
-        raise BackupError(f"{source} is not a file.")
-    snapshot = check_file(source)
     kept = live.with_name(f"{live.name}.before-restore-{now:%Y%m%dT%H%M%S}")
     if live.exists():
         if kept.exists():
             raise BackupError(f"{kept} already exists; try again in a second.")
         engine.dispose()
         _copy(live, kept)
-    _copy(source, live)
+    _copy(checked.path, live)
     engine.dispose()
-    return snapshot, kept
+    return kept
 
 
 def check_file(path: Path) -> Snapshot:

@@ -243,7 +243,7 @@ def restore_command(path: Path, yes: bool) -> None:
                 f"Replace the database with {snapshot.describe()}? (Stop every app server first.)",
                 abort=True,
             )
-        snapshot, kept = restore(engine, path, utcnow())
+        kept = restore(engine, snapshot, utcnow())
     except BackupError as error:
         _fail(str(error))
     upgrade_to_head(engine)

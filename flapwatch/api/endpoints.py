@@ -19,7 +19,7 @@ from flapwatch.api.framework import (
     json_response,
     operation,
 )
-from flapwatch.domain.checks import CheckValues
+from flapwatch.domain.checks import ASSESSMENT_FIELDS, CheckValues
 from flapwatch.domain.rules import RuleSetError, parse_rule_set, rule_set_to_json
 from flapwatch.models import Check, Escalation, Patient, Reconstruction, Unit, User, utcnow
 from flapwatch.services import MANAGING_ROLES, Actor, records
@@ -545,23 +545,7 @@ def _check_fields(
         "recorded_at": check.recorded_at,
         "recorded_by": recorded_by,
         "late_entry": check.late_entry,
-        **{
-            name: getattr(check, name)
-            for name in (
-                "colour",
-                "flap_temperature_c",
-                "control_temperature_c",
-                "capillary_refill",
-                "capillary_refill_s",
-                "doppler_arterial",
-                "doppler_venous",
-                "turgor",
-                "pinprick",
-                "sto2_percent",
-                "notes",
-                "severity",
-            )
-        },
+        **{name: getattr(check, name) for name in (*ASSESSMENT_FIELDS, "notes", "severity")},
         "temperature_difference_c": check.temperature_difference_c,
         "rule_set_version": rule_version,
         "version": check.version,

@@ -159,13 +159,13 @@ RECENT_HISTORY = 48
 
 
 def _rule_history(
-    session: Session, check: Check, reconstruction: Reconstruction, rule_set: RuleSet
+    session: Session, check: Check, values: CheckValues, rule_set: RuleSet
 ) -> list[CheckValues]:
     """The flap's checks before `check` that its rules compare with, oldest first: the newest
     RECENT_HISTORY of them when they are enough to judge it (recent_history_is_enough), else
     all of them, so that recording costs the same on the third day as on the first."""
     earlier = select(*_VALUE_COLUMNS).where(
-        Check.reconstruction_id == reconstruction.id,
+        Check.reconstruction_id == check.reconstruction_id,
         Check.id != check.id,
         Check.taken_at < check.taken_at,
         Check.in_force(),
@@ -177,7 +177,7 @@ def _rule_history(
         )
     ]
     newest.reverse()
-    if len(newest) < RECENT_HISTORY or recent_history_is_enough(rule_set, check.values(), newest):
+    if len(newest) < RECENT_HISTORY or recent_history_is_enough(rule_set, values, newest):
         return newest
     return [
         CheckValues(*row) for row in session.execute(earlier.order_by(Check.taken_at, Check.id))
@@ -197,8 +197,9 @@ def evaluate_new_check(
     when that version was recorded, and is not escalated again."""
     version = current_rule_set(session, reconstruction.patient.unit_id)
     rule_set = rule_set_of(version)
-    history = _rule_history(session, check, reconstruction, rule_set)
-    evaluation = evaluate(rule_set, check.values(), history)
+    values = check.values()
+    history = _rule_history(session, check, values, rule_set)
+    evaluation = evaluate(rule_set, values, history)
     check.rule_set_version_id = version.id
     check.severity = evaluation.severity
     for match in evaluation.matches:
