@@ -38,7 +38,7 @@ from matplotlib.figure import Figure
 from ward import PASSWORD, bench_flap, bench_unit  # benchmarks/ward.py
 
 from flapwatch import create_app
-from flapwatch.chart_spec import FULL, image_size
+from flapwatch.charts.spec import FULL, image_size
 from flapwatch.db import EXTENSION_KEY, engine_of
 from flapwatch.domain.checks import CheckValues
 from flapwatch.migrate import upgrade_to_head

@@ -53,7 +53,8 @@ from flapwatch.models import (
     utcnow,
 )
 from flapwatch.services import SYSTEM
-from flapwatch.services.staff import create_unit, create_user
+from flapwatch.services.accounts import create_user
+from flapwatch.services.units import create_unit
 
 PASSWORD = "benchmark-password"
 BATCH = 20_000

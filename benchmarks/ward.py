@@ -9,13 +9,14 @@ from sqlalchemy.orm import Session
 from flapwatch.domain.vocabulary import FlapKind, Side
 from flapwatch.models import Reconstruction, User
 from flapwatch.services import SYSTEM
+from flapwatch.services.accounts import create_user
 from flapwatch.services.patients import (
     PatientDetails,
     ReconstructionDetails,
     add_reconstruction,
     admit_patient,
 )
-from flapwatch.services.staff import create_unit, create_user
+from flapwatch.services.units import create_unit
 
 UNIT = "BENCH"
 USERNAME = "bench"

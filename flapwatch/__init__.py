@@ -20,9 +20,15 @@ def resource_dir(name: str) -> Path:
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the application. `config` overrides every other setting (tests use it)."""
+    """Build the application. `config` overrides every other setting (tests use it).
+
+    Its parts are imported here, not at the top: `import flapwatch.domain` or
+    `flapwatch.models` (migrations, the rule engine's tests) must not load the pages."""
     from flapwatch import cli, db, notifier
+    from flapwatch.api import register_api
+    from flapwatch.api.endpoints import recorded_check_answer
     from flapwatch.config import load_config
+    from flapwatch.http import register_http
     from flapwatch.web import register_web
 
     overrides = dict(config or {})
@@ -43,7 +49,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         hops = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     db.init_app(app)
-    register_web(app)
+    # The two faces stand on flapwatch.http and never import each other; what one needs of
+    # the other is handed over here.
+    register_http(app)
+    register_web(app, check_answer=recorded_check_answer)
+    register_api(app)
     cli.register(app)
     notifier.log_every_attempt(app)
     if app.config["NOTIFIER_THREAD"]:

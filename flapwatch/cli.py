@@ -84,7 +84,7 @@ def create_user(
     username: str, role: str, units: tuple[str, ...], display_name: str, password_stdin: bool
 ) -> None:
     """Create a staff account; prompts for the password unless --password-stdin."""
-    from flapwatch.services.staff import create_user as create
+    from flapwatch.services.accounts import create_user as create
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")

@@ -33,6 +33,7 @@ from flapwatch.domain.vocabulary import (
 )
 from flapwatch.models import Check, Patient, Reconstruction, Unit, User, utcnow
 from flapwatch.services import SYSTEM, Actor, InvalidInput
+from flapwatch.services.accounts import create_user
 from flapwatch.services.checks import record_check
 from flapwatch.services.escalations import acknowledge_escalation
 from flapwatch.services.patients import (
@@ -41,7 +42,7 @@ from flapwatch.services.patients import (
     add_reconstruction,
     admit_patient,
 )
-from flapwatch.services.staff import create_unit, create_user, current_schedule_policy
+from flapwatch.services.units import create_unit, current_schedule_policy
 
 # Published in DESIGN.md §5 and printed by `flapwatch demo`: a demo, not a secret.
 DEMO_PASSWORD = "flapwatch-demo"  # noqa: S105

@@ -30,6 +30,7 @@ from flapwatch.domain.vocabulary import FlapKind, Role, Side
 from flapwatch.migrate import upgrade_to_head
 from flapwatch.models import Check, Patient, Reconstruction, Unit, User, metadata, utcnow
 from flapwatch.services import SYSTEM, Actor
+from flapwatch.services.accounts import create_user
 from flapwatch.services.checks import record_check
 from flapwatch.services.patients import (
     PatientDetails,
@@ -37,7 +38,7 @@ from flapwatch.services.patients import (
     add_reconstruction,
     admit_patient,
 )
-from flapwatch.services.staff import create_unit, create_user
+from flapwatch.services.units import create_unit
 
 PG_URL = os.environ.get("FLAPWATCH_TEST_DATABASE_URL", "").strip()
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])

@@ -18,10 +18,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from flapwatch.domain.vocabulary import ReconstructionStatus, Role
+from flapwatch.http.access import MANAGERS
 from flapwatch.models import AuditEvent, Patient, Reconstruction, SchedulePolicy, Unit, User, utcnow
 from flapwatch.services import SYSTEM, Forbidden
-from flapwatch.services.staff import authenticate, publish_schedule_policy, set_password
-from flapwatch.web.access import MANAGERS
+from flapwatch.services.accounts import set_password
+from flapwatch.services.login import authenticate
+from flapwatch.services.units import publish_schedule_policy
 from flapwatch.web.auth import login_limits
 from tests.conftest import PASSWORD, Factory, count_queries
 

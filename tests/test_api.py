@@ -28,13 +28,13 @@ from flapwatch.models import (
     utcnow,
 )
 from flapwatch.services import SYSTEM, records
+from flapwatch.services.accounts import update_user
 from flapwatch.services.escalations import (
     acknowledge_escalation,
     close_escalation,
     sweep_overdue,
 )
 from flapwatch.services.patients import set_reconstruction_status
-from flapwatch.services.staff import update_user
 from flapwatch.services.tokens import create_token, revoke_token
 from tests.conftest import count_queries
 

@@ -13,8 +13,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from sqlalchemy import select
 
-from flapwatch.chart_spec import FULL, PRINT, SMALL, image_size
-from flapwatch.charts import AMBER, RED, chart_bytes, trend_figure
+from flapwatch.charts.drawing import AMBER, RED
+from flapwatch.charts.figure import chart_bytes, trend_figure
+from flapwatch.charts.spec import FULL, PRINT, SMALL, image_size
 from flapwatch.domain.rules import DEFAULT_RULE_SET, rule_set_to_json
 from flapwatch.domain.schedule import hours_since
 from flapwatch.domain.vocabulary import Role
@@ -349,7 +350,7 @@ def test_the_app_starts_without_matplotlib_and_draws_without_pyplot(tmp_path):
         "from flapwatch import create_app\n"
         f"create_app({{'INSTANCE_PATH': {str(tmp_path)!r}, 'NOTIFIER_THREAD': False}})\n"
         "assert 'matplotlib' not in sys.modules, 'matplotlib loaded at start'\n"
-        "import flapwatch.charts, flapwatch.exports.pdf\n"
+        "import flapwatch.charts.figure, flapwatch.exports.pdf\n"
         "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot loaded'\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)

@@ -195,7 +195,7 @@ def test_the_page_reads_the_database_a_fixed_number_of_times(app, auditor, make,
 
 
 def test_the_chart_draws_each_days_share_and_counts(make, session, now):
-    from flapwatch.charts import compliance_chart_bytes, compliance_figure
+    from flapwatch.charts.compliance import compliance_chart_bytes, compliance_figure
 
     late_and_missed(make, now)
     report = compliance_report(session, SYSTEM, "PLAST-W3", None, None, now)

@@ -270,18 +270,18 @@ def test_nurse_of_another_unit_cannot_see_the_flagged_check(logged_in, make):
 
 
 def test_ordinary_requests_sweep_for_overdue_checks_at_most_once_a_minute(app, logged_in, make):
-    from flapwatch import web
+    from flapwatch.http import requests as request_hooks
 
     browser, _ = logged_in("nurse", "PLAST-W3")
     flap = make.reconstruction(hours_ago=6)
     make.check(flap, minutes_ago=100, colour="pink")  # overdue
     app.config["SWEEP_ON_REQUESTS"] = True
-    web._last_sweep["at"] = 0.0
+    request_hooks._last_sweep["at"] = 0.0
     board = browser.get("/units/PLAST-W3/board").get_data(as_text=True)
     assert "Escalation open" in board or "escalated" in board
-    swept_at = web._last_sweep["at"]
+    swept_at = request_hooks._last_sweep["at"]
     browser.get("/units/PLAST-W3/board")
-    assert web._last_sweep["at"] == swept_at  # not again within the minute
+    assert request_hooks._last_sweep["at"] == swept_at  # not again within the minute
 
 
 def test_a_sign_added_after_the_surgeon_opened_the_page_is_not_acknowledged_unseen(make, session):

@@ -36,7 +36,7 @@ from flapwatch.services import SYSTEM, InvalidInput
 from flapwatch.services import notifications as notifications_module
 from flapwatch.services.escalations import acknowledge_escalation, open_escalation_of
 from flapwatch.services.notifications import DeliveryPolicy, deliver_due, logger
-from flapwatch.services.staff import update_unit
+from flapwatch.services.units import update_unit
 from tests.conftest import TEST_SETTINGS, Factory
 
 # --- a webhook receiver: a real HTTP server in a thread --------------------------------------

@@ -24,6 +24,7 @@ from flapwatch.domain.rules import parse_rule_set, rule_set_to_json
 from flapwatch.domain.vocabulary import ReconstructionStatus
 from flapwatch.models import AuditEvent, Escalation, Reconstruction, utcnow
 from flapwatch.services import SYSTEM
+from flapwatch.services.accounts import update_user
 from flapwatch.services.escalations import (
     acknowledge_escalation,
     close_escalation,
@@ -32,8 +33,8 @@ from flapwatch.services.escalations import (
 )
 from flapwatch.services.patients import PatientDetails, set_reconstruction_status, update_patient
 from flapwatch.services.review import CLOCK_STEP
-from flapwatch.services.staff import publish_schedule_policy, update_user
 from flapwatch.services.tokens import create_token
+from flapwatch.services.units import publish_schedule_policy
 from tests.conftest import TEST_SETTINGS, Browser, count_queries
 
 A, B = "PLAST-W3", "ORTHO-W1"
@@ -75,7 +76,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     held = Clock()
-    monkeypatch.setattr("flapwatch.web.utcnow", lambda: held.at)
+    monkeypatch.setattr("flapwatch.http.requests.utcnow", lambda: held.at)
     return held
 
 

@@ -15,7 +15,8 @@ from sqlalchemy import select
 
 from flapwatch.models import AuditEvent, LoginSession, utcnow
 from flapwatch.services import SYSTEM
-from flapwatch.services.staff import LoginLocked, authenticate, set_password
+from flapwatch.services.accounts import set_password
+from flapwatch.services.login import LoginLocked, authenticate
 from flapwatch.web.auth import login_limits
 from tests.conftest import PASSWORD, Browser
 

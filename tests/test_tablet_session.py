@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from flapwatch.http.sessions import SEEN_AT
 from flapwatch.models import AuditEvent
-from flapwatch.web.auth import SEEN_AT
 
 
 def idle_for(browser: Any, minutes: float) -> None:

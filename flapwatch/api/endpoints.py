@@ -11,34 +11,34 @@ from sqlalchemy.orm import Session
 
 from flapwatch.api import schemas
 from flapwatch.api.framework import (
-    EVERY_ROLE,
     ApiError,
     Reply,
     decode_cursor,
     encode_cursor,
-    json_response,
     operation,
 )
+from flapwatch.api.openapi import openapi_document
 from flapwatch.domain.checks import ASSESSMENT_FIELDS, CheckValues
 from flapwatch.domain.rules import RuleSetError, parse_rule_set, rule_set_to_json
+from flapwatch.http.access import ADMINS, CLINICAL, EXPORTERS, MANAGERS, READERS, REVIEWERS
+from flapwatch.http.downloads import (
+    XLSX,
+    chart_response,
+    compliance_csv_response,
+    export_response,
+    fhir_response,
+    report_response,
+    workbook_response,
+)
+from flapwatch.http.errors import json_response
 from flapwatch.models import Check, Escalation, Patient, Reconstruction, Unit, User, utcnow
-from flapwatch.services import MANAGING_ROLES, Actor, records
+from flapwatch.services import Actor, records
 from flapwatch.services import checks as check_service
 from flapwatch.services import escalations as escalation_service
 from flapwatch.services import patients as patient_service
-from flapwatch.services import staff as staff_service
-from flapwatch.services.escalations import REVIEWING_ROLES
-from flapwatch.services.exports import EXPORT_ROLES
+from flapwatch.services import units as unit_service
+from flapwatch.services.idempotency import Answer
 from flapwatch.services.ward import get_unit_by_code
-from flapwatch.web.compliance import compliance_csv_response
-from flapwatch.web.exports import export_response, fhir_response, workbook_response
-from flapwatch.web.review import chart_response, report_response
-
-READERS = EVERY_ROLE
-CLINICAL = ("nurse", "surgeon", "unit_admin", "admin")
-MANAGERS = tuple(MANAGING_ROLES)
-REVIEWERS = tuple(REVIEWING_ROLES)
-ADMINS = ("admin",)
 
 
 def _now() -> datetime:
@@ -64,8 +64,6 @@ def _page(fetched: list[Any], limit: int, position: Any) -> tuple[list[Any], str
     response=None,
 )
 def openapi(session: Session) -> Response:
-    from flapwatch.api.openapi import openapi_document
-
     document = current_app.extensions.get("flapwatch.openapi")
     if document is None:
         document = openapi_document()
@@ -153,7 +151,7 @@ def list_units(actor: Actor, session: Session, query: schemas.Paged) -> schemas.
     description="With the default monitoring schedule and rule set, to adapt.",
 )
 def create_unit(actor: Actor, session: Session, body: schemas.UnitCreate) -> Reply:
-    unit = staff_service.create_unit(
+    unit = unit_service.create_unit(
         session, actor, code=body.code, name=body.name, timezone=body.timezone
     )
     return Reply(_units(session, [unit])[0], location=url_for("api.get_unit", code=unit.code))
@@ -636,11 +634,20 @@ def record_check(
     return recorded_check_reply(session, actor, reconstruction_id, recorded)
 
 
+def recorded_check_answer(
+    session: Session, actor: Actor, reconstruction_id: int, recorded: check_service.RecordedCheck
+) -> Answer:
+    """The answer to a recorded check as it is kept under an Idempotency-Key: create_app hands
+    it to the ward's form, so that a check the form saved with a key and the tablet sends
+    again through the API gets this answer, not a second check."""
+    reply = recorded_check_reply(session, actor, reconstruction_id, recorded)
+    return Answer(reply.status or 201, reply.json(), reply.location)
+
+
 def recorded_check_reply(
     session: Session, actor: Actor, reconstruction_id: int, recorded: check_service.RecordedCheck
 ) -> Reply:
-    """The API's answer to a recorded check (also kept for a check sent by the ward's form
-    with a key, so that the tablet sending it again through the API gets this answer)."""
+    """The API's answer to a recorded check."""
     check = recorded.check
     version = records.rule_set_version_numbers(session, {check.rule_set_version_id or 0})
     model = schemas.RecordedCheck(
@@ -826,7 +833,6 @@ def close_escalation(
 
 # --- exports ---------------------------------------------------------------------------------
 
-EXPORTERS = EXPORT_ROLES
 _EXPORT_WORDS = (
     "CSV (RFC 4180, UTF-8, a header row; columns as in the README), streamed. Times ISO 8601 "
     "with their offset on the unit's clock; `from` and `to` are whole days on that clock, both "
@@ -886,7 +892,7 @@ def export_audit(actor: Actor, session: Session, query: schemas.ExportQuery) -> 
     roles=EXPORTERS,
     query=schemas.ExportQuery,
     response=None,
-    media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    media_type=XLSX,
     errors=(422,),
     description="One XLSX workbook with a sheet per export (checks, corrections, escalations; "
     "the audit trail too when no unit is given), the same columns and filters as the CSV "

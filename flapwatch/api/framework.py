@@ -16,29 +16,28 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, request
 from flask_login import current_user
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.exc import IntegrityError
 
 from flapwatch.api import schemas
 from flapwatch.db import get_session, write_transaction
 from flapwatch.domain.checks import FIELD_LABELS, RANGE_TEXT
-from flapwatch.domain.vocabulary import Role
+from flapwatch.http.access import actor_of
+from flapwatch.http.errors import json_response
+from flapwatch.http.sessions import csrf
 from flapwatch.services import Actor
 from flapwatch.services.idempotency import (
-    find_record,
+    Answer,
     fingerprint,
     form_fingerprint,
     key_problem,
-    remember,
+    once,
 )
 from flapwatch.services.tokens import user_for_token
-from flapwatch.web.access import actor_of
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-EVERY_ROLE = tuple(Role.values())
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 _PATH_PARAMETER = re.compile(r"{(\w+)}")
 
@@ -62,32 +61,6 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def error_response(
-    status: int,
-    code: str,
-    message: str,
-    fields: dict[str, str] | None = None,
-    headers: Iterable[tuple[str, str]] | dict[str, str] = (),
-) -> Response:
-    body = schemas.Error(
-        error=schemas.ErrorDetail(
-            code=code, message=message, fields=fields or {}, request_id=g.get("request_id")
-        )
-    )
-    response = json_response(body.model_dump(mode="json"), status)
-    for name, value in dict(headers).items():
-        response.headers[name] = value
-    return response
-
-
-def json_response(body: Any, status: int) -> Response:
-    return Response(
-        json.dumps(body, ensure_ascii=False, separators=(",", ":")),
-        status=status,
-        mimetype="application/json",
-    )
-
-
 @dataclass(frozen=True)
 class Reply:
     """What a view answers: a model, and for a creation its status and Location."""
@@ -95,6 +68,9 @@ class Reply:
     model: BaseModel
     status: int | None = None
     location: str | None = None
+
+    def json(self) -> Any:
+        return self.model.model_dump(mode="json", by_alias=True)
 
 
 @dataclass(frozen=True)
@@ -211,25 +187,13 @@ def _handle(op: Operation, view: Callable[..., Any], path_values: dict[str, Any]
         result = view(**kwargs)
         if isinstance(result, Response):
             return result
-        reply = _as_reply(result)
-        return _respond(reply.model, reply.status or op.status, reply.location)
+        return _sent(_answer(op, _as_reply(result)), replayed=False)
     assert actor is not None
     return _write(op, actor, payload, lambda: _as_reply(view(**kwargs)))
 
 
 def _as_reply(result: Reply | BaseModel) -> Reply:
     return result if isinstance(result, Reply) else Reply(result)
-
-
-def _dump(model: BaseModel) -> Any:
-    return model.model_dump(mode="json", by_alias=True)
-
-
-def _respond(model: BaseModel, status: int, location: str | None) -> Response:
-    response = json_response(_dump(model), status)
-    if location:
-        response.headers["Location"] = location
-    return response
 
 
 def _write(op: Operation, actor: Actor, payload: Any, call: Callable[[], Reply]) -> Response:
@@ -239,39 +203,17 @@ def _write(op: Operation, actor: Actor, payload: Any, call: Callable[[], Reply])
     key = request.headers.get("Idempotency-Key")
     if key is None or op.method != "POST" or actor.user_id is None:
         with write_transaction(session):
-            reply = call()
-            status = reply.status or op.status
-            body = _dump(reply.model)
-        return _stored_answer(status, body, reply.location, replayed=False)
+            answer = _answer(op, call())
+        return _sent(answer, replayed=False)
     if (problem := key_problem(key)) is not None:
         raise ApiError(400, "invalid_request", problem, {"Idempotency-Key": problem})
     request_fingerprint = fingerprint(op.method, request.path, payload)
-    record = None
-    try:
-        with write_transaction(session):
-            record = find_record(session, actor.user_id, key)
-            if record is None:
-                reply = call()
-                status = reply.status or op.status
-                body = _dump(reply.model)
-                remember(
-                    session,
-                    actor.user_id,
-                    key,
-                    request_fingerprint,
-                    status_code=status,
-                    body=body,
-                    location=reply.location,
-                )
-    except IntegrityError:
-        # The same key arrived twice at once: the other request stored its answer first, and
-        # everything this one stored has been rolled back.
-        record = find_record(session, actor.user_id, key)
-        if record is None:
-            raise
-    if record is None:
-        return _stored_answer(status, body, reply.location, replayed=False)
-    if record.fingerprint not in (request_fingerprint, form_fingerprint(request.path)):
+    outcome = once(
+        session, actor.user_id, key, request_fingerprint, lambda: _answer(op, call()), _itself
+    )
+    if isinstance(outcome, Answer):
+        return _sent(outcome, replayed=False)
+    if outcome.fingerprint not in (request_fingerprint, form_fingerprint(request.path)):
         raise ApiError(
             409,
             "idempotency_key_reused",
@@ -279,13 +221,21 @@ def _write(op: Operation, actor: Actor, payload: Any, call: Callable[[], Reply])
             "for a new request.",
             {"Idempotency-Key": "Already used for a different request."},
         )
-    return _stored_answer(record.status_code, record.body, record.location, replayed=True)
+    return _sent(Answer(outcome.status_code, outcome.body, outcome.location), replayed=True)
 
 
-def _stored_answer(status: int, body: Any, location: str | None, *, replayed: bool) -> Response:
-    response = json_response(body, status)
-    if location:
-        response.headers["Location"] = location
+def _answer(op: Operation, reply: Reply) -> Answer:
+    return Answer(reply.status or op.status, reply.json(), reply.location)
+
+
+def _itself(answer: Answer) -> Answer:
+    return answer
+
+
+def _sent(answer: Answer, *, replayed: bool) -> Response:
+    response = json_response(answer.body, answer.status)
+    if answer.location:
+        response.headers["Location"] = answer.location
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response
@@ -316,8 +266,6 @@ def _authenticate() -> Actor:
         return actor_of(user)
     if current_user.is_authenticated:
         if request.method not in SAFE_METHODS:
-            from flapwatch.web import csrf
-
             csrf.protect()
         return actor_of(current_user)
     raise ApiError(

@@ -8,7 +8,9 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from flapwatch.api import schemas
-from flapwatch.api.framework import EVERY_ROLE, OPERATIONS, Operation
+from flapwatch.api.framework import OPERATIONS, Operation
+from flapwatch.http.access import EVERY_ROLE
+from flapwatch.http.errors import Error
 
 REF = "#/components/schemas/{model}"
 
@@ -58,7 +60,7 @@ get the next (null on the last page).
 
 def _operation_models() -> tuple[list[type[BaseModel]], list[type[BaseModel]]]:
     incoming: list[type[BaseModel]] = []
-    outgoing: list[type[BaseModel]] = [schemas.Error]
+    outgoing: list[type[BaseModel]] = [Error]
     for op in OPERATIONS:
         if op.body is not None and op.body not in incoming:
             incoming.append(op.body)

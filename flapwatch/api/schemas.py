@@ -89,24 +89,6 @@ def _range(bounds: tuple[float, float]) -> Any:
     return Field(default=None, ge=bounds[0], le=bounds[1], allow_inf_nan=False)
 
 
-# --- errors ----------------------------------------------------------------------------------
-
-
-class ErrorDetail(Outgoing):
-    code: str = Field(
-        description="Stable machine-readable code, e.g. invalid_request, unprocessable."
-    )
-    message: str = Field(description="What went wrong, in words a person can act on.")
-    fields: dict[str, str] = Field(
-        default_factory=dict, description="Each refused field (dotted path) and why."
-    )
-    request_id: str | None = Field(default=None, description="Quote this when reporting it.")
-
-
-class Error(Outgoing):
-    error: ErrorDetail
-
-
 # --- who is calling --------------------------------------------------------------------------
 
 

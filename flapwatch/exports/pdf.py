@@ -19,8 +19,9 @@ from matplotlib import rc_context
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
-from flapwatch.chart_spec import PRINT
-from flapwatch.charts import INK, MUTED, RC, RED, SEVERITY_ICON, trend_figure
+from flapwatch.charts.drawing import INK, MUTED, RC, RED, SEVERITY_ICON
+from flapwatch.charts.figure import trend_figure
+from flapwatch.charts.spec import PRINT
 from flapwatch.domain.checks import LATE_ENTRY_AFTER
 from flapwatch.domain.rule_words import reasons_by_rule
 from flapwatch.domain.vocabulary import Severity

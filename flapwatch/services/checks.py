@@ -22,7 +22,7 @@ from flapwatch.services import CLINICAL_ROLES, Actor, InvalidInput, NotFound, re
 from flapwatch.services.audit import record_event
 from flapwatch.services.escalations import evaluate_new_check, open_escalation_of
 from flapwatch.services.patients import get_reconstruction
-from flapwatch.services.staff import current_schedule_policy
+from flapwatch.services.units import current_schedule_policy
 
 
 @dataclass(frozen=True)

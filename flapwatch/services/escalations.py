@@ -56,7 +56,7 @@ from flapwatch.services import (
 from flapwatch.services.audit import record_event
 from flapwatch.services.notifications import queue_notification
 from flapwatch.services.patients import change_status, get_reconstruction
-from flapwatch.services.staff import current_schedule_policy
+from flapwatch.services.units import current_schedule_policy
 
 # Who may acknowledge and close an escalation: the surgical team, and coordinators/admins.
 REVIEWING_ROLES = ("surgeon", "unit_admin", "admin")

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from flapwatch.db import write_transaction
@@ -22,6 +25,46 @@ from flapwatch.models import IdempotencyRecord, utcnow
 # A tablet offline over a night shift still retries safely; after this the key may be reused.
 KEEP_FOR = timedelta(days=7)
 MAX_KEY_LENGTH = 255
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A successful answer as it is kept: what a retry with the same key is given again."""
+
+    status: int
+    body: dict[str, Any]
+    location: str | None = None
+
+
+def once(
+    session: Session,
+    user_id: int,
+    key: str,
+    request_fingerprint: str,
+    produce: Callable[[], T],
+    answer_of: Callable[[T], Answer],
+) -> T | IdempotencyRecord:
+    """What `produce` stored, with its answer kept under the key in the same transaction; or,
+    when the key was used before (or by a request at this very moment), the earlier record,
+    and nothing done."""
+    try:
+        with write_transaction(session):
+            earlier = find_record(session, user_id, key)
+            if earlier is not None:
+                return earlier
+            produced = produce()
+            answer = answer_of(produced)
+            remember(session, user_id, key, request_fingerprint, answer)
+    except IntegrityError:
+        # The same key arrived twice at once: the other request stored its answer first, and
+        # everything this one stored has been rolled back.
+        earlier = find_record(session, user_id, key)
+        if earlier is None:
+            raise
+        return earlier
+    return produced
 
 
 def key_problem(key: str) -> str | None:
@@ -55,14 +98,7 @@ def find_record(session: Session, user_id: int, key: str) -> IdempotencyRecord |
 
 
 def remember(
-    session: Session,
-    user_id: int,
-    key: str,
-    request_fingerprint: str,
-    *,
-    status_code: int,
-    body: dict[str, Any],
-    location: str | None,
+    session: Session, user_id: int, key: str, request_fingerprint: str, answer: Answer
 ) -> None:
     """Inside the request's transaction: a concurrent duplicate fails here on the unique key,
     and its transaction, with everything it stored, is rolled back."""
@@ -71,9 +107,9 @@ def remember(
             user_id=user_id,
             key=key,
             fingerprint=request_fingerprint,
-            status_code=status_code,
-            body=body,
-            location=location,
+            status_code=answer.status,
+            body=answer.body,
+            location=answer.location,
         )
     )
     session.flush()

@@ -14,7 +14,7 @@ from flapwatch.domain.vocabulary import DueState, ReconstructionStatus, Severity
 from flapwatch.models import Check, Escalation, Patient, Reconstruction, Unit
 from flapwatch.services import Actor, NotFound
 from flapwatch.services.patients import get_reconstruction
-from flapwatch.services.staff import current_schedule_policy
+from flapwatch.services.units import current_schedule_policy
 
 _URGENCY = {DueState.OVERDUE: 0, DueState.DUE: 1, DueState.NOT_DUE: 2}
 # An escalation no surgeon has acknowledged yet puts its flap above every due state: the

@@ -18,8 +18,17 @@ from werkzeug.wrappers import Response
 from flapwatch.db import get_session
 from flapwatch.domain.schedule import format_bands
 from flapwatch.domain.vocabulary import ReconstructionStatus
+from flapwatch.http.access import ADMINS, MANAGERS, current_actor, roles_required
 from flapwatch.models import Patient, Reconstruction, SchedulePolicy, Unit, User
 from flapwatch.services import Actor, InvalidInput, NotFound
+from flapwatch.services.accounts import (
+    create_user,
+    get_staff_member,
+    grantable_roles,
+    may_manage_account,
+    set_password,
+    update_user,
+)
 from flapwatch.services.patients import (
     add_reconstruction,
     admit_patient,
@@ -29,19 +38,8 @@ from flapwatch.services.patients import (
     update_patient,
     update_reconstruction,
 )
-from flapwatch.services.staff import (
-    create_unit,
-    create_user,
-    get_staff_member,
-    grantable_roles,
-    may_manage_account,
-    publish_schedule_policy,
-    set_password,
-    update_unit,
-    update_user,
-)
+from flapwatch.services.units import create_unit, publish_schedule_policy, update_unit
 from flapwatch.services.ward import get_unit_by_code, visible_units
-from flapwatch.web.access import ADMINS, MANAGERS, current_actor, roles_required
 from flapwatch.web.admin_forms import (
     EditStaffForm,
     EditUnitForm,

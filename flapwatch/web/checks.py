@@ -3,27 +3,32 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC
 
-from flask import Blueprint, flash, g, redirect, render_template, request, url_for
-from sqlalchemy.exc import IntegrityError
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from flapwatch.db import get_session, write_transaction
+from flapwatch.db import get_session
 from flapwatch.domain.checks import CheckValues
+from flapwatch.http.access import CLINICAL, READERS, current_actor, roles_required
 from flapwatch.models import Check, IdempotencyRecord
 from flapwatch.services import Actor, InvalidInput
 from flapwatch.services.checks import RecordedCheck, amend_check, check_history, record_check
-from flapwatch.services.idempotency import find_record, form_fingerprint, key_problem, remember
+from flapwatch.services.idempotency import Answer, form_fingerprint, key_problem, once
 from flapwatch.services.ward import FlapRecord, flagged_check, flap_record
-from flapwatch.web.access import CLINICAL, READERS, current_actor, roles_required
 from flapwatch.web.forms import LOCAL_INPUT_FORMAT, AmendForm, CheckForm, attach_problems
 from flapwatch.web.presenters import clock, relative, zone
 from flapwatch.web.review import chart_links
 
 bp = Blueprint("checks", __name__)
+
+# The API's answer to a recorded check (session, actor, reconstruction id, what was recorded),
+# handed over by create_app: the ward's form keeps it under the form's key.
+CheckAnswer = Callable[[Session, Actor, int, RecordedCheck], Answer]
+CHECK_ANSWER_KEY = "flapwatch.check_answer"
 
 
 @bp.route("/reconstructions/<int:reconstruction_id>")
@@ -79,35 +84,19 @@ def _record_once(
     """Record the check, once: the form carries a key made when it was opened, so Save sent
     twice (a double tap, a retry after the connection dropped, the tablet sending it again
     through the API) stores one check. Returns the earlier record when it was already saved."""
-    from flapwatch.api.endpoints import recorded_check_reply
-
     key = (form.idempotency_key.data or "").strip()
     if not key or key_problem(key) or actor.user_id is None:
         return record_check(session, actor, reconstruction_id, form.values(), now=g.now)
-    try:
-        with write_transaction(session):
-            earlier = find_record(session, actor.user_id, key)
-            if earlier is not None:
-                return earlier
-            saved = record_check(session, actor, reconstruction_id, form.values(), now=g.now)
-            reply = recorded_check_reply(session, actor, reconstruction_id, saved)
-            api_path = url_for("api.record_check", reconstruction_id=reconstruction_id)
-            remember(
-                session,
-                actor.user_id,
-                key,
-                form_fingerprint(api_path),
-                status_code=reply.status or 201,
-                body=reply.model.model_dump(mode="json", by_alias=True),
-                location=reply.location,
-            )
-    except IntegrityError:
-        # The same form sent twice at once: the other request saved it.
-        earlier = find_record(session, actor.user_id, key)
-        if earlier is None:
-            raise
-        return earlier
-    return saved
+    check_answer: CheckAnswer = current_app.extensions[CHECK_ANSWER_KEY]
+    api_path = url_for("api.record_check", reconstruction_id=reconstruction_id)
+    return once(
+        session,
+        actor.user_id,
+        key,
+        form_fingerprint(api_path),
+        lambda: record_check(session, actor, reconstruction_id, form.values(), now=g.now),
+        lambda saved: check_answer(session, actor, reconstruction_id, saved),
+    )
 
 
 def _already_saved(earlier: IdempotencyRecord, record: FlapRecord) -> Response:

@@ -4,41 +4,21 @@ period, as a page with its chart, and as CSV."""
 from __future__ import annotations
 
 from datetime import date, timedelta
-from itertools import chain
 
 from flask import Blueprint, Response, g, render_template, request
 
 from flapwatch.db import get_session
 from flapwatch.domain.vocabulary import EscalationOutcome, ReconstructionStatus
-from flapwatch.services import Actor, InvalidInput
-from flapwatch.services.compliance import (
-    COMPLIANCE_COLUMNS,
-    ComplianceReport,
-    compliance_report,
-    compliance_reports,
-    compliance_rows,
-)
-from flapwatch.services.exports import EXPORT_ROLES, export_scope, record_export
+from flapwatch.http.access import EXPORTERS, current_actor, roles_required
+from flapwatch.http.downloads import compliance_csv_response
+from flapwatch.services import InvalidInput
+from flapwatch.services.compliance import ComplianceReport, compliance_report
 from flapwatch.services.ward import visible_units
-from flapwatch.web.access import current_actor, roles_required
-from flapwatch.web.exports import csv_download, day_argument, file_name
+from flapwatch.web.exports import day_argument
 
 bp = Blueprint("compliance", __name__)
 
 DEFAULT_DAYS = 30
-
-
-def compliance_csv_response(
-    actor: Actor, unit: str | None, first_day: date | None, last_day: date | None
-) -> Response:
-    """The report of one unit (or every unit) as CSV; the export is audited before it starts."""
-    session = get_session()
-    reports = list(compliance_reports(session, actor, unit, first_day, last_day, g.now))
-    scope = export_scope(session, actor, "checks", unit, first_day, last_day)
-    record_export(session, actor, "compliance", "csv", scope)
-    table = chain.from_iterable(compliance_rows(report) for report in reports)
-    name = file_name("compliance", scope, first_day, last_day)
-    return csv_download(session, COMPLIANCE_COLUMNS, table, name)
 
 
 def _chosen() -> tuple[str | None, date | None, date | None, dict[str, str]]:
@@ -55,7 +35,7 @@ def _title(report: ComplianceReport) -> str:
 
 
 @bp.route("/compliance")
-@roles_required(*EXPORT_ROLES)
+@roles_required(*EXPORTERS)
 def page() -> str | tuple[str, int]:
     session, actor = get_session(), current_actor()
     units = visible_units(session, actor)
@@ -93,9 +73,9 @@ def page() -> str | tuple[str, int]:
 
 
 @bp.route("/compliance/chart.<any(png, svg):fmt>")
-@roles_required(*EXPORT_ROLES)
+@roles_required(*EXPORTERS)
 def chart(fmt: str) -> Response:
-    from flapwatch.charts import compliance_chart_bytes  # matplotlib, loaded when first drawn
+    from flapwatch.charts.compliance import compliance_chart_bytes  # matplotlib, when first drawn
 
     unit, first_day, last_day, problems = _chosen()
     if problems or not unit:
@@ -109,7 +89,7 @@ def chart(fmt: str) -> Response:
 
 
 @bp.route("/exports/compliance.csv")
-@roles_required(*EXPORT_ROLES)
+@roles_required(*EXPORTERS)
 def download() -> Response:
     unit, first_day, last_day, problems = _chosen()
     if problems:

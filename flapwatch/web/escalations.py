@@ -13,10 +13,10 @@ from flapwatch.db import get_session
 from flapwatch.domain.rule_words import reasons_by_rule
 from flapwatch.domain.schedule import hours_since
 from flapwatch.domain.vocabulary import EscalationOutcome
+from flapwatch.http.access import READERS, REVIEWERS, current_actor, roles_required
 from flapwatch.models import Escalation
 from flapwatch.services import InvalidInput
 from flapwatch.services.escalations import (
-    REVIEWING_ROLES,
     acknowledge_escalation,
     awaiting_acknowledgement,
     close_escalation,
@@ -24,7 +24,6 @@ from flapwatch.services.escalations import (
     open_escalations,
 )
 from flapwatch.services.ward import get_unit_by_code, visible_units
-from flapwatch.web.access import READERS, current_actor, roles_required
 from flapwatch.web.forms import SafeForm, attach_problems, choices_of
 from flapwatch.web.review import chart_links
 
@@ -81,7 +80,7 @@ def queue() -> str:
         escalations=escalations,
         unit=unit,
         units=visible_units(session, actor),
-        may_review=actor.role in REVIEWING_ROLES,
+        may_review=actor.role in REVIEWERS,
         hours_since=hours_since,
     )
 
@@ -97,7 +96,7 @@ def _detail(
     return render_template(
         "escalations/detail.html",
         page=page,
-        may_review=current_actor().role in REVIEWING_ROLES,
+        may_review=current_actor().role in REVIEWERS,
         # The form not being submitted starts empty, never from the other form's fields.
         acknowledge_form=acknowledge_form or AcknowledgeForm(formdata=None),
         close_form=close_form or CloseForm(formdata=None),
@@ -114,7 +113,7 @@ def detail(escalation_id: int) -> str:
 
 
 @bp.post("/escalations/<int:escalation_id>/acknowledge")
-@roles_required(*REVIEWING_ROLES)
+@roles_required(*REVIEWERS)
 def acknowledge(escalation_id: int) -> Response | tuple[str, int]:
     form = AcknowledgeForm()
     general_errors: list[str] = []
@@ -155,7 +154,7 @@ def _acknowledged_message(escalation: Escalation) -> str:
 
 
 @bp.post("/escalations/<int:escalation_id>/close")
-@roles_required(*REVIEWING_ROLES)
+@roles_required(*REVIEWERS)
 def close(escalation_id: int) -> Response | tuple[str, int]:
     form = CloseForm()
     general_errors: list[str] = []

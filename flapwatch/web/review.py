@@ -18,11 +18,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from pathlib import Path
 
 from flask import (
     Blueprint,
-    Flask,
     Response,
     abort,
     current_app,
@@ -34,32 +32,16 @@ from flask import (
 )
 from flask_login import current_user
 
-from flapwatch.chart_spec import FORMATS, SMALL, STYLE, VARIANTS, ChartCache, image_size
+from flapwatch.charts.spec import SMALL, STYLE, VARIANTS, image_size
 from flapwatch.db import get_session
+from flapwatch.http.access import READERS, current_actor, roles_required
+from flapwatch.http.downloads import chart_cache, chart_image, chart_response, report_response
 from flapwatch.services import Actor
-from flapwatch.services.review import (
-    ChartSubject,
-    chart_subject,
-    chart_subjects,
-    flap_trend,
-    record_report_export,
-    review_board,
-)
-from flapwatch.web.access import READERS, current_actor, roles_required
+from flapwatch.services.review import ChartSubject, chart_subject, chart_subjects, review_board
 
 bp = Blueprint("review", __name__)
 
-CACHE_KEY = "flapwatch.chart_cache"
 LINK_SECONDS = 600
-
-
-def init_chart_cache(app: Flask) -> None:
-    directory = app.config.get("CHART_CACHE_DIR") or Path(app.instance_path) / "chart-cache"
-    app.extensions[CACHE_KEY] = ChartCache(Path(directory))
-
-
-def chart_cache() -> ChartCache:
-    return current_app.extensions[CACHE_KEY]
 
 
 # --- signed links ------------------------------------------------------------------------------
@@ -119,58 +101,7 @@ def _signed_cached_chart(reconstruction_id: int, size: str, fmt: str) -> Respons
     data = chart_cache().get(reconstruction_id, size, fmt, version)
     if data is None:
         return None
-    return _image(data, reconstruction_id, fmt, cached=True)
-
-
-def _image(data: bytes, reconstruction_id: int, fmt: str, *, cached: bool) -> Response:
-    response = Response(data, mimetype=FORMATS[fmt])
-    response.headers["X-Chart-Cache"] = "hit" if cached else "miss"
-    response.headers["Content-Disposition"] = (
-        f'inline; filename="flap-{reconstruction_id}-chart.{fmt}"'
-    )
-    if fmt == "svg":
-        # An SVG opened on its own is a document: it may show, never run anything.
-        response.headers["Content-Security-Policy"] = (
-            "default-src 'none'; style-src 'unsafe-inline'"
-        )
-    return response
-
-
-# --- responses shared with the API ---------------------------------------------------------------
-
-
-def chart_response(actor: Actor, reconstruction_id: int, size: str, fmt: str) -> Response:
-    """A flap's chart, from the cache when its data has not changed since it was drawn."""
-    from flapwatch.charts import chart_bytes  # matplotlib, loaded by the first chart drawn
-
-    db = get_session()
-    subject = chart_subject(db, actor, reconstruction_id, g.now)
-    variant = VARIANTS[size]
-    data, cached = chart_cache().fetch(
-        subject.reconstruction_id,
-        variant.name,
-        fmt,
-        subject.version(STYLE),
-        lambda: chart_bytes(flap_trend(db, subject), variant, fmt),
-    )
-    return _image(data, reconstruction_id, fmt, cached=cached)
-
-
-def report_response(actor: Actor, reconstruction_id: int) -> Response:
-    """The printable PDF report; who printed which flap's record goes in the audit trail."""
-    from flapwatch.exports.pdf import flap_report  # matplotlib, loaded by the first report
-
-    db = get_session()
-    subject = chart_subject(db, actor, reconstruction_id, g.now)
-    trend = flap_trend(db, subject, for_report=True)
-    data = flap_report(trend, generated_at=g.now, generated_by=actor.username)
-    # Recorded once the report exists: the trail must not show a report that never left.
-    record_report_export(db, actor, subject)
-    response = Response(data, mimetype="application/pdf")
-    response.headers["Content-Disposition"] = (
-        f'inline; filename="flap-{reconstruction_id}-report.pdf"'
-    )
-    return response
+    return chart_image(data, reconstruction_id, fmt, cached=True)
 
 
 # --- pages -------------------------------------------------------------------------------------

@@ -51,6 +51,7 @@ from flapwatch.domain.rules import (
     rule_set_to_json,
 )
 from flapwatch.domain.vocabulary import Severity
+from flapwatch.http.access import MANAGERS, current_actor, roles_required
 from flapwatch.models import RuleSetVersion, Unit, utcnow
 from flapwatch.services import InvalidInput, NotFound
 from flapwatch.services.escalations import current_rule_set, publish_rule_set
@@ -63,7 +64,6 @@ from flapwatch.services.rule_sets import (
     rule_set_history,
     unit_for_rules,
 )
-from flapwatch.web.access import MANAGERS, current_actor, roles_required
 from flapwatch.web.forms import SafeForm, attach_problems
 
 bp = Blueprint("rules", __name__, url_prefix="/admin/units/<int:unit_id>/rules")

@@ -8,8 +8,8 @@ from werkzeug.wrappers import Response
 
 from flapwatch.db import get_session
 from flapwatch.domain.vocabulary import Role
+from flapwatch.http.access import READERS, current_actor, roles_required
 from flapwatch.services.ward import visible_units, ward_board
-from flapwatch.web.access import READERS, current_actor, roles_required
 
 bp = Blueprint("ward", __name__)
 

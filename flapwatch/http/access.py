@@ -1,4 +1,4 @@
-"""Who may open what: roles on every route, units on every object."""
+"""Who may open what: roles on every route (pages and API alike), units on every object."""
 
 from __future__ import annotations
 
@@ -11,15 +11,21 @@ from flask_login import current_user, login_required
 
 from flapwatch.domain.vocabulary import Role
 from flapwatch.models import User
-from flapwatch.services import Actor
+from flapwatch.services import CLINICAL_ROLES, MANAGING_ROLES, Actor
+from flapwatch.services.escalations import REVIEWING_ROLES
+from flapwatch.services.exports import EXPORT_ROLES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# The roles each kind of route is open to: the services' own sets, so that a page, an API
+# operation and the use case behind both refuse the same people.
 EVERY_ROLE = tuple(Role.values())
-CLINICAL = (Role.NURSE, Role.SURGEON, Role.UNIT_ADMIN, Role.ADMIN)
-READERS = (Role.NURSE, Role.SURGEON, Role.UNIT_ADMIN, Role.ADMIN, Role.AUDITOR)
-MANAGERS = (Role.UNIT_ADMIN, Role.ADMIN)
-ADMINS = (Role.ADMIN,)
+READERS = EVERY_ROLE
+CLINICAL = CLINICAL_ROLES
+MANAGERS = MANAGING_ROLES
+REVIEWERS = REVIEWING_ROLES
+EXPORTERS = EXPORT_ROLES
+ADMINS = (Role.ADMIN.value,)
 
 
 def roles_required(*roles: str) -> Callable[[F], F]:

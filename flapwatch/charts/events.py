@@ -1,0 +1,155 @@
+"""Escalations opened, acknowledged and closed, returns to theatre and other changes of the
+flap's status: labelled vertical lines through every panel, their labels in three rows above
+the check ticks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from zoneinfo import ZoneInfo
+
+from matplotlib.axes import Axes
+
+from flapwatch.charts.drawing import (
+    AMBER,
+    AMBER_EDGE,
+    INK,
+    MUTED,
+    SEVERITY_ICON,
+    SEVERITY_STYLE,
+    vline,
+)
+from flapwatch.charts.frame import Frame, Marker
+from flapwatch.charts.lanes import LABEL_ROWS
+from flapwatch.domain.vocabulary import (
+    EscalationEventKind,
+    EscalationOutcome,
+    ReconstructionStatus,
+    Severity,
+)
+from flapwatch.models import Escalation
+from flapwatch.services.review import Trend
+
+
+def markers_of(trend: Trend) -> list[Marker]:
+    """Every escalation event, and the flap's status when it is no longer monitored, in time
+    order."""
+    zone = ZoneInfo(trend.subject.timezone)
+    markers: list[Marker] = []
+    for escalation in trend.escalations:
+        markers.extend(_escalation_markers(escalation, zone))
+    status = trend.subject.status
+    changed = trend.subject.status_changed_at
+    theatre_already = any(m.kind == "return_to_theatre" for m in markers)
+    theatre = status == ReconstructionStatus.RETURNED_TO_THEATRE
+    if (
+        changed is not None
+        and status != ReconstructionStatus.MONITORING
+        and not (theatre and theatre_already)
+    ):
+        markers.append(
+            Marker(
+                changed,
+                "return_to_theatre" if theatre else "status",
+                None,
+                status.label,
+                INK,
+                "-",
+                2.6 if theatre else 1.4,
+            )
+        )
+    markers.sort(key=lambda marker: marker.at)
+    return markers
+
+
+def _escalation_markers(escalation: Escalation, zone: ZoneInfo) -> list[Marker]:
+    found: list[Marker] = []
+    for event in escalation.events:
+        when = event.at.astimezone(zone).strftime("%H:%M")
+        if event.kind == EscalationEventKind.OPENED:
+            severity = Severity(event.severity or escalation.severity)
+            found.append(
+                Marker(
+                    event.at,
+                    "opened",
+                    escalation.id,
+                    f"{SEVERITY_ICON[severity]} Escalated {when}",
+                    SEVERITY_STYLE[severity]["color"],
+                    "-",
+                    1.6,
+                )
+            )
+        elif event.kind == EscalationEventKind.ACKNOWLEDGED:
+            outcome = _outcome_of(event.reasons, escalation)
+            theatre = outcome == EscalationOutcome.RETURN_TO_THEATRE
+            found.append(
+                Marker(
+                    event.at,
+                    "return_to_theatre" if theatre else "acknowledged",
+                    escalation.id,
+                    f"Return to theatre {when}"
+                    if theatre
+                    else f"Acknowledged {when}: {outcome.label.lower() if outcome else '—'}",
+                    INK,
+                    "-" if theatre else "--",
+                    2.6 if theatre else 1.3,
+                )
+            )
+        elif event.kind == EscalationEventKind.CLOSED:
+            found.append(
+                Marker(event.at, "closed", escalation.id, f"Closed {when}", MUTED, ":", 1.3)
+            )
+    return found
+
+
+def _outcome_of(reasons: Sequence[str], escalation: Escalation) -> EscalationOutcome | None:
+    """The acknowledgement event says its outcome in words ("Outcome: Observe")."""
+    for reason in reasons:
+        words = reason.removeprefix("Outcome: ")
+        for outcome in EscalationOutcome:
+            if words == outcome.label:
+                return outcome
+    return escalation.outcome
+
+
+def draw_event_lines(ax: Axes, frame: Frame) -> None:
+    for marker in frame.markers:
+        vline(
+            ax,
+            frame.x(marker.at),
+            color=marker.color,
+            linestyle=marker.style,
+            linewidth=marker.width,
+            gid=f"escalation:{marker.kind}:{marker.escalation_id or ''}",
+            zorder=1.5,
+        )
+
+
+def label_events(ax: Axes, frame: Frame) -> None:
+    """Escalation labels in three rows above the check ticks, placed to avoid overlap."""
+    if not frame.markers:
+        return
+    char_hours = frame.char_hours
+    row_free = [frame.start, frame.start, frame.start]
+    for marker in frame.markers:
+        x = frame.x(marker.at)
+        text = marker.label
+        width = (len(text) + 1) * char_hours
+        row = next((r for r in range(3) if row_free[r] <= x), None)
+        ha = "left"
+        if x + width > frame.end:
+            ha = "right"
+            row = next((r for r in range(3) if row_free[r] <= x - width), row)
+        if row is None:
+            row = min(range(3), key=lambda r: row_free[r])
+        row_free[row] = x + width if ha == "left" else x + char_hours
+        ax.text(
+            x + (char_hours * 0.4 if ha == "left" else -char_hours * 0.4),
+            LABEL_ROWS[row],
+            text,
+            fontsize=frame.variant.font_size - 1,
+            ha=ha,
+            va="center",
+            color=marker.color if marker.color != AMBER else AMBER_EDGE,
+            gid=f"marker-label:{marker.kind}",
+            clip_on=False,
+        )

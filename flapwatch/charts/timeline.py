@@ -1,0 +1,98 @@
+"""Time across a trend chart: hours since surgery below, the unit's clock along the top on
+round local hours, and behind every panel the schedule's bands shaded and overdue stretches
+hatched."""
+
+from __future__ import annotations
+
+from datetime import UTC, timedelta
+
+from matplotlib.axes import Axes
+from matplotlib.ticker import FixedLocator, FuncFormatter
+
+from flapwatch.charts.drawing import AMBER_EDGE, BAND_SHADE, GAP_FACE, MUTED, vspan
+from flapwatch.charts.frame import Frame
+from flapwatch.domain.trend import overdue_gaps, schedule_bands
+
+
+def tick_step(span_hours: float, most_ticks: int) -> float:
+    for step in (1, 2, 3, 4, 6, 12, 24, 48, 96, 168):
+        if span_hours / step <= most_ticks:
+            return step
+    return 336
+
+
+def clock_ticks(frame: Frame, step: float) -> list[float]:
+    """Where local times on the hour fall (in hours since surgery), `step` hours apart by
+    the ward clock (daily steps at midnight), so labels read 14:00, 16:00, not 14:13."""
+    surgery_end_at = frame.subject.surgery_end_at
+    last = surgery_end_at + timedelta(hours=frame.end)
+    first = surgery_end_at + timedelta(hours=frame.start)
+    local = first.astimezone(frame.zone).replace(minute=0, second=0, microsecond=0)
+    ticks: list[float] = []
+    midnights = 0
+    for _hour in range(24 * 90):
+        if local > last:
+            break
+        if step <= 24 and local.hour % int(step) == 0:
+            ticks.append(frame.x(local))
+        elif step > 24 and local.hour == 0:
+            if midnights % int(step // 24) == 0:
+                ticks.append(frame.x(local))
+            midnights += 1
+        # By UTC, so a clock change neither skips nor repeats an hour.
+        local = (local.astimezone(UTC) + timedelta(hours=1)).astimezone(frame.zone)
+    return [tick for tick in ticks if tick >= frame.start]
+
+
+def clock_axis(ax: Axes, frame: Frame, ticks: list[float], step: float) -> None:
+    """The unit's clock along the top of the first panel, ticked at round local hours."""
+    ax.xaxis.tick_top()
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    daily = step >= 24
+
+    def label(hours: float, position: int | None) -> str:
+        """'14:00', with the day at the first tick and at midnight: 'Tue 00:00'."""
+        moment = (frame.subject.surgery_end_at + timedelta(hours=hours)).astimezone(frame.zone)
+        if daily:
+            return moment.strftime("%a %d %b")
+        if position == 0 or moment.hour == 0:
+            return moment.strftime("%a %H:%M")
+        return moment.strftime("%H:%M")
+
+    ax.xaxis.set_major_formatter(FuncFormatter(label))
+    ax.tick_params(axis="x", labelsize=frame.variant.font_size - 1, length=2, colors=MUTED)
+
+
+def background(ax: Axes, frame: Frame) -> None:
+    """Schedule bands lightly shaded, overdue stretches hatched."""
+    for index, band in enumerate(schedule_bands(frame.trend.schedule, frame.end)):
+        if index % 2 == 1:
+            vspan(
+                ax,
+                band.start_hours,
+                band.end_hours,
+                color=BAND_SHADE,
+                linewidth=0,
+                zorder=0,
+                gid=f"schedule-band:{band.interval_minutes}",
+            )
+    until = frame.subject.as_of if frame.subject.monitoring else None
+    gaps = overdue_gaps(
+        frame.trend.schedule,
+        frame.subject.surgery_end_at,
+        [check.taken_at for check in frame.checks],
+        until,
+    )
+    for gap in gaps:
+        vspan(
+            ax,
+            frame.x(gap.overdue_from),
+            frame.x(gap.until),
+            facecolor=GAP_FACE,
+            edgecolor=AMBER_EDGE,
+            hatch="///",
+            linewidth=0,
+            alpha=0.6,
+            zorder=0.5,
+            gid="overdue-gap",
+        )
