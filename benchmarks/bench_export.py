@@ -119,7 +119,7 @@ def main() -> int:
         loaded = time.perf_counter() - started
         env = {**os.environ, "FLAPWATCH_INSTANCE_PATH": str(workdir)}
         env.pop("FLAPWATCH_DATABASE_URL", None)
-        flapwatch = [sys.executable, "-c", "from flapwatch.cli import main; main()"]
+        flapwatch = [sys.executable, "-m", "flapwatch"]
         ours, ours_peak = _timed(
             [*flapwatch, "export", "checks", "--output", "-"], env, workdir / "ours.csv"
         )

@@ -9,14 +9,7 @@ from typing import Any
 
 from flask import Flask
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-
-
-def resource_dir(name: str) -> Path:
-    """templates/, static/ or migrations/: inside the package when installed from a wheel,
-    at the repository root in a checkout (DESIGN.md §4)."""
-    packaged = PACKAGE_DIR / name
-    return packaged if packaged.is_dir() else PACKAGE_DIR.parent / name
+from flapwatch.resources import resource_dir
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:

@@ -7,19 +7,38 @@ import itertools
 import logging
 import sys
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import with_appcontext
 from sqlalchemy.orm import Session
 
 from flapwatch import notifier
+from flapwatch.backup import BackupError, backup, check_file, restore
 from flapwatch.db import EXTENSION_KEY, engine_of, get_session
+from flapwatch.demo import DEMO_PASSWORD, load_demo
 from flapwatch.domain.vocabulary import Role
-from flapwatch.services import SYSTEM, ServiceError
+from flapwatch.exports.fhir import Terminology, bundle_chunks
+from flapwatch.exports.tables import csv_chunks, write_workbook
+from flapwatch.migrate import upgrade_to_head
+from flapwatch.models import utcnow
+from flapwatch.services import SYSTEM, ServiceError, accounts, tokens
+from flapwatch.services.audit import verify_audit_trail
+from flapwatch.services.compliance import COMPLIANCE_COLUMNS, compliance_reports, compliance_rows
+from flapwatch.services.escalations import sweep_overdue
+from flapwatch.services.exports import (
+    COLUMNS,
+    export_scope,
+    fhir_resources,
+    record_export,
+    rows,
+    workbook_sheets,
+)
+from flapwatch.services.idempotency import forget_expired
+from flapwatch.services.notifications import deliver_due
 
 
 def register(app: Flask) -> None:
@@ -50,8 +69,6 @@ def _fail(message: str) -> None:
 @with_appcontext
 def init_db() -> None:
     """Create the database schema, or upgrade it to the latest version."""
-    from flapwatch.migrate import upgrade_to_head
-
     engine = engine_of(current_app)
     upgrade_to_head(engine)
     click.echo(f"Database ready at {engine.url.render_as_string(hide_password=True)}")
@@ -61,9 +78,6 @@ def init_db() -> None:
 @with_appcontext
 def demo() -> None:
     """Load the demo unit, staff and patients (safe to run again: nothing is duplicated)."""
-    from flapwatch.demo import DEMO_PASSWORD, load_demo
-    from flapwatch.migrate import upgrade_to_head
-
     upgrade_to_head(engine_of(current_app))
     summary = load_demo(get_session())
     click.echo(summary)
@@ -84,8 +98,6 @@ def create_user(
     username: str, role: str, units: tuple[str, ...], display_name: str, password_stdin: bool
 ) -> None:
     """Create a staff account; prompts for the password unless --password-stdin."""
-    from flapwatch.services.accounts import create_user as create
-
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -97,7 +109,7 @@ def create_user(
     if role not in (Role.ADMIN, Role.AUDITOR) and not units:
         _fail(f"A {role} must work in a unit: give --unit CODE.")
     try:
-        user = create(
+        user = accounts.create_user(
             get_session(),
             SYSTEM,
             username=username,
@@ -123,14 +135,10 @@ def create_user(
 )
 def create_token(username: str, name: str, expires_in_days: int | None) -> None:
     """Print a new API token acting as USERNAME, with its role and units. Shown only once."""
-    from datetime import timedelta
-
-    from flapwatch.models import utcnow
-    from flapwatch.services.tokens import create_token as create
 
     expires_at = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
     try:
-        token, plain = create(
+        token, plain = tokens.create_token(
             get_session(), SYSTEM, username, name=name or "API token", expires_at=expires_at
         )
     except ServiceError as error:
@@ -148,9 +156,7 @@ def create_token(username: str, name: str, expires_in_days: int | None) -> None:
 @click.option("--user", "username", default=None, help="Only this account's tokens.")
 def list_tokens(username: str | None) -> None:
     """List API tokens: id, account, name, state, last used (never the tokens themselves)."""
-    from flapwatch.services.tokens import list_tokens as tokens
-
-    for token in tokens(get_session(), SYSTEM, username):
+    for token in tokens.list_tokens(get_session(), SYSTEM, username):
         state = (
             f"revoked {token.revoked_at:%Y-%m-%d %H:%M}Z by {token.revoked_by}"
             if token.revoked_at
@@ -170,10 +176,8 @@ def list_tokens(username: str | None) -> None:
 @click.argument("token_id", type=int)
 def revoke_token(token_id: int) -> None:
     """Revoke an API token at once (its id from list-tokens or create-token)."""
-    from flapwatch.services.tokens import revoke_token as revoke
-
     try:
-        token = revoke(get_session(), SYSTEM, token_id)
+        token = tokens.revoke_token(get_session(), SYSTEM, token_id)
     except ServiceError as error:
         _fail(error.message)
     click.echo(f"Token {token.id} ({token.name}) is revoked.")
@@ -183,9 +187,6 @@ def revoke_token(token_id: int) -> None:
 @with_appcontext
 def sweep() -> None:
     """Escalate overdue checks (run from cron every minute; safe to run anywhere, any time)."""
-    from flapwatch.services.escalations import sweep_overdue
-    from flapwatch.services.idempotency import forget_expired
-
     result = sweep_overdue(get_session())
     click.echo(f"{result.missed} missed checks recorded, {result.escalated} escalated.")
     forget_expired(get_session())
@@ -197,8 +198,6 @@ def sweep() -> None:
 def audit_verify() -> None:
     """Recompute the audit trail's hash chain and hold every check against what it recorded;
     exit 1 naming the first place they disagree."""
-    from flapwatch.services.audit import verify_audit_trail
-
     result = verify_audit_trail(get_session())
     if result.broken is not None:
         _fail(f"Audit trail broken at {result.broken}.")
@@ -214,8 +213,6 @@ def audit_verify() -> None:
 def backup_command(path: Path) -> None:
     """Copy the SQLite database to PATH while the app runs, and check the copy (integrity,
     audit chain). PostgreSQL: use pg_dump (README)."""
-    from flapwatch.backup import BackupError, backup
-
     try:
         snapshot = backup(engine_of(current_app), path)
     except BackupError as error:
@@ -230,11 +227,6 @@ def backup_command(path: Path) -> None:
 def restore_command(path: Path, yes: bool) -> None:
     """Replace the SQLite database with the backup at PATH, once the backup is checked. The
     database replaced is kept beside it. Stop the app servers first."""
-    from flapwatch.backup import BackupError, check_file, restore
-    from flapwatch.migrate import upgrade_to_head
-    from flapwatch.models import utcnow
-    from flapwatch.services.audit import verify_audit_trail
-
     engine = engine_of(current_app)
     try:
         snapshot = check_file(path.resolve())
@@ -297,15 +289,6 @@ def export(
 ) -> None:
     """Export checks, corrections, escalations, the audit trail or the compliance report as
     CSV, all of them as an XLSX workbook, or a FHIR R4 Bundle as JSON (audited)."""
-    from flapwatch.exports.tables import csv_chunks, write_workbook
-    from flapwatch.services.exports import (
-        COLUMNS,
-        export_scope,
-        record_export,
-        rows,
-        workbook_sheets,
-    )
-
     session = get_session()
     first, last = (first_day.date() if first_day else None, last_day.date() if last_day else None)
     if kind == "compliance":
@@ -347,10 +330,6 @@ def export(
 
 
 def _export_fhir(session: Session, scope: Any, output: str) -> None:
-    from flapwatch.exports.fhir import Terminology, bundle_chunks
-    from flapwatch.models import utcnow
-    from flapwatch.services.exports import fhir_resources, record_export
-
     record_export(session, SYSTEM, "fhir", "json", scope)
     terms = Terminology.of(current_app.config)
     with click.open_file(output, "wb") as target:
@@ -362,15 +341,6 @@ def _export_fhir(session: Session, scope: Any, output: str) -> None:
 def _export_compliance(
     session: Session, unit: str | None, first: date | None, last: date | None, output: str
 ) -> None:
-    from flapwatch.exports.tables import csv_chunks
-    from flapwatch.models import utcnow
-    from flapwatch.services.compliance import (
-        COMPLIANCE_COLUMNS,
-        compliance_reports,
-        compliance_rows,
-    )
-    from flapwatch.services.exports import export_scope, record_export
-
     try:
         reports = list(compliance_reports(session, SYSTEM, unit, first, last, utcnow()))
         scope = export_scope(session, SYSTEM, "checks", unit, first, last)
@@ -378,8 +348,8 @@ def _export_compliance(
         _fail(" ".join([refused.message, *refused.problems.values()]))
     record_export(session, SYSTEM, "compliance", "csv", scope)
     with click.open_file(output, "wb") as target:
-        rows = itertools.chain.from_iterable(compliance_rows(report) for report in reports)
-        for chunk in csv_chunks(COMPLIANCE_COLUMNS, rows):
+        table = itertools.chain.from_iterable(compliance_rows(report) for report in reports)
+        for chunk in csv_chunks(COMPLIANCE_COLUMNS, table):
             target.write(chunk)
     units = ", ".join(report.unit.code for report in reports) or "no unit"
     click.echo(f"Exported the compliance report of {units} to {output}.", err=True)
@@ -394,8 +364,6 @@ def deliver_notifications() -> None:
 
 
 def _deliver_notifications() -> None:
-    from flapwatch.services.notifications import deliver_due
-
     session_factory = current_app.extensions[EXTENSION_KEY]
     tried = 0
     try:
@@ -460,29 +428,3 @@ def serve(host: str, port: int, workers: int | None, threads: int | None) -> Non
         requests_log.propagate = False
     click.echo(f"flapwatch: log in at http://{host}:{port}/login (Ctrl-C stops it)")
     Server().run()
-
-
-def main() -> None:
-    from flapwatch import create_app
-    from flapwatch.config import ConfigurationError
-
-    try:
-        code = FlaskGroup(
-            name="flapwatch",
-            create_app=create_app,
-            add_default_commands=False,
-            add_version_option=False,
-            help="flapwatch: postoperative free-flap monitoring.",
-        )(prog_name="flapwatch", standalone_mode=False)
-    except ConfigurationError as refused:
-        click.echo(f"flapwatch: refusing to start: {refused}", err=True)
-        sys.exit(2)
-    except click.exceptions.Abort:
-        click.echo("Aborted!", err=True)
-        sys.exit(1)
-    except click.ClickException as problem:
-        problem.show()
-        sys.exit(problem.exit_code)
-    # Outside standalone mode, click hands back a command's exit code rather than exiting.
-    if isinstance(code, int) and code:
-        sys.exit(code)

@@ -8,7 +8,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
-from flapwatch import resource_dir
+from flapwatch.resources import resource_dir
 
 
 def alembic_config(database_url: str) -> Config:

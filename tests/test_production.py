@@ -111,8 +111,8 @@ def two_servers(backend, database_url, tmp_path) -> Iterator[list[str]]:
             subprocess.Popen(  # noqa: S603 - our own command line
                 [
                     sys.executable,
-                    "-c",
-                    "from flapwatch.cli import main; main()",
+                    "-m",
+                    "flapwatch",
                     "serve",
                     "--port",
                     str(port),
