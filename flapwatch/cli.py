@@ -27,6 +27,7 @@ from flapwatch.migrate import upgrade_to_head
 from flapwatch.models import utcnow
 from flapwatch.services import SYSTEM, ServiceError, accounts, tokens
 from flapwatch.services.audit import verify_audit_trail
+from flapwatch.services.chains import advance_chains
 from flapwatch.services.compliance import COMPLIANCE_COLUMNS, compliance_reports, compliance_rows
 from flapwatch.services.escalations import sweep_overdue
 from flapwatch.services.exports import (
@@ -186,9 +187,14 @@ def revoke_token(token_id: int) -> None:
 @click.command("sweep")
 @with_appcontext
 def sweep() -> None:
-    """Escalate overdue checks (run from cron every minute; safe to run anywhere, any time)."""
+    """Escalate overdue checks and send the escalation chains' steps that have fallen due (run
+    from cron every minute; safe to run anywhere, any time)."""
     result = sweep_overdue(get_session())
-    click.echo(f"{result.missed} missed checks recorded, {result.escalated} escalated.")
+    pages = advance_chains(get_session())
+    click.echo(
+        f"{result.missed} missed checks recorded, {result.escalated} escalated, "
+        f"{pages} escalation chain steps sent."
+    )
     forget_expired(get_session())
     _deliver_notifications()
 

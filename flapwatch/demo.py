@@ -31,9 +31,10 @@ from flapwatch.domain.vocabulary import (
     Side,
     Turgor,
 )
-from flapwatch.models import Check, Patient, Reconstruction, Unit, User, utcnow
+from flapwatch.models import Check, Escalation, Patient, Reconstruction, Unit, User, utcnow
 from flapwatch.services import SYSTEM, Actor, InvalidInput
 from flapwatch.services.accounts import create_user
+from flapwatch.services.chains import advance_chains
 from flapwatch.services.checks import record_check
 from flapwatch.services.escalations import acknowledge_escalation
 from flapwatch.services.patients import (
@@ -76,6 +77,15 @@ DAY_NURSE_BEDS_1_TO_4 = "nurse"
 DAY_NURSE_BEDS_5_TO_8 = "t.nguyen"
 NIGHT_NURSE = "f.osei"
 REGISTRAR = "surgeon"
+# The registrar's bedside reviews of the deteriorating flap, by the check (counted from the
+# last) each follows: she decides to watch closely, twice; the purple check that follows
+# starts the escalation chain again, and it has paged her twice by the time the demo opens.
+REGISTRAR_REVIEWS = {
+    3: "Early venous congestion possible; both Doppler signals present. Checks every 30 "
+    "minutes, call me at once if it darkens or the venous signal goes.",
+    2: "At the bedside: venous signal back with the handheld Doppler over the perforator. "
+    "Consultant aware; checks every 15 minutes, theatre on standby.",
+}
 
 
 @dataclass(frozen=True)
@@ -369,6 +379,7 @@ def load_demo(session: Session, now: datetime | None = None) -> DemoSummary:
         if session.scalar(select(Patient.id).where(Patient.mrn == spec.mrn)) is None:
             _admit_with_history(session, spec, policy, actors, now)
             patients_created += 1
+    _sweep_minutes(session, now)
 
     if unit_created:
         outcome = "created now"
@@ -483,31 +494,44 @@ def _admit_with_history(
             if late:
                 values = replace(values, notes=LATE_ENTRY_NOTE)
             delay = LATE_ENTRY_DELAY if late else timedelta(minutes=rng.randint(1, 8))
+            recorded_at = min(values.taken_at + delay, now)
+            _sweep_minutes(session, recorded_at)
             saved = record_check(
                 session,
                 actors[_recorder(spec, values, len(history) - index)],
                 reconstruction.id,
                 values,
-                now=min(values.taken_at + delay, now),
+                now=recorded_at,
             )
-            if spec.deteriorating and index == len(history) - 3 and saved.escalation:
-                _registrar_reviews(session, actors[REGISTRAR], saved.escalation.id, values)
+            review = REGISTRAR_REVIEWS.get(len(history) - index) if spec.deteriorating else None
+            if review is not None and saved.escalation:
+                reviewed_at = values.taken_at + timedelta(minutes=25)
+                _sweep_minutes(session, reviewed_at)
+                acknowledge_escalation(
+                    session,
+                    actors[REGISTRAR],
+                    saved.escalation.id,
+                    outcome=EscalationOutcome.OBSERVE,
+                    note=review,
+                    now=reviewed_at,
+                )
 
 
-def _registrar_reviews(
-    session: Session, registrar: Actor, escalation_id: int, values: CheckValues
-) -> None:
-    """The registrar sees the first dusky check and decides to watch closely; the signs that
-    follow make the escalation unacknowledged again, awaiting the surgeon."""
-    acknowledge_escalation(
-        session,
-        registrar,
-        escalation_id,
-        outcome=EscalationOutcome.OBSERVE,
-        note="Early venous congestion possible; both Doppler signals present. "
-        "Checks every 30 minutes, call me at once if it darkens or the venous signal goes.",
-        now=values.taken_at + timedelta(minutes=25),
+def _sweep_minutes(session: Session, until: datetime) -> None:
+    """The escalation chains climb as the notifier would have made them climb, minute by
+    minute while the history was recorded, up to `until`."""
+    started = session.scalar(
+        select(func.min(Escalation.chain_started_at)).where(
+            Escalation.acknowledged_at.is_(None), Escalation.closed_at.is_(None)
+        )
     )
+    if started is None:
+        return
+    moment = started
+    while moment < until:
+        advance_chains(session, moment)
+        moment += timedelta(minutes=1)
+    advance_chains(session, until)
 
 
 def _check_times(

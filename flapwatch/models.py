@@ -366,6 +366,11 @@ class Escalation(Base):
     note: Mapped[str | None] = mapped_column(Text)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # The escalation chain (services/chains.py): its round (one more each time it starts
+    # again), when the round started, and the highest level the round has reached.
+    chain_round: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    chain_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    chain_level: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
     reconstruction: Mapped[Reconstruction] = relationship()
     acknowledged_by: Mapped[User | None] = relationship(foreign_keys=[acknowledged_by_id])
@@ -402,6 +407,64 @@ class EscalationEvent(Base):
     escalation: Mapped[Escalation] = relationship(back_populates="events")
 
 
+class ContactListVersion(Base):
+    """A version of a unit's contacts: who an escalation chain can page, and how."""
+
+    __tablename__ = "contact_list_versions"
+    __table_args__ = (
+        UniqueConstraint("unit_id", "version", name="uq_contact_list_versions_version"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    definition: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    created_by: Mapped[User | None] = relationship()
+
+
+class EscalationChainVersion(Base):
+    """A version of a unit's escalation chains: `{"red": [steps], "amber": [steps]}`."""
+
+    __tablename__ = "escalation_chain_versions"
+    __table_args__ = (
+        UniqueConstraint("unit_id", "version", name="uq_escalation_chain_versions_version"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    created_by: Mapped[User | None] = relationship()
+
+
+class EscalationPage(Base):
+    """A step of the chain sent for an escalation: at most once per (round, level)."""
+
+    __tablename__ = "escalation_pages"
+    __table_args__ = (
+        UniqueConstraint("escalation_id", "round", "level", name="uq_escalation_pages_step"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    escalation_id: Mapped[int] = mapped_column(ForeignKey("escalations.id"))
+    # 1 from the opening; one more each time a sign nobody has seen starts the chain again.
+    round: Mapped[int] = mapped_column(Integer)
+    level: Mapped[int] = mapped_column(Integer)
+    severity: Mapped[Severity] = mapped_column(vocabulary(Severity))
+    contact: Mapped[str] = mapped_column(String(100))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    chain_version_id: Mapped[int] = mapped_column(ForeignKey("escalation_chain_versions.id"))
+
+
 class MissedCheck(Base):
     """A scheduled check that was not done by its due time plus grace.
 
@@ -436,6 +499,11 @@ class NotificationDelivery(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
+    channel: Mapped[str] = mapped_column(String(16), default="webhook", server_default="webhook")
+    # A step of the escalation chain: its level and the contact paged; None for the notices
+    # to the unit's own webhook.
+    level: Mapped[int | None] = mapped_column(Integer)
+    target: Mapped[str | None] = mapped_column(String(100))
 
 
 class NotificationAttempt(Base):

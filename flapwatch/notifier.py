@@ -22,6 +22,7 @@ import weakref
 from flask import Flask
 
 from flapwatch.db import EXTENSION_KEY
+from flapwatch.services.chains import advance_chains
 from flapwatch.services.notifications import DeliveryPolicy, deliver_due, doorbell, logger
 
 NOTIFIER_KEY = "flapwatch.notifier"
@@ -77,6 +78,13 @@ class Notifier:
         seen = doorbell.rings
         while not stopping.is_set():
             tried = 0
+            try:
+                # A step falls due without anyone saving anything: looked for at each poll,
+                # so it is sent within seconds of its time, whatever traffic or cron does.
+                with session_factory() as session:
+                    advance_chains(session)
+            except Exception:
+                logger.exception("Notification sender: could not advance escalation chains.")
             try:
                 tried = deliver_due(session_factory, limit=BATCH, policy=policy)
             except Exception:  # the database may be away for a while: try again later

@@ -38,7 +38,9 @@ from flapwatch.services.patients import (
     add_reconstruction,
     admit_patient,
 )
+from flapwatch.services.tokens import create_token
 from flapwatch.services.units import create_unit
+from tests.servers import Receiver
 
 PG_URL = os.environ.get("FLAPWATCH_TEST_DATABASE_URL", "").strip()
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
@@ -349,3 +351,68 @@ def count_queries(app: Flask) -> Iterator[list[str]]:
 @pytest.fixture
 def now() -> datetime:
     return utcnow()
+
+
+# --- the API, as a device or another system calls it ------------------------------------------
+
+API = "/api/v1"
+
+
+class Api:
+    """A test client that sends its bearer token, as a device or another system would."""
+
+    def __init__(self, client: FlaskClient, token: str, user: User) -> None:
+        self.client = client
+        self.token = token
+        self.user = user
+
+    def open(self, method: str, path: str, headers: dict[str, str] | None = None, **kwargs: Any):
+        sent = {"Authorization": f"Bearer {self.token}", **(headers or {})}
+        return self.client.open(API + path, method=method, headers=sent, **kwargs)
+
+    def get(self, path: str, **kwargs: Any):
+        return self.open("GET", path, **kwargs)
+
+    def post(self, path: str, body: Any = None, **kwargs: Any):
+        if body is not None:
+            kwargs["json"] = body
+        return self.open("POST", path, **kwargs)
+
+    def put(self, path: str, body: Any, **kwargs: Any):
+        return self.open("PUT", path, json=body, **kwargs)
+
+    def patch(self, path: str, body: Any, **kwargs: Any):
+        return self.open("PATCH", path, json=body, **kwargs)
+
+
+def bearer(api: Api) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api.token}"}
+
+
+@pytest.fixture
+def api(app: Flask, make, session: Session):
+    """api(role, *units) -> Api: a new account of that role and a token acting as it."""
+
+    def connect(role: str = Role.NURSE, *units: str) -> Api:
+        user = make.user(role, *units)
+        _, plain = create_token(session, SYSTEM, user.username, name=f"tests {user.username}")
+        return Api(app.test_client(), plain, user)
+
+    return connect
+
+
+# --- a webhook receiver ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    running = Receiver()
+    yield running
+    running.close()
+
+
+def seen(session: Session) -> Session:
+    """The test's session with fresh rows: senders wrote through sessions of their own."""
+    session.rollback()
+    session.expire_all()
+    return session

@@ -10,12 +10,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from flask import Flask
-from flask.testing import FlaskClient
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from flapwatch.domain.vocabulary import ReconstructionStatus, Role
+from flapwatch.domain.vocabulary import ReconstructionStatus
 from flapwatch.models import (
     ApiToken,
     Check,
@@ -36,9 +34,8 @@ from flapwatch.services.escalations import (
 )
 from flapwatch.services.patients import set_reconstruction_status
 from flapwatch.services.tokens import create_token, revoke_token
-from tests.conftest import count_queries
+from tests.conftest import API, Api, bearer, count_queries
 
-API = "/api/v1"
 A, B = "PLAST-W3", "ORTHO-W1"
 MAX_ID = 2**31 - 1
 
@@ -74,49 +71,6 @@ def at(text_value: str) -> datetime:
     moment = datetime.fromisoformat(text_value)
     assert moment.tzinfo is not None, f"{text_value} has no UTC offset"
     return moment
-
-
-class Api:
-    """A test client that sends its bearer token, as a device or another system would."""
-
-    def __init__(self, client: FlaskClient, token: str, user: User) -> None:
-        self.client = client
-        self.token = token
-        self.user = user
-
-    def open(self, method: str, path: str, headers: dict[str, str] | None = None, **kwargs: Any):
-        sent = {"Authorization": f"Bearer {self.token}", **(headers or {})}
-        return self.client.open(API + path, method=method, headers=sent, **kwargs)
-
-    def get(self, path: str, **kwargs: Any):
-        return self.open("GET", path, **kwargs)
-
-    def post(self, path: str, body: Any = None, **kwargs: Any):
-        if body is not None:
-            kwargs["json"] = body
-        return self.open("POST", path, **kwargs)
-
-    def put(self, path: str, body: Any, **kwargs: Any):
-        return self.open("PUT", path, json=body, **kwargs)
-
-    def patch(self, path: str, body: Any, **kwargs: Any):
-        return self.open("PATCH", path, json=body, **kwargs)
-
-
-def _bearer(api: Api) -> dict[str, str]:
-    return {"Authorization": f"Bearer {api.token}"}
-
-
-@pytest.fixture
-def api(app: Flask, make, session: Session):
-    """api(role, *units) -> Api: a new account of that role and a token acting as it."""
-
-    def connect(role: str = Role.NURSE, *units: str) -> Api:
-        user = make.user(role, *units)
-        _, plain = create_token(session, SYSTEM, user.username, name=f"tests {user.username}")
-        return Api(app.test_client(), plain, user)
-
-    return connect
 
 
 def error_of(response, status: int, code: str | None = None) -> dict[str, Any]:
@@ -294,7 +248,7 @@ def test_admin_creates_a_unit_ready_with_default_schedule_and_rules(api):
     )
     assert created["rule_set_version"] == 1 and created["schedule"]["version"] == 1
     assert response.headers["Location"].endswith(f"{API}/units/MAXFAX-2")
-    assert admin.client.get(response.headers["Location"], headers=_bearer(admin)).get_json() == (
+    assert admin.client.get(response.headers["Location"], headers=bearer(admin)).get_json() == (
         created
     )
     rules = admin.get("/units/MAXFAX-2/rule-set").get_json()["rules"]
@@ -616,7 +570,8 @@ def test_a_dusky_flap_opens_a_red_escalation_and_says_what_to_do(api, make):
     )
     assert escalation["opened_by_check_id"] == check["id"]
     assert escalation["reasons"]
-    assert [event["kind"] for event in escalation["events"]] == ["opened"]
+    # Opened, and its chain's first step (the registrar) paged at once.
+    assert [event["kind"] for event in escalation["events"]] == ["opened", "paged"]
     assert escalation["events"][0]["check_id"] == check["id"]
     assert (escalation["acknowledged_at"], escalation["outcome"], escalation["closed_at"]) == (
         None,
@@ -763,8 +718,10 @@ def test_an_overdue_flaps_escalation_is_read_with_no_check_behind_it(api, make, 
     assert escalation["reconstruction_id"] == flap.id
     assert (escalation["severity"], escalation["opened_by_check_id"]) == ("amber", None)
     assert escalation["reasons"]
-    (opening,) = escalation["events"]
+    # Opened by the sweep, and the amber chain's first step paged with it.
+    opening, paged = escalation["events"]
     assert (opening["kind"], opening["check_id"], opening["by"]) == ("opened", None, None)
+    assert (paged["kind"], paged["by"]) == ("paged", None)
     assert opening["reasons"] == escalation["reasons"]
     flap_now = nurse.get(f"/reconstructions/{flap.id}").get_json()
     assert flap_now["open_escalation_id"] == listed["id"]
@@ -1072,7 +1029,7 @@ def test_only_an_administrator_creates_units(api):
 def test_an_unknown_api_path_is_a_json_404(api):
     nurse = api("nurse", A)
     for path in ["/api/v1/nothing", "/api/v2/units", "/api/", f"/api/v1/units/{A}/"]:
-        error_of(nurse.client.get(path, headers=_bearer(nurse)), 404, "not_found")
+        error_of(nurse.client.get(path, headers=bearer(nurse)), 404, "not_found")
 
 
 def test_an_unknown_or_impossible_id_is_a_json_404(api):
@@ -1204,7 +1161,7 @@ def test_an_api_failure_is_never_an_html_page(api, app, flap, monkeypatch):
         ("POST", f"/api/v1/reconstructions/{flap.id}/checks", {"data": "<html>"}),
     ]
     for method, path, kwargs in requests:
-        response = nurse.client.open(path, method=method, headers=_bearer(nurse), **kwargs)
+        response = nurse.client.open(path, method=method, headers=bearer(nurse), **kwargs)
         assert response.status_code >= 400, (method, path)
         assert response.mimetype == "application/json", (method, path)
         assert "<html" not in response.get_data(as_text=True).lower(), (method, path)
@@ -1449,7 +1406,7 @@ def test_two_simultaneous_sends_with_the_same_key_store_one_check(app, api, flap
                 own.post(
                     f"{API}/reconstructions/{flap.id}/checks",
                     json=body,
-                    headers={**_bearer(nurse), "Idempotency-Key": "dropped-wifi-42"},
+                    headers={**bearer(nurse), "Idempotency-Key": "dropped-wifi-42"},
                 )
             )
         except BaseException as error:  # noqa: BLE001 - asserted below

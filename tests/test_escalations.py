@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from flapwatch.domain.vocabulary import EscalationOutcome, ReconstructionStatus
+from flapwatch.domain.vocabulary import EscalationEventKind, EscalationOutcome, ReconstructionStatus
 from flapwatch.models import (
     AuditEvent,
     Check,
@@ -123,7 +123,9 @@ def test_later_flags_attach_to_the_open_escalation_and_raise_its_severity(make, 
     (escalation,) = open_escalations(session)
     assert escalation.severity == "red"
     kinds = [event.kind for event in escalation.events]
-    assert kinds == ["opened", "flag_added"]
+    # The red sign raised the severity: the red chain starts, from its first step.
+    assert kinds == ["opened", "paged", "flag_added", "paged"]
+    assert escalation.chain_round == 2
 
 
 def test_acknowledging_return_to_theatre_sets_the_flap_status(make, session):
@@ -180,7 +182,7 @@ def test_missed_check_is_escalated_once_however_often_the_sweep_runs(make, sessi
     assert (again.missed, again.escalated) == (0, 0)
     (escalation,) = open_escalations(session)
     assert escalation.severity == "amber"
-    assert [event.kind for event in escalation.events] == ["opened"]
+    assert [event.kind for event in escalation.events] == ["opened", "paged"]
     assert session.scalar(select(func.count(MissedCheck.id))) == 1
 
 
@@ -240,7 +242,9 @@ def test_invalid_rule_set_is_refused_naming_the_condition(make, session):
 def test_escalation_events_record_the_flagging_check(make, session):
     flap = make.reconstruction()
     check = make.check(flap, **{**NORMAL, "colour": "dusky"})
-    event = session.scalars(select(EscalationEvent)).one()
+    event = session.scalars(
+        select(EscalationEvent).where(EscalationEvent.kind == EscalationEventKind.OPENED)
+    ).one()
     assert event.check_id == check.id and event.severity == "red"
     assert any("dusky" in reason.lower() for reason in event.reasons)
 

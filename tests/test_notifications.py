@@ -4,15 +4,13 @@ the way of a nurse's check."""
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -37,66 +35,7 @@ from flapwatch.services import notifications as notifications_module
 from flapwatch.services.escalations import acknowledge_escalation, open_escalation_of
 from flapwatch.services.notifications import DeliveryPolicy, deliver_due, logger
 from flapwatch.services.units import update_unit
-from tests.conftest import TEST_SETTINGS, Factory
-
-# --- a webhook receiver: a real HTTP server in a thread --------------------------------------
-
-
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: dict[str, Any]
-
-
-class Receiver:
-    """Records every POST; answers `status` after `delay` seconds."""
-
-    def __init__(self) -> None:
-        self.received: list[Received] = []
-        self.status = 200
-        self.delay = 0.0
-        self.answered = threading.Event()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                headers = {name.lower(): value for name, value in self.headers.items()}
-                receiver.received.append(Received(self.path, headers, json.loads(body)))
-                time.sleep(receiver.delay)
-                try:
-                    self.send_response(receiver.status)
-                    if 300 <= receiver.status < 400:
-                        self.send_header("Location", "/elsewhere")
-                    self.send_header("Content-Length", "2")
-                    self.end_headers()
-                    self.wfile.write(b"ok")
-                except OSError:
-                    pass  # the sender gave up waiting and hung up
-                receiver.answered.set()
-
-            def log_message(self, *_args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    running = Receiver()
-    yield running
-    running.close()
+from tests.conftest import TEST_SETTINGS, Factory, seen
 
 
 @pytest.fixture
@@ -123,13 +62,6 @@ def notification_log() -> Iterator[list[logging.LogRecord]]:
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def seen(session: Session) -> Session:
-    """The test's session with fresh rows: senders wrote through sessions of their own."""
-    session.rollback()
-    session.expire_all()
-    return session
 
 
 def with_webhook(make: Factory, session: Session, url: str) -> Unit:

@@ -31,8 +31,19 @@ from flapwatch.http.downloads import (
     workbook_response,
 )
 from flapwatch.http.errors import json_response
-from flapwatch.models import Check, Escalation, Patient, Reconstruction, Unit, User, utcnow
+from flapwatch.models import (
+    Check,
+    ContactListVersion,
+    Escalation,
+    EscalationChainVersion,
+    Patient,
+    Reconstruction,
+    Unit,
+    User,
+    utcnow,
+)
 from flapwatch.services import Actor, records
+from flapwatch.services import chains as chain_service
 from flapwatch.services import checks as check_service
 from flapwatch.services import escalations as escalation_service
 from flapwatch.services import patients as patient_service
@@ -264,6 +275,133 @@ def list_rule_set_versions(
             for r in versions
         ],
         next_cursor=cursor,
+    )
+
+
+# --- escalation chains and contacts ------------------------------------------------------------
+
+
+def _author(version: Any) -> str | None:
+    return version.created_by.username if version.created_by else None
+
+
+def _contacts(version: ContactListVersion, unit_code: str) -> schemas.Contacts:
+    return schemas.Contacts(
+        unit=unit_code,
+        version=version.version,
+        note=version.note,
+        created_at=version.created_at,
+        created_by=_author(version),
+        contacts=[schemas.Contact.model_validate(c, strict=False) for c in version.definition],
+    )
+
+
+def _chain(version: EscalationChainVersion, unit_code: str) -> schemas.EscalationChain:
+    return schemas.EscalationChain(
+        unit=unit_code,
+        version=version.version,
+        note=version.note,
+        created_at=version.created_at,
+        created_by=_author(version),
+        chains=schemas.Chains.model_validate(version.definition, strict=False),
+    )
+
+
+_CONTACT_WORDS = (
+    "A contact is a person or an on-call role (e.g. 'Registrar on call') and the channels that "
+    "reach it; the escalation chain's steps name contacts. "
+)
+
+
+@operation(
+    "GET",
+    "/units/{code}/contacts",
+    summary="Read the unit's contacts",
+    tag="escalation chains",
+    roles=MANAGERS,
+    response=schemas.Contacts,
+    description=_CONTACT_WORDS + "Coordinators only: a webhook's address may carry its token.",
+)
+def get_contacts(actor: Actor, session: Session, code: str) -> schemas.Contacts:
+    unit = get_unit_by_code(session, actor, code)
+    return _contacts(chain_service.current_contacts(session, unit.id), unit.code)
+
+
+@operation(
+    "PUT",
+    "/units/{code}/contacts",
+    summary="Publish a new version of the unit's contacts",
+    tag="escalation chains",
+    roles=MANAGERS,
+    body=schemas.ContactsPublish,
+    response=schemas.Contacts,
+    status=201,
+    also=(200,),
+    errors=(422,),
+    description=_CONTACT_WORDS + "The whole list, with a note saying why. A contact the chain "
+    "pages cannot be left out (422): change the chain first. Sending the version in force "
+    "again publishes nothing (200).",
+)
+def publish_contacts(
+    actor: Actor, session: Session, code: str, body: schemas.ContactsPublish
+) -> Reply:
+    contacts = [contact.model_dump(mode="json") for contact in body.contacts]
+    published = chain_service.publish_contacts(session, actor, code, contacts, body.note)
+    unit_code = code.strip().upper()
+    return Reply(
+        _contacts(published.version, unit_code),
+        status=201 if published.changed else 200,
+        location=url_for("api.get_contacts", code=unit_code) if published.changed else None,
+    )
+
+
+_CHAIN_WORDS = (
+    "Who is paged, and when, while an escalation goes unacknowledged: for each severity, "
+    "steps of `after_minutes` (counted from the escalation's opening, or from a new sign after "
+    "an acknowledgement) and the contact to `notify`. A step's level is its position. "
+    "Acknowledging stops the chain. "
+)
+
+
+@operation(
+    "GET",
+    "/units/{code}/escalation-chain",
+    summary="Read the unit's escalation chain",
+    tag="escalation chains",
+    roles=READERS,
+    response=schemas.EscalationChain,
+    description=_CHAIN_WORDS,
+)
+def get_escalation_chain(actor: Actor, session: Session, code: str) -> schemas.EscalationChain:
+    unit = get_unit_by_code(session, actor, code)
+    return _chain(chain_service.current_chains(session, unit.id), unit.code)
+
+
+@operation(
+    "PUT",
+    "/units/{code}/escalation-chain",
+    summary="Publish a new version of the escalation chain",
+    tag="escalation chains",
+    roles=MANAGERS,
+    body=schemas.ChainPublish,
+    response=schemas.EscalationChain,
+    status=201,
+    also=(200,),
+    errors=(422,),
+    description=_CHAIN_WORDS + "Steps must be in time order and name the unit's contacts "
+    "(422 otherwise). Steps not yet sent follow the new version. Sending the version in force "
+    "again publishes nothing (200).",
+)
+def publish_escalation_chain(
+    actor: Actor, session: Session, code: str, body: schemas.ChainPublish
+) -> Reply:
+    chains = body.chains.model_dump(mode="json")
+    published = chain_service.publish_chains(session, actor, code, chains, body.note)
+    unit_code = code.strip().upper()
+    return Reply(
+        _chain(published.version, unit_code),
+        status=201 if published.changed else 200,
+        location=url_for("api.get_escalation_chain", code=unit_code) if published.changed else None,
     )
 
 

@@ -203,6 +203,63 @@ class RuleSetVersionSummary(Outgoing):
     created_by: str | None
 
 
+# --- escalation chains and contacts ------------------------------------------------------------
+
+
+class WebhookChannel(Incoming):
+    kind: Literal["webhook"]
+    url: Annotated[Line, Field(min_length=1, max_length=500)]
+
+
+class Contact(Incoming):
+    name: Annotated[Line, Field(min_length=1, max_length=100)] = Field(
+        description="A person or an on-call role, e.g. 'Registrar on call'."
+    )
+    channels: list[WebhookChannel] = Field(default_factory=list, max_length=5)
+
+
+class ContactsPublish(Incoming):
+    note: Annotated[Text, Field(min_length=1, max_length=2000)]
+    contacts: list[Contact] = Field(max_length=50)
+
+
+class Contacts(Outgoing):
+    unit: str
+    version: int
+    note: str
+    created_at: Instant
+    created_by: str | None
+    contacts: list[Contact]
+
+
+class ChainStep(Incoming):
+    after_minutes: int = Field(
+        ge=0, le=1440, description="Minutes without acknowledgement after the chain started."
+    )
+    notify: Annotated[Line, Field(min_length=1, max_length=100)] = Field(
+        description="The name of one of the unit's contacts."
+    )
+
+
+class Chains(Incoming):
+    red: list[ChainStep] = Field(min_length=1, max_length=10)
+    amber: list[ChainStep] = Field(min_length=1, max_length=10)
+
+
+class ChainPublish(Incoming):
+    note: Annotated[Text, Field(min_length=1, max_length=2000)]
+    chains: Chains
+
+
+class EscalationChain(Outgoing):
+    unit: str
+    version: int
+    note: str
+    created_at: Instant
+    created_by: str | None
+    chains: Chains
+
+
 # --- patients and reconstructions ----------------------------------------------------------
 
 

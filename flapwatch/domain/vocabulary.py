@@ -137,6 +137,7 @@ class EscalationEventKind(Labelled):
     OVERDUE = "overdue", "Check overdue"
     ACKNOWLEDGED = "acknowledged", "Acknowledged"
     CLOSED = "closed", "Closed"
+    PAGED = "paged", "Paged"
 
 
 class DeliveryStatus(Labelled):

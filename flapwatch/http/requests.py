@@ -16,6 +16,7 @@ from flapwatch.db import EXTENSION_KEY
 from flapwatch.domain.text import has_control_characters
 from flapwatch.http import health
 from flapwatch.models import utcnow
+from flapwatch.services.chains import advance_chains
 from flapwatch.services.escalations import sweep_overdue
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -74,7 +75,8 @@ _sweep_lock = threading.Lock()
 
 
 def _sweep_now_and_then() -> None:
-    """Escalate overdue checks from ordinary traffic, at most once a minute per process.
+    """Escalate overdue checks and advance the escalation chains from ordinary traffic, at
+    most once a minute per process.
 
     Cron running `flapwatch sweep` is the dependable way; this keeps a ward without cron safe.
     """
@@ -89,6 +91,7 @@ def _sweep_now_and_then() -> None:
         _last_sweep["at"] = now
         with current_app.extensions[EXTENSION_KEY]() as sweep_session:
             sweep_overdue(sweep_session)
+            advance_chains(sweep_session)
     except Exception:  # a failed sweep must never turn a nurse's page into an error
         current_app.logger.exception("overdue sweep failed")
     finally:

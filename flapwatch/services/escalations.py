@@ -54,6 +54,7 @@ from flapwatch.services import (
     require_role,
 )
 from flapwatch.services.audit import record_event
+from flapwatch.services.chains import start_chain
 from flapwatch.services.notifications import queue_notification
 from flapwatch.services.patients import change_status, get_reconstruction
 from flapwatch.services.units import current_schedule_policy
@@ -258,6 +259,11 @@ def escalate(
         select(Reconstruction.id).where(Reconstruction.id == reconstruction.id).with_for_update()
     )
     escalation = open_escalation_of(session, reconstruction.id)
+    # The chain starts at the opening, and again at a sign nobody has answered for: one
+    # after an acknowledgement, or one that raises the severity (the red chain from level 1).
+    unseen = escalation is None or escalation.acknowledged_at is not None
+    if escalation is not None and higher(escalation.severity, severity) != escalation.severity:
+        unseen = True
     if escalation is None:
         escalation = Escalation(
             reconstruction_id=reconstruction.id,
@@ -302,6 +308,8 @@ def escalate(
         after={"severity": severity, "reasons": reasons, "check_id": check_id},
     )
     queue_notification(session, escalation, "opened" if action == "escalation.open" else "updated")
+    if unseen:
+        start_chain(session, escalation, at)
     return escalation
 
 

@@ -35,6 +35,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from flapwatch.db import write_transaction
+from flapwatch.domain.chains import webhook_url_problem
 from flapwatch.domain.vocabulary import DeliveryStatus
 from flapwatch.models import (
     Escalation,
@@ -49,32 +50,12 @@ from flapwatch.models import (
 # context: every attempt is logged here as well as stored.
 logger = logging.getLogger("flapwatch.notifications")
 
-WEBHOOK_URL_MAX_LENGTH = 500
 USER_AGENT = "flapwatch"
 # Enough of an error answer to tell "bad token" from "gateway down"; the rest is not read.
 _ERROR_BODY_CHARS = 200
 
 
 # --- the webhook address ---------------------------------------------------------------------
-
-
-def webhook_url_problem(url: str) -> str | None:
-    """Why `url` cannot be a unit's webhook, or None when it can."""
-    example = "e.g. https://pager.example.org/flapwatch"
-    if len(url) > WEBHOOK_URL_MAX_LENGTH:
-        return f"Webhook URL can be at most {WEBHOOK_URL_MAX_LENGTH} characters."
-    if not url.isascii() or any(char.isspace() or not char.isprintable() for char in url):
-        return f"Webhook URL must be one web address without spaces, {example}."
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - a port that is not a number raises here
-    except ValueError:
-        return f"Webhook URL is not a valid web address: {example}."
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return f"Webhook URL must start with http:// or https://, {example}."
-    if parts.username is not None or parts.password is not None:
-        return "Webhook URL cannot hold a user name or password: use a token in its path."
-    return None
 
 
 def _where(url: str) -> str:
@@ -117,18 +98,42 @@ _QUEUED = "flapwatch.notification_queued"
 
 
 def queue_notification(session: Session, escalation: Escalation, event: str) -> None:
+    """A notice to the unit's own webhook, if it has one."""
     url = escalation.reconstruction.patient.unit.webhook_url
-    if not url:
-        return
+    if url:
+        _queue(session, escalation, url, event, escalation_payload(escalation, event))
+
+
+def queue_page(
+    session: Session, escalation: Escalation, url: str, *, level: int, target: str
+) -> None:
+    """A step of the escalation chain, to one of the paged contact's webhooks."""
+    payload = {**escalation_payload(escalation, "paged"), "level": level, "target": target}
+    _queue(session, escalation, url, "paged", payload, level=level, target=target)
+
+
+def _queue(
+    session: Session,
+    escalation: Escalation,
+    url: str,
+    event: str,
+    payload: dict[str, object],
+    *,
+    level: int | None = None,
+    target: str | None = None,
+) -> None:
     session.add(
         NotificationDelivery(
             escalation_id=escalation.id,
             event=event,
             url=url,
-            payload=escalation_payload(escalation, event),
+            payload=payload,
             status=DeliveryStatus.PENDING,
             attempts=0,
             next_attempt_at=utcnow(),
+            channel="webhook",
+            level=level,
+            target=target,
         )
     )
     session.info[_QUEUED] = True

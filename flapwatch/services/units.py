@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from flapwatch.db import write_transaction
+from flapwatch.domain.chains import webhook_url_problem
 from flapwatch.domain.rules import DEFAULT_RULE_SET, rule_set_to_json
 from flapwatch.domain.schedule import (
     DEFAULT_AFTER_LAST_BAND_MINUTES,
@@ -19,7 +20,8 @@ from flapwatch.domain.schedule import (
 from flapwatch.models import RuleSetVersion, SchedulePolicy, Unit
 from flapwatch.services import MANAGING_ROLES, Actor, InvalidInput, NotFound, require_role
 from flapwatch.services.audit import changes, record_event
-from flapwatch.services.notifications import follow_new_webhook, webhook_url_problem
+from flapwatch.services.chains import install_default_chains
+from flapwatch.services.notifications import follow_new_webhook
 
 UNIT_CODE = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,31}$")
 # Logoff of a shared tablet without use: long enough to finish a check at the bedside, short
@@ -61,6 +63,7 @@ def create_unit(session: Session, actor: Actor, *, code: str, name: str, timezon
         )
         session.add(policy)
         install_default_rule_set(session, actor, unit)
+        install_default_chains(session, actor, unit)
         record_event(session, actor, "unit.create", "unit", unit.id, after=_unit_record(unit))
     return unit
 

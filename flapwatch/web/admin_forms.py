@@ -31,11 +31,11 @@ from wtforms.validators import (
     ValidationError,
 )
 
+from flapwatch.domain.chains import WEBHOOK_URL_MAX_LENGTH, webhook_url_problem
 from flapwatch.domain.schedule import SchedulePolicyError, parse_bands
 from flapwatch.domain.vocabulary import FlapKind, Labelled, ReconstructionStatus, Role, Side
 from flapwatch.models import Unit
 from flapwatch.security import MIN_PASSWORD_LENGTH
-from flapwatch.services.notifications import WEBHOOK_URL_MAX_LENGTH, webhook_url_problem
 from flapwatch.services.patients import PatientDetails, ReconstructionDetails
 from flapwatch.web.forms import LocalDateTimeField, SafeForm, choices_of
 

@@ -16,7 +16,7 @@ from flapwatch.domain.vocabulary import (
     Pinprick,
     Turgor,
 )
-from flapwatch.models import Check, Unit
+from flapwatch.models import Check, Escalation, Unit
 
 
 def zone(unit: Unit) -> ZoneInfo:
@@ -91,6 +91,18 @@ def check_summary(check: Check | None) -> str:
     return " · ".join(parts)
 
 
+def chain_state(escalation: Escalation, now: datetime) -> str:
+    """How long the escalation has gone unanswered and how far its chain has climbed:
+    "unanswered 6 min · level 2"; empty once it is acknowledged or closed."""
+    started = escalation.chain_started_at
+    if escalation.acknowledged_at is not None or escalation.closed_at is not None or not started:
+        return ""
+    minutes = max(0, int((now - started) / timedelta(minutes=1)))
+    waited = f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+    level = f" · level {escalation.chain_level}" if escalation.chain_level else ""
+    return f"unanswered {waited}{level}"
+
+
 def _temp(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f}"
 
@@ -99,4 +111,6 @@ def register(app: Flask) -> None:
     app.jinja_env.filters.update(
         local_time=local_time, clock=clock, hours=hours, check_summary=check_summary
     )
-    app.jinja_env.globals.update(relative=relative, due_phrase=due_phrase, DueState=DueState)
+    app.jinja_env.globals.update(
+        relative=relative, due_phrase=due_phrase, chain_state=chain_state, DueState=DueState
+    )
