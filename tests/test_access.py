@@ -59,6 +59,7 @@ POLICY: dict[str, object] = {
     "admin.new_unit": ADMINS,
     "admin.edit_unit": MANAGERS,
     "admin.schedule": MANAGERS,
+    "chains.edit": MANAGERS,
     "admin.staff": MANAGERS,
     "admin.new_staff": MANAGERS,
     "admin.edit_staff": MANAGERS,

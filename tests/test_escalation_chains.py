@@ -22,6 +22,7 @@ from flapwatch.services.chains import advance_chains, publish_chains, publish_co
 from flapwatch.services.checks import record_check
 from flapwatch.services.escalations import acknowledge_escalation, sweep_overdue
 from flapwatch.services.notifications import DeliveryPolicy, deliver_due
+from flapwatch.services.units import update_unit
 from tests.conftest import Factory, seen
 from tests.servers import Receiver
 
@@ -272,6 +273,31 @@ def test_a_chain_naming_no_contact_is_refused_naming_the_step(make, session):
     assert "Must name one of the unit's contacts" in refused.value.problems["chains.red.0.notify"]
 
 
+def test_a_new_unit_webhook_leaves_the_contacts_pages_where_they_were_going(make, session, pager):
+    chain_of_three(make, session, pager.url)
+    unit = make.unit()
+    update_unit(
+        session, SYSTEM, unit.id, name=unit.name, timezone=unit.timezone, webhook_url=pager.url
+    )
+    start = utcnow().replace(microsecond=0)
+    escalation = red_check(make, session, start)
+    update_unit(
+        session,
+        SYSTEM,
+        unit.id,
+        name=unit.name,
+        timezone=unit.timezone,
+        webhook_url="https://gateway.example.org/ward",
+    )
+    waiting = {
+        (delivery.level, delivery.url)
+        for delivery in seen(session).scalars(
+            select(NotificationDelivery).where(NotificationDelivery.escalation_id == escalation.id)
+        )
+    }
+    assert waiting == {(None, "https://gateway.example.org/ward"), (1, f"{pager.url}/registrar")}
+
+
 # --- through the API ---------------------------------------------------------------------------
 
 
@@ -395,6 +421,9 @@ def test_the_board_and_the_queue_say_how_long_it_has_gone_unanswered_and_how_far
     assert "unanswered 6 min · level 2" in board
     queue = browser.get("/escalations?unit=PLAST-W3").get_data(as_text=True)
     assert "unanswered 6 min · level 2" in queue
+    timeline = browser.get(f"/escalations/{escalation.id}").get_data(as_text=True)
+    assert "by the escalation chain" in timeline
+    assert "Not acknowledged in 5 min: Registrar on call paged (level 2)" in timeline
 
     surgeon = make.actor(make.user(Role.SURGEON))
     acknowledge_escalation(session, surgeon, escalation.id, outcome="observe")

@@ -155,6 +155,8 @@ def follow_new_webhook(session: Session, unit_id: int, url: str | None) -> int:
         .where(
             Patient.unit_id == unit_id,
             NotificationDelivery.status == DeliveryStatus.PENDING,
+            # A chain's pages go to their contact's own addresses, not the unit's.
+            NotificationDelivery.level.is_(None),
         )
         .with_for_update(of=NotificationDelivery)
     ).all()

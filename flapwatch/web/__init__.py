@@ -7,6 +7,7 @@ from flask import Flask
 from flapwatch.web import (
     admin,
     auth,
+    chains,
     checks,
     compliance,
     escalations,
@@ -31,6 +32,7 @@ def register_web(app: Flask, *, check_answer: checks.CheckAnswer) -> None:
         compliance.bp,
         rules.bp,
         admin.bp,
+        chains.bp,
     ):
         app.register_blueprint(blueprint)
     app.extensions[checks.CHECK_ANSWER_KEY] = check_answer
