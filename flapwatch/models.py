@@ -24,7 +24,7 @@ from sqlalchemy import (
     and_,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 from sqlalchemy.sql.elements import ColumnElement
 
 from flapwatch.db import Base as _Base
@@ -407,7 +407,22 @@ class EscalationEvent(Base):
     escalation: Mapped[Escalation] = relationship(back_populates="events")
 
 
-class ContactListVersion(Base):
+class _UnitVersion:
+    """A numbered version of something a unit keeps, with who published it and why."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    @declared_attr
+    def created_by(cls) -> Mapped[User | None]:
+        return relationship()
+
+
+class ContactListVersion(_UnitVersion, Base):
     """A version of a unit's contacts: who an escalation chain can page, and how."""
 
     __tablename__ = "contact_list_versions"
@@ -415,18 +430,10 @@ class ContactListVersion(Base):
         UniqueConstraint("unit_id", "version", name="uq_contact_list_versions_version"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
-    version: Mapped[int] = mapped_column(Integer)
     definition: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
-    note: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-
-    created_by: Mapped[User | None] = relationship()
 
 
-class EscalationChainVersion(Base):
+class EscalationChainVersion(_UnitVersion, Base):
     """A version of a unit's escalation chains: `{"red": [steps], "amber": [steps]}`."""
 
     __tablename__ = "escalation_chain_versions"
@@ -434,15 +441,7 @@ class EscalationChainVersion(Base):
         UniqueConstraint("unit_id", "version", name="uq_escalation_chain_versions_version"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
-    version: Mapped[int] = mapped_column(Integer)
     definition: Mapped[dict[str, Any]] = mapped_column(JSON)
-    note: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-
-    created_by: Mapped[User | None] = relationship()
 
 
 class EscalationPage(Base):

@@ -298,6 +298,36 @@ def test_a_new_unit_webhook_leaves_the_contacts_pages_where_they_were_going(make
     assert waiting == {(None, "https://gateway.example.org/ward"), (1, f"{pager.url}/registrar")}
 
 
+def test_a_mended_pager_address_takes_the_pages_waiting_for_the_old_one(make, session, pager):
+    chain_of_three(make, session, pager.url)
+    unit = make.unit()
+    escalation = red_check(make, session, utcnow().replace(microsecond=0))
+    contacts = [
+        {"name": "Registrar", "channels": [{"kind": "webhook", "url": f"{pager.url}/mended"}]},
+        {"name": "Consultant", "channels": [{"kind": "webhook", "url": f"{pager.url}/consultant"}]},
+        {"name": "Registrar on call"},
+        {"name": "Consultant on call"},
+        {"name": "Nurse in charge"},
+    ]
+    publish_contacts(session, SYSTEM, unit.code, contacts, "Registrar's pager mended")
+
+    def waiting() -> list[tuple[str, str, str | None]]:
+        return [
+            (delivery.url, delivery.status.value, delivery.last_error)
+            for delivery in seen(session).scalars(
+                select(NotificationDelivery).where(
+                    NotificationDelivery.escalation_id == escalation.id,
+                    NotificationDelivery.level.is_not(None),
+                )
+            )
+        ]
+
+    assert waiting() == [(f"{pager.url}/mended", "pending", None)]
+    contacts[0]["channels"] = []
+    publish_contacts(session, SYSTEM, unit.code, contacts, "Registrar's pager withdrawn")
+    assert waiting() == [(f"{pager.url}/mended", "failed", "Registrar no longer has this webhook.")]
+
+
 # --- through the API ---------------------------------------------------------------------------
 
 

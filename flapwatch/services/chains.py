@@ -48,7 +48,7 @@ from flapwatch.models import (
 )
 from flapwatch.services import MANAGING_ROLES, SYSTEM, Actor, InvalidInput, NotFound, require_role
 from flapwatch.services.audit import record_event
-from flapwatch.services.notifications import queue_page
+from flapwatch.services.notifications import follow_new_contacts, queue_page
 
 # --- the versions ----------------------------------------------------------------------------
 
@@ -181,7 +181,7 @@ def publish_contacts(
                     "them, or change the chain first."
                 },
             )
-        return _publish(
+        published = _publish(
             session,
             actor,
             unit,
@@ -190,6 +190,10 @@ def publish_contacts(
             note.strip(),
             "contacts.publish",
         )
+        if published.changed:
+            webhooks = {c.name: [channel.address for channel in c.channels] for c in parsed}
+            follow_new_contacts(session, unit.id, webhooks)
+        return published
 
 
 def publish_chains(

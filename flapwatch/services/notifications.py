@@ -24,7 +24,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 from flask import current_app, has_app_context
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from flapwatch.db import write_transaction
 from flapwatch.domain.chains import webhook_url_problem
@@ -139,36 +140,73 @@ def _queue(
     session.info[_QUEUED] = True
 
 
+def _waiting(
+    session: Session, unit_id: int, which: ColumnElement[bool]
+) -> list[NotificationDelivery]:
+    """The unit's notices still to be sent, locked: the unit's own (`level` None) or its
+    chain's pages."""
+    return list(
+        session.scalars(
+            select(NotificationDelivery)
+            .join(Escalation, Escalation.id == NotificationDelivery.escalation_id)
+            .join(Reconstruction, Reconstruction.id == Escalation.reconstruction_id)
+            .join(Patient, Patient.id == Reconstruction.patient_id)
+            .where(
+                Patient.unit_id == unit_id,
+                NotificationDelivery.status == DeliveryStatus.PENDING,
+                which,
+            )
+            .with_for_update(of=NotificationDelivery)
+        )
+    )
+
+
+def _send_elsewhere(
+    session: Session, delivery: NotificationDelivery, url: str | None, removed: str
+) -> None:
+    """A fresh set of tries at `url`, at once (the attempts so far stay on record); given up,
+    saying `removed`, when there is no address left."""
+    if url is None:
+        delivery.status = DeliveryStatus.FAILED
+        delivery.last_error = removed
+    else:
+        delivery.url, delivery.attempts, delivery.next_attempt_at = url, 0, utcnow()
+        session.info[_QUEUED] = True
+
+
 def follow_new_webhook(session: Session, unit_id: int, url: str | None) -> int:
     """Inside the unit's update: its waiting notices go to its new address, at once.
 
     Without this a coordinator mending a broken address would watch the notices already
-    queued keep failing against the old one until they gave up: a page lost. A notice
-    gets a fresh set of tries at the new address; its attempts so far stay on record. With
-    the webhook removed, they are given up: the unit asked not to be notified.
+    queued keep failing against the old one until they gave up: a page lost. With the
+    webhook removed, they are given up: the unit asked not to be notified. The chain's pages
+    are the contacts' own, and stay where they were going.
     """
-    waiting = session.scalars(
-        select(NotificationDelivery)
-        .join(Escalation, Escalation.id == NotificationDelivery.escalation_id)
-        .join(Reconstruction, Reconstruction.id == Escalation.reconstruction_id)
-        .join(Patient, Patient.id == Reconstruction.patient_id)
-        .where(
-            Patient.unit_id == unit_id,
-            NotificationDelivery.status == DeliveryStatus.PENDING,
-            # A chain's pages go to their contact's own addresses, not the unit's.
-            NotificationDelivery.level.is_(None),
-        )
-        .with_for_update(of=NotificationDelivery)
-    ).all()
-    now = utcnow()
+    waiting = _waiting(session, unit_id, NotificationDelivery.level.is_(None))
     for delivery in waiting:
-        if url is None:
-            delivery.status = DeliveryStatus.FAILED
-            delivery.last_error = "The unit's webhook was removed."
-        else:
-            delivery.url, delivery.attempts, delivery.next_attempt_at = url, 0, now
-            session.info[_QUEUED] = True
+        _send_elsewhere(session, delivery, url, "The unit's webhook was removed.")
     return len(waiting)
+
+
+def follow_new_contacts(
+    session: Session, unit_id: int, webhooks: Mapping[str, Sequence[str]]
+) -> int:
+    """Inside the publishing of the unit's contacts: a page waiting to go to an address its
+    contact no longer has goes to the contact's first webhook now, at once (a mended pager
+    address); with none left, it is given up. Returns how many pages moved."""
+    moved = 0
+    for delivery in _waiting(session, unit_id, NotificationDelivery.level.is_not(None)):
+        addresses = list(webhooks.get(delivery.target or "", ()))
+        if delivery.url in addresses:
+            continue
+        moved += 1
+        _send_elsewhere(
+            session,
+            delivery,
+            addresses[0] if addresses else None,
+            f"{delivery.target} no longer has this webhook.",
+        )
+    return moved
 
 
 class Doorbell:
