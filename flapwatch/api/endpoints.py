@@ -778,8 +778,7 @@ def recorded_check_answer(
     """The answer to a recorded check as it is kept under an Idempotency-Key: create_app hands
     it to the ward's form, so that a check the form saved with a key and the tablet sends
     again through the API gets this answer, not a second check."""
-    reply = recorded_check_reply(session, actor, reconstruction_id, recorded)
-    return Answer(reply.status or 201, reply.json(), reply.location)
+    return recorded_check_reply(session, actor, reconstruction_id, recorded).answer(201)
 
 
 def recorded_check_reply(

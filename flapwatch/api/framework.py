@@ -69,8 +69,11 @@ class Reply:
     status: int | None = None
     location: str | None = None
 
-    def json(self) -> Any:
-        return self.model.model_dump(mode="json", by_alias=True)
+    def answer(self, status: int) -> Answer:
+        """As it is sent and kept under an Idempotency-Key; `status` unless it names its own."""
+        return Answer(
+            self.status or status, self.model.model_dump(mode="json", by_alias=True), self.location
+        )
 
 
 @dataclass(frozen=True)
@@ -187,7 +190,7 @@ def _handle(op: Operation, view: Callable[..., Any], path_values: dict[str, Any]
         result = view(**kwargs)
         if isinstance(result, Response):
             return result
-        return _sent(_answer(op, _as_reply(result)), replayed=False)
+        return _sent(_as_reply(result).answer(op.status), replayed=False)
     assert actor is not None
     return _write(op, actor, payload, lambda: _as_reply(view(**kwargs)))
 
@@ -203,13 +206,13 @@ def _write(op: Operation, actor: Actor, payload: Any, call: Callable[[], Reply])
     key = request.headers.get("Idempotency-Key")
     if key is None or op.method != "POST" or actor.user_id is None:
         with write_transaction(session):
-            answer = _answer(op, call())
+            answer = call().answer(op.status)
         return _sent(answer, replayed=False)
     if (problem := key_problem(key)) is not None:
         raise ApiError(400, "invalid_request", problem, {"Idempotency-Key": problem})
     request_fingerprint = fingerprint(op.method, request.path, payload)
     outcome = once(
-        session, actor.user_id, key, request_fingerprint, lambda: _answer(op, call()), _itself
+        session, actor.user_id, key, request_fingerprint, lambda: call().answer(op.status), _itself
     )
     if isinstance(outcome, Answer):
         return _sent(outcome, replayed=False)
@@ -222,10 +225,6 @@ def _write(op: Operation, actor: Actor, payload: Any, call: Callable[[], Reply])
             {"Idempotency-Key": "Already used for a different request."},
         )
     return _sent(Answer(outcome.status_code, outcome.body, outcome.location), replayed=True)
-
-
-def _answer(op: Operation, reply: Reply) -> Answer:
-    return Answer(reply.status or op.status, reply.json(), reply.location)
 
 
 def _itself(answer: Answer) -> Answer:
