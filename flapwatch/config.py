@@ -81,6 +81,16 @@ class Defaults:
     # A sender claims a notice for this long (plus its timeouts) before posting it, so that
     # no other process posts it meanwhile; if the sender dies, another sends it afterwards.
     WEBHOOK_LEASE_SECONDS = 60.0
+    # Pages by e-mail (an escalation chain's contacts with an e-mail channel), through the
+    # hospital's SMTP relay: none (inside its network), starttls, or tls (SMTPS, port 465).
+    SMTP_HOST: str | None = None
+    SMTP_PORT = 25
+    SMTP_SECURITY = "none"
+    SMTP_USERNAME: str | None = None
+    SMTP_PASSWORD: str | None = None
+    MAIL_FROM = "flapwatch@localhost"
+    # Where staff open flapwatch (https://flapwatch.hospital.example): the link in a page.
+    BASE_URL: str | None = None
 
 
 # Settings whose default is None but which, when given, are yes or no.

@@ -1,4 +1,5 @@
-"""Servers the tests run: `flapwatch serve` as a process of its own, and a webhook receiver."""
+"""Servers the tests run: `flapwatch serve` as a process of its own, a webhook receiver and a
+mail server."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import default
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -83,3 +87,63 @@ class Receiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+# --- a mail server: aiosmtpd's real SMTP server in a thread -----------------------------------
+
+
+@dataclass
+class Mail:
+    sender: str
+    recipients: list[str]
+    message: EmailMessage
+
+
+class MailServer:
+    """Takes every mail over SMTP on 127.0.0.1; `refuse` (an SMTP reply such as "550 No such
+    user") turns each away at RCPT TO, `require_login` asks for AUTH first."""
+
+    def __init__(self, *, credentials: tuple[str, str] | None = None) -> None:
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        self.mails: list[Mail] = []
+        self.refuse: str | None = None
+        self.arrived = threading.Event()
+        server = self
+
+        class Handler:
+            async def handle_RCPT(self, _server, _session, envelope, address, _options):  # noqa: N802
+                if server.refuse:
+                    return server.refuse
+                envelope.rcpt_tos.append(address)
+                return "250 OK"
+
+            async def handle_DATA(self, _server, _session, envelope):  # noqa: N802
+                message = BytesParser(policy=default).parsebytes(envelope.original_content)
+                server.mails.append(
+                    Mail(envelope.mail_from, list(envelope.rcpt_tos), message)  # type: ignore[arg-type]
+                )
+                server.arrived.set()
+                return "250 Message accepted for delivery"
+
+        def authenticate(_server, _session, _envelope, mechanism, data):  # noqa: ANN001
+            if isinstance(data, LoginPassword) and credentials is not None:
+                given = (data.login.decode(), data.password.decode())
+                return AuthResult(success=given == credentials)
+            return AuthResult(success=False)
+
+        options: dict[str, Any] = {}
+        if credentials is not None:
+            # Plain-text AUTH without TLS, on the loopback only: the test's relay.
+            options = {
+                "authenticator": authenticate,
+                "auth_required": True,
+                "auth_require_tls": False,
+            }
+        self.port = free_port()
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, **options)
+        self.controller.start()
+
+    def close(self) -> None:
+        self.controller.stop()

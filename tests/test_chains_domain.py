@@ -97,6 +97,18 @@ def test_a_chain_that_cannot_run_is_refused_naming_the_place(definition, place, 
     assert words in refused.value.problems[place]
 
 
+def test_a_contact_reached_by_webhook_and_email_reads_back_as_it_was_given():
+    given = [
+        {
+            "name": "Registrar on call",
+            "channels": [WEBHOOK, {"kind": "email", "address": "plastics.reg+night@nhs.net"}],
+        }
+    ]
+    (contact,) = parse_contacts(given)
+    assert [channel.kind for channel in contact.channels] == ["webhook", "email"]
+    assert contacts_to_json([contact]) == given
+
+
 @pytest.mark.parametrize(
     ("contacts", "place", "words"),
     [
@@ -119,6 +131,32 @@ def test_a_chain_that_cannot_run_is_refused_naming_the_place(definition, place, 
             [{"name": "Reg", "channels": [{"kind": "webhook"}]}],
             "contacts.0.channels.0.url",
             "required",
+        ),
+        (
+            [{"name": "Reg", "channels": [{"kind": "email", "address": "reg@hospital"}]}],
+            "contacts.0.channels.0.address",
+            "one e-mail address",
+        ),
+        (
+            # A second header smuggled into the address must never reach a mail's To:
+            [{"name": "Reg", "channels": [{"kind": "email", "address": "a@b.org\nBcc: c@d.org"}]}],
+            "contacts.0.channels.0.address",
+            "one e-mail address",
+        ),
+        (
+            [{"name": "Reg", "channels": [{"kind": "email", "address": "a@b.org, c@d.org"}]}],
+            "contacts.0.channels.0.address",
+            "one e-mail address",
+        ),
+        (
+            [{"name": "Reg", "channels": [{"kind": "email", "url": "https://x.org/"}]}],
+            "contacts.0.channels.0",
+            "kind email has its address only",
+        ),
+        (
+            [{"name": "Reg", "channels": [{"kind": "email"}]}],
+            "contacts.0.channels.0.address",
+            "E-mail address is required",
         ),
         ([{"name": "Reg", "channels": [WEBHOOK] * 6}], "contacts.0.channels", "at most 5"),
         ([{"name": "Reg", "pager": "1234"}], "contacts.0", "A contact is"),

@@ -208,14 +208,26 @@ class RuleSetVersionSummary(Outgoing):
 
 class WebhookChannel(Incoming):
     kind: Literal["webhook"]
-    url: Annotated[Line, Field(min_length=1, max_length=500)]
+    url: Annotated[Line, Field(min_length=1, max_length=500)] = Field(
+        description="http(s) address the page is POSTed to as JSON, with its level and target."
+    )
+
+
+class EmailChannel(Incoming):
+    kind: Literal["email"]
+    address: Annotated[Line, Field(min_length=3, max_length=254)] = Field(
+        description="One e-mail address; the mail names no patient and links to the escalation."
+    )
+
+
+Channel = Annotated[WebhookChannel | EmailChannel, Field(discriminator="kind")]
 
 
 class Contact(Incoming):
     name: Annotated[Line, Field(min_length=1, max_length=100)] = Field(
         description="A person or an on-call role, e.g. 'Registrar on call'."
     )
-    channels: list[WebhookChannel] = Field(default_factory=list, max_length=5)
+    channels: list[Channel] = Field(default_factory=list, max_length=5)
 
 
 class ContactsPublish(Incoming):

@@ -19,7 +19,9 @@ from urllib.parse import urlsplit
 from flapwatch.domain.text import has_control_characters
 from flapwatch.domain.vocabulary import Severity
 
-CHANNEL_KINDS = ("webhook",)
+CHANNEL_KINDS = ("webhook", "email")
+# Each kind's field holding its address: {"kind": "email", "address": "…"}.
+ADDRESS_FIELD = {"webhook": "url", "email": "address"}
 CONTACT_NAME_MAX_LENGTH = 100
 MAX_CONTACTS = 50
 MAX_CHANNELS = 5
@@ -28,6 +30,10 @@ MAX_STEPS = 10
 MAX_AFTER_MINUTES = 24 * 60
 NOTE_MAX_LENGTH = 2000
 WEBHOOK_URL_MAX_LENGTH = 500
+EMAIL_MAX_LENGTH = 254  # RFC 5321's longest path, less its angle brackets
+# One address, local@domain.tld, with nothing a mail header could be split or listed on.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+EMAIL = re.compile(rf"^[^@\s<>,;:\"()\[\]\\]+@{_LABEL}(?:\.{_LABEL})+$")
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 
 
@@ -41,7 +47,8 @@ class ChainError(ValueError):
 
 @dataclass(frozen=True)
 class Channel:
-    """How a contact is reached: `kind` and its address (a webhook's URL)."""
+    """How a contact is reached: `kind` and its address (a webhook's URL, an e-mail
+    address)."""
 
     kind: str
     address: str
@@ -111,6 +118,19 @@ def webhook_url_problem(url: str) -> str | None:
     return None
 
 
+def email_problem(address: str) -> str | None:
+    """Why `address` cannot be an e-mail address to page, or None when it can."""
+    if len(address) > EMAIL_MAX_LENGTH:
+        return f"An e-mail address can be at most {EMAIL_MAX_LENGTH} characters."
+    if not address.isascii() or has_control_characters(address) or not EMAIL.fullmatch(address):
+        return "Must be one e-mail address, e.g. plastics.registrar@hospital.example.org."
+    return None
+
+
+ADDRESS_PROBLEM = {"webhook": webhook_url_problem, "email": email_problem}
+MISSING_ADDRESS = {"webhook": "Webhook URL is required.", "email": "E-mail address is required."}
+
+
 # --- contacts --------------------------------------------------------------------------------
 
 
@@ -132,16 +152,23 @@ def _channel(item: Any, place: str, problems: dict[str, str]) -> Channel | None:
     if kind not in CHANNEL_KINDS:
         problems[f"{place}.kind"] = f"Channel kind must be one of: {', '.join(CHANNEL_KINDS)}."
         return None
-    extra = set(item) - {"kind", "url"}
+    field = ADDRESS_FIELD[kind]
+    extra = set(item) - {"kind", field}
     if extra:
-        problems[place] = f"Unknown field {sorted(extra)[0]!r}: a webhook channel has a url."
+        problems[place] = (
+            f"Unknown field {sorted(extra)[0]!r}: a channel of kind {kind} has its {field} only."
+        )
         return None
-    url = item.get("url")
-    problem = webhook_url_problem(url) if isinstance(url, str) else "Webhook URL is required."
+    address = item.get(field)
+    if isinstance(address, str):
+        address = address.strip()
+        problem = ADDRESS_PROBLEM[kind](address)
+    else:
+        problem = MISSING_ADDRESS[kind]
     if problem:
-        problems[f"{place}.url"] = problem
+        problems[f"{place}.{field}"] = problem
         return None
-    return Channel("webhook", url)
+    return Channel(kind, address)
 
 
 def parse_contacts(items: Any) -> tuple[Contact, ...]:
@@ -181,7 +208,9 @@ def contacts_to_json(contacts: Sequence[Contact]) -> list[dict[str, Any]]:
     return [
         {
             "name": contact.name,
-            "channels": [{"kind": c.kind, "url": c.address} for c in contact.channels],
+            "channels": [
+                {"kind": c.kind, ADDRESS_FIELD[c.kind]: c.address} for c in contact.channels
+            ],
         }
         for contact in contacts
     ]

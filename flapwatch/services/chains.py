@@ -191,8 +191,7 @@ def publish_contacts(
             "contacts.publish",
         )
         if published.changed:
-            webhooks = {c.name: [channel.address for channel in c.channels] for c in parsed}
-            follow_new_contacts(session, unit.id, webhooks)
+            follow_new_contacts(session, unit.id, {c.name: c.channels for c in parsed})
         return published
 
 
@@ -332,7 +331,7 @@ def _send_due(session: Session, escalation: Escalation, now: datetime) -> int:
         session.flush()  # a second sender of the same step stops here, on the unique key
         channels = by_name[step.notify].channels
         for channel in channels:
-            queue_page(session, escalation, channel.address, level=level, target=step.notify)
+            queue_page(session, escalation, channel, level=level, target=step.notify)
         words = [page_words(step, level)]
         if not channels:
             words.append(f"{step.notify} has no way to be reached: a coordinator adds one")

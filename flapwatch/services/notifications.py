@@ -1,4 +1,5 @@
-"""Escalation notices to a unit's webhook (a paging gateway, say).
+"""Escalation notices: to a unit's webhook (a paging gateway, say), and the escalation
+chain's pages on each contact's channels (services/channels.py sends each kind).
 
 Queued inside the transaction that opens or acknowledges the escalation, so a notice is never
 lost; sent afterwards, outside any transaction, so a slow or failing webhook never holds up or
@@ -17,13 +18,9 @@ runs out; a receiver drops the duplicate by its `Idempotency-Key`.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,7 +33,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from flapwatch.db import write_transaction
-from flapwatch.domain.chains import webhook_url_problem
+from flapwatch.domain.chains import Channel
 from flapwatch.domain.vocabulary import DeliveryStatus
 from flapwatch.models import (
     Escalation,
@@ -46,14 +43,17 @@ from flapwatch.models import (
     Reconstruction,
     utcnow,
 )
+from flapwatch.services.channels import (
+    AttemptResult,
+    MailSettings,
+    page_mail,
+    post_json,
+    send_mail,
+)
 
 # A child of the app's logger ("flapwatch"), usable from the sender thread without an app
 # context: every attempt is logged here as well as stored.
 logger = logging.getLogger("flapwatch.notifications")
-
-USER_AGENT = "flapwatch"
-# Enough of an error answer to tell "bad token" from "gateway down"; the rest is not read.
-_ERROR_BODY_CHARS = 200
 
 
 # --- the webhook address ---------------------------------------------------------------------
@@ -61,6 +61,8 @@ _ERROR_BODY_CHARS = 200
 
 def _where(url: str) -> str:
     """The address without its query: logs must not spread a gateway's secret token."""
+    if "://" not in url:
+        return url  # an e-mail address
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
@@ -106,11 +108,26 @@ def queue_notification(session: Session, escalation: Escalation, event: str) -> 
 
 
 def queue_page(
-    session: Session, escalation: Escalation, url: str, *, level: int, target: str
+    session: Session, escalation: Escalation, channel: Channel, *, level: int, target: str
 ) -> None:
-    """A step of the escalation chain, to one of the paged contact's webhooks."""
-    payload = {**escalation_payload(escalation, "paged"), "level": level, "target": target}
-    _queue(session, escalation, url, "paged", payload, level=level, target=target)
+    """A step of the escalation chain, on one of the paged contact's channels."""
+    payload: dict[str, object] = {
+        **escalation_payload(escalation, "paged"),
+        "level": level,
+        "target": target,
+    }
+    if channel.kind == "email":
+        payload["unit_timezone"] = escalation.reconstruction.patient.unit.timezone
+    _queue(
+        session,
+        escalation,
+        channel.address,
+        "paged",
+        payload,
+        channel=channel.kind,
+        level=level,
+        target=target,
+    )
 
 
 def _queue(
@@ -120,6 +137,7 @@ def _queue(
     event: str,
     payload: dict[str, object],
     *,
+    channel: str = "webhook",
     level: int | None = None,
     target: str | None = None,
 ) -> None:
@@ -132,7 +150,7 @@ def _queue(
             status=DeliveryStatus.PENDING,
             attempts=0,
             next_attempt_at=utcnow(),
-            channel="webhook",
+            channel=channel,
             level=level,
             target=target,
         )
@@ -188,15 +206,20 @@ def follow_new_webhook(session: Session, unit_id: int, url: str | None) -> int:
     return len(waiting)
 
 
+_ADDRESS_WORDS = {"webhook": "webhook", "email": "e-mail address"}
+
+
 def follow_new_contacts(
-    session: Session, unit_id: int, webhooks: Mapping[str, Sequence[str]]
+    session: Session, unit_id: int, channels: Mapping[str, Sequence[Channel]]
 ) -> int:
     """Inside the publishing of the unit's contacts: a page waiting to go to an address its
-    contact no longer has goes to the contact's first webhook now, at once (a mended pager
-    address); with none left, it is given up. Returns how many pages moved."""
+    contact no longer has goes to the contact's first address of the same kind now, at once
+    (a mended pager address or mailbox); with none left, it is given up. Returns how many
+    pages moved."""
     moved = 0
     for delivery in _waiting(session, unit_id, NotificationDelivery.level.is_not(None)):
-        addresses = list(webhooks.get(delivery.target or "", ()))
+        kind = delivery.channel
+        addresses = [c.address for c in channels.get(delivery.target or "", ()) if c.kind == kind]
         if delivery.url in addresses:
             continue
         moved += 1
@@ -204,7 +227,7 @@ def follow_new_contacts(
             session,
             delivery,
             addresses[0] if addresses else None,
-            f"{delivery.target} no longer has this webhook.",
+            f"{delivery.target} no longer has this {_ADDRESS_WORDS.get(kind, kind)}.",
         )
     return moved
 
@@ -282,85 +305,15 @@ class DeliveryPolicy:
 
 
 @dataclass(frozen=True)
-class AttemptResult:
-    status_code: int | None
-    error: str | None
-    duration_ms: int
-
-    @property
-    def delivered(self) -> bool:
-        return self.error is None and self.status_code is not None
-
-
-@dataclass(frozen=True)
 class _Claim:
     delivery_id: int
     escalation_id: int
     event: str
+    channel: str
     url: str
     payload: dict[str, Any]
     attempt: int
     lease_until: datetime
-
-
-class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirected POST would arrive as a GET without its body, and its 2xx would count as a
-    page delivered: a redirect is a failed attempt instead (the address needs mending)."""
-
-    def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
-        return None
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())[:_ERROR_BODY_CHARS]
-
-
-def post_json(
-    url: str, payload: Mapping[str, Any], headers: Mapping[str, str], timeout_s: float
-) -> AttemptResult:
-    """POST `payload` as JSON; every failure comes back as a result, never as an exception."""
-    started = time.monotonic()
-    status_code: int | None = None
-    error: str | None = None
-    try:
-        if webhook_url_problem(url) is not None:
-            raise ValueError("not an http(s) address")  # a row written around the form
-        request = urllib.request.Request(  # noqa: S310 - http(s) only, checked above
-            url,
-            data=json.dumps(payload, separators=(",", ":")).encode(),
-            method="POST",
-            headers={
-                "Content-Type": "application/json",
-                "User-Agent": USER_AGENT,
-                **headers,
-            },
-        )
-        opener = urllib.request.build_opener(_RefuseRedirects)
-        with opener.open(request, timeout=timeout_s) as response:
-            response.read(_ERROR_BODY_CHARS)
-            status_code = int(response.status)
-        if not 200 <= status_code < 300:
-            error = f"HTTP {status_code}"
-    except urllib.error.HTTPError as refused:
-        status_code = refused.code
-        try:
-            body = refused.read(_ERROR_BODY_CHARS).decode("utf-8", "replace")
-        except Exception:  # noqa: BLE001 - the status code is what matters
-            body = ""
-        finally:
-            refused.close()
-        error = _one_line(f"HTTP {refused.code} {refused.reason}: {body}".rstrip(": "))
-    except TimeoutError:
-        error = f"No answer within {timeout_s:g} s."
-    except urllib.error.URLError as unreachable:
-        if isinstance(unreachable.reason, TimeoutError):
-            error = f"No answer within {timeout_s:g} s."
-        else:
-            error = _one_line(f"Cannot connect: {unreachable.reason}")
-    except Exception as failure:  # noqa: BLE001 - a webhook's failure must never escape
-        error = _one_line(f"{type(failure).__name__}: {failure}")
-    duration_ms = round((time.monotonic() - started) * 1000)
-    return AttemptResult(status_code=status_code, error=error, duration_ms=duration_ms)
 
 
 def delivery_headers(claim: _Claim) -> dict[str, str]:
@@ -381,14 +334,18 @@ def deliver_due(
     now: datetime | None = None,
     limit: int = 50,
     policy: DeliveryPolicy | None = None,
+    mail: MailSettings | None = None,
 ) -> int:
     """Try every due notice once (at most `limit`); returns how many were tried.
 
     `now` stands for the clock (tests move it forward). Safe in several processes at once. A
-    webhook's failure is recorded, never raised; only a database failure while claiming is.
+    channel's failure is recorded, never raised; only a database failure while claiming is.
     """
+    config = current_app.config if has_app_context() else {}
     if policy is None:
-        policy = DeliveryPolicy.from_config(current_app.config if has_app_context() else {})
+        policy = DeliveryPolicy.from_config(config)
+    if mail is None:
+        mail = MailSettings.from_config(config)
 
     def clock() -> datetime:
         return now or utcnow()
@@ -396,7 +353,7 @@ def deliver_due(
     claims = _claim_due(session_factory, clock(), limit, policy)
     for claim in claims:
         started_at = clock()
-        result = post_json(claim.url, claim.payload, delivery_headers(claim), policy.timeout_s)
+        result = _send(claim, policy, mail)
         try:
             _record_attempt(session_factory, claim, result, started_at, clock(), policy)
         except Exception:
@@ -406,6 +363,13 @@ def deliver_due(
                 claim.delivery_id,
             )
     return len(claims)
+
+
+def _send(claim: _Claim, policy: DeliveryPolicy, mail: MailSettings) -> AttemptResult:
+    if claim.channel == "email":
+        message = page_mail(mail, claim.url, claim.payload, claim.delivery_id)
+        return send_mail(mail, message, policy.timeout_s)
+    return post_json(claim.url, claim.payload, delivery_headers(claim), policy.timeout_s)
 
 
 def _claim_due(
@@ -436,6 +400,7 @@ def _claim_due(
                         delivery_id=delivery.id,
                         escalation_id=delivery.escalation_id,
                         event=delivery.event,
+                        channel=delivery.channel,
                         url=delivery.url,
                         payload=dict(delivery.payload),
                         attempt=delivery.attempts + 1,
@@ -457,7 +422,8 @@ def _record_attempt(
         f"Notification {claim.delivery_id} (escalation.{claim.event}, escalation "
         f"{claim.escalation_id}) to {_where(claim.url)}, attempt {claim.attempt}"
     )
-    outcome = f"HTTP {result.status_code}" if result.delivered else result.error
+    kind = "SMTP" if claim.channel == "email" else "HTTP"
+    outcome = f"{kind} {result.status_code}" if result.delivered else result.error
     level, message = logging.INFO, f"{what}: {outcome} in {result.duration_ms} ms; delivered."
     with session_factory() as session, write_transaction(session):
         delivery = session.get(NotificationDelivery, claim.delivery_id, with_for_update=True)
@@ -491,7 +457,8 @@ def _record_attempt(
             level, message = (
                 logging.ERROR,
                 f"{what}: {outcome}. Gave up after {delivery.attempts} attempts: "
-                "the webhook was NOT told of this escalation.",
+                f"{claim.url if claim.channel == 'email' else 'the webhook'} was NOT told of "
+                "this escalation.",
             )
         else:
             delay = policy.retry_delay(delivery.attempts)

@@ -11,7 +11,7 @@ from wtforms import FieldList, Form, FormField, HiddenField, SelectField, String
 from wtforms.validators import Length
 
 from flapwatch.db import get_session
-from flapwatch.domain.chains import NOTE_MAX_LENGTH
+from flapwatch.domain.chains import ADDRESS_FIELD, NOTE_MAX_LENGTH
 from flapwatch.http.access import MANAGERS, current_actor, roles_required
 from flapwatch.models import Unit
 from flapwatch.services import InvalidInput, NotFound
@@ -29,6 +29,8 @@ bp = Blueprint("chains", __name__, url_prefix="/admin")
 # Empty rows below the ones in force, for a contact or a step to be added.
 SPARE_ROWS = 2
 SEVERITIES = ("red", "amber")
+# A contact row's field for each kind of channel, one address a line.
+ROW_CHANNELS = {"webhooks": "webhook", "emails": "email"}
 
 
 def _strip(value: Any) -> Any:
@@ -38,6 +40,7 @@ def _strip(value: Any) -> Any:
 class ContactRow(Form):
     name = StringField("Name", filters=[_strip])
     webhooks = TextAreaField("Webhook URLs, one a line", filters=[_strip])
+    emails = TextAreaField("E-mail addresses, one a line", filters=[_strip])
 
 
 class ContactsForm(SafeForm):
@@ -75,7 +78,15 @@ def _unit(unit_id: int) -> Unit:
 
 def _contacts_form(definition: list[dict[str, Any]]) -> ContactsForm:
     rows = [
-        {"name": c["name"], "webhooks": "\n".join(ch["url"] for ch in c["channels"])}
+        {
+            "name": c["name"],
+            **{
+                field: "\n".join(
+                    ch[ADDRESS_FIELD[kind]] for ch in c["channels"] if ch["kind"] == kind
+                )
+                for field, kind in ROW_CHANNELS.items()
+            },
+        }
         for c in definition
     ]
     return ContactsForm(data={"contacts": rows + [{}] * SPARE_ROWS})
@@ -99,13 +110,16 @@ def _sent_contacts(form: ContactsForm) -> tuple[list[dict[str, Any]], list[int]]
     contacts: list[dict[str, Any]] = []
     rows: list[int] = []
     for row, entry in enumerate(form.contacts.entries):
-        name, webhooks = entry.form.name.data or "", entry.form.webhooks.data or ""
-        if not name and not webhooks:
+        name = entry.form.name.data or ""
+        channels = [
+            {"kind": kind, ADDRESS_FIELD[kind]: line.strip()}
+            for field, kind in ROW_CHANNELS.items()
+            for line in (entry.form[field].data or "").splitlines()
+            if line.strip()
+        ]
+        if not name and not channels:
             continue
-        urls = [line.strip() for line in webhooks.splitlines() if line.strip()]
-        contacts.append(
-            {"name": name, "channels": [{"kind": "webhook", "url": url} for url in urls]}
-        )
+        contacts.append({"name": name, "channels": channels})
         rows.append(row)
     return contacts, rows
 
@@ -127,14 +141,16 @@ def _sent_chains(form: ChainForm) -> tuple[dict[str, list[dict[str, Any]]], dict
 
 def _field_of(form: SafeForm, place: str, rows: dict[str, list[int]]) -> tuple[Any, str] | None:
     """The form field a service problem names, and how the summary names its row:
-    "contacts.1.channels.0.url" is the second contact row's webhooks, "chains.red.2.notify"
-    the third red step's contact."""
+    "contacts.1.channels.0.url" is the second contact row's webhooks (".address": its e-mail
+    addresses), "chains.red.2.notify" the third red step's contact."""
     parts = place.split(".")
     if place == "note":
         return form.note, ""
     if parts[0] == "contacts" and len(parts) >= 2 and parts[1].isdigit():
         row = rows["contacts"][int(parts[1])]
-        leaf = "name" if len(parts) < 3 or parts[2] == "name" else "webhooks"
+        leaf = "name"
+        if len(parts) >= 3 and parts[2] == "channels":
+            leaf = "emails" if parts[-1] == "address" else "webhooks"
         return form.contacts.entries[row].form[leaf], f"Contact {row + 1}: "
     if parts[0] == "chains" and len(parts) >= 3 and parts[2].isdigit():
         row = rows[parts[1]][int(parts[2])]
