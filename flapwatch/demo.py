@@ -36,7 +36,7 @@ from flapwatch.services import SYSTEM, Actor, InvalidInput
 from flapwatch.services.accounts import create_user
 from flapwatch.services.chains import advance_chains
 from flapwatch.services.checks import record_check
-from flapwatch.services.escalations import acknowledge_escalation
+from flapwatch.services.escalations import acknowledge_escalation, attend_escalation
 from flapwatch.services.patients import (
     PatientDetails,
     ReconstructionDetails,
@@ -80,12 +80,15 @@ REGISTRAR = "surgeon"
 # The registrar's bedside reviews of the deteriorating flap, by the check (counted from the
 # last) each follows: she decides to watch closely, twice; the purple check that follows
 # starts the escalation chain again, and it has paged her twice by the time the demo opens.
+# Before the second review she answers "I'm coming" from her phone, expected in 15 minutes.
 REGISTRAR_REVIEWS = {
     3: "Early venous congestion possible; both Doppler signals present. Checks every 30 "
     "minutes, call me at once if it darkens or the venous signal goes.",
     2: "At the bedside: venous signal back with the handheld Doppler over the perforator. "
     "Consultant aware; checks every 15 minutes, theatre on standby.",
 }
+
+REGISTRAR_COMING_BEFORE = 2
 
 
 @dataclass(frozen=True)
@@ -505,6 +508,17 @@ def _admit_with_history(
             )
             review = REGISTRAR_REVIEWS.get(len(history) - index) if spec.deteriorating else None
             if review is not None and saved.escalation:
+                if len(history) - index == REGISTRAR_COMING_BEFORE:
+                    coming_at = recorded_at + timedelta(minutes=3)
+                    _sweep_minutes(session, coming_at)
+                    attend_escalation(
+                        session,
+                        actors[REGISTRAR],
+                        saved.escalation.id,
+                        expected_minutes=15,
+                        note="On my way from theatre 4. Keep the head of the bed up.",
+                        now=coming_at,
+                    )
                 reviewed_at = values.taken_at + timedelta(minutes=25)
                 _sweep_minutes(session, reviewed_at)
                 acknowledge_escalation(

@@ -371,9 +371,15 @@ class Escalation(Base):
     chain_round: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     chain_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     chain_level: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # "I'm coming": who answered that they are on their way, when, and when they expect to
+    # be at the bedside. Kept through a later sign (they are still on their way).
+    attending_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    attending_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attending_expected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     reconstruction: Mapped[Reconstruction] = relationship()
     acknowledged_by: Mapped[User | None] = relationship(foreign_keys=[acknowledged_by_id])
+    attending_by: Mapped[User | None] = relationship(foreign_keys=[attending_by_id])
     events: Mapped[list[EscalationEvent]] = relationship(
         back_populates="escalation", order_by="EscalationEvent.id"
     )
@@ -381,6 +387,18 @@ class Escalation(Base):
     @property
     def is_open(self) -> bool:
         return self.closed_at is None
+
+    @property
+    def attending_now(self) -> bool:
+        """Someone said they are coming since the chain last started: the chain waits."""
+        return self.attending_at is not None and (
+            self.chain_started_at is None or self.attending_at >= self.chain_started_at
+        )
+
+    @property
+    def answered(self) -> bool:
+        """Acknowledged with a decision, or someone is coming for the signs so far."""
+        return self.acknowledged_at is not None or self.attending_now
 
     @property
     def status(self) -> str:

@@ -171,6 +171,25 @@ def test_demo_deteriorating_flap_goes_venous_congested_over_its_last_checks(app,
     assert {check.colour for check in checks[:-4]} == {"pink"}
 
 
+def test_demo_red_flap_climbed_to_level_2_after_the_registrar_came_and_reviewed(app, session):
+    from flapwatch.domain.vocabulary import EscalationEventKind
+    from flapwatch.models import Escalation
+
+    with app.app_context():
+        load_demo(session)
+    flap = flap_of(session, DETERIORATING)
+    escalation = session.scalars(
+        select(Escalation).where(Escalation.reconstruction_id == flap.id)
+    ).one()
+    assert escalation.acknowledged_at is None and escalation.chain_level == 2
+    kinds = [event.kind for event in escalation.events]
+    assert kinds.count(EscalationEventKind.ATTENDING) == 1
+    assert kinds.count(EscalationEventKind.ACKNOWLEDGED) == 2
+    coming = kinds.index(EscalationEventKind.ATTENDING)
+    assert kinds[coming + 1 :].count(EscalationEventKind.ACKNOWLEDGED) == 1  # decided after
+    assert escalation.attending_by.username == "surgeon"
+
+
 # --- flapwatch create-user -----------------------------------------------------------------------
 
 

@@ -286,3 +286,46 @@ def test_a_further_sign_after_acknowledgement_starts_a_new_wait(make, session, n
     assert (waiting.wait.count, waiting.unacknowledged) == (1, 1)
     assert (answered.wait.count, answered.unacknowledged) == (2, 0)
     assert answered.wait.median == pytest.approx((first + 20) / 2, abs=0.06)
+
+
+def test_each_episode_times_the_answer_coming_and_decision_and_the_level_reached(
+    auditor, make, session, now
+):
+    from flapwatch.services.chains import advance_chains, publish_chains
+    from flapwatch.services.escalations import attend_escalation
+
+    unit = make.unit()
+    steps = [{"after_minutes": m, "notify": "Registrar on call"} for m in (0, 1, 2)]
+    publish_chains(session, SYSTEM, unit.code, {"red": steps, "amber": steps}, "Minutes")
+    surgeon = make.actor(make.user("surgeon"))
+    flap = make.reconstruction(surgery_end_at=now - hours(5))
+    make.check(flap, minutes_ago=60, colour="dusky", capillary_refill="brisk")
+    escalation = session.scalars(select(Escalation)).one()
+    opened = escalation.opened_at
+    advance_chains(session, opened + timedelta(minutes=1))
+    attend_escalation(
+        session, surgeon, escalation.id, expected_minutes=10,
+        now=opened + timedelta(minutes=1, seconds=30),
+    )  # fmt: skip
+    acknowledge_escalation(
+        session, surgeon, escalation.id, outcome="observe", now=opened + timedelta(minutes=12)
+    )
+
+    report = compliance_report(session, SYSTEM, "PLAST-W3", None, None, now)
+    (episode,) = report.episodes
+    assert (report.wait.median, report.to_attending.median, report.to_decision.median) == (
+        1.5,
+        1.5,
+        12.0,
+    )
+    assert report.levels_reached == {0: 0, 1: 0, 2: 1}
+
+    figures = measures(auditor.get("/exports/compliance.csv?unit=PLAST-W3").data)
+    group = f"{escalation.id}.1"
+    assert figures[("PLAST-W3", "episode", group, "minutes_to_attending")] == "1.5"
+    assert figures[("PLAST-W3", "episode", group, "minutes_to_decision")] == "12.0"
+    assert figures[("PLAST-W3", "episode", group, "highest_level")] == "2"
+    assert figures[("PLAST-W3", "escalations", "all", "median_minutes_to_decision")] == "12.0"
+    assert figures[("PLAST-W3", "escalations", "all", "episodes_highest_level_2")] == "1"
+    page = auditor.get("/compliance?unit=PLAST-W3").get_data(as_text=True)
+    assert "Time to decision, median" in page and "Highest level of the escalation chain" in page

@@ -865,6 +865,14 @@ def _escalation_fields(escalation: Escalation) -> dict[str, Any]:
         "outcome": escalation.outcome,
         "note": escalation.note,
         "closed_at": escalation.closed_at,
+        "attending": {
+            "by": escalation.attending_by.username if escalation.attending_by else None,
+            "answered_at": escalation.attending_at,
+            "expected_at": escalation.attending_expected_at,
+        }
+        if escalation.attending_at is not None
+        else None,
+        "chain_level": escalation.chain_level,
     }
 
 
@@ -944,6 +952,33 @@ def acknowledge_escalation(
         actor,
         escalation_id,
         outcome=body.outcome,
+        note=body.note,
+        seen_event_id=body.seen_event_id,
+    )
+    return _escalation_detail(session, records.get_escalation(session, actor, escalation_id))
+
+
+@operation(
+    "POST",
+    "/escalations/{escalation_id}/attending",
+    summary="Answer 'I'm coming', with when you expect to be at the bedside",
+    tag="escalations",
+    roles=REVIEWERS,
+    body=schemas.AttendingAnswer,
+    response=schemas.EscalationWithEvents,
+    errors=(422,),
+    description="Before the decision: the ward sees who is coming and when, and the "
+    "escalation chain stops paging for the signs so far (a later sign pages again). The "
+    "decision follows with `acknowledge`.",
+)
+def attend_escalation(
+    actor: Actor, session: Session, escalation_id: int, body: schemas.AttendingAnswer
+) -> schemas.EscalationWithEvents:
+    escalation_service.attend_escalation(
+        session,
+        actor,
+        escalation_id,
+        expected_minutes=body.expected_minutes,
         note=body.note,
         seen_event_id=body.seen_event_id,
     )

@@ -462,6 +462,19 @@ class Escalation(Outgoing):
     outcome: EscalationOutcome | None
     note: str | None
     closed_at: Instant | None
+    attending: Attending | None = Field(
+        description="Who said they are coming to the bedside, and when they expect to be there."
+    )
+    chain_level: int = Field(
+        description="The highest level of the escalation chain paged in its current round "
+        "(0: none yet)."
+    )
+
+
+class Attending(Outgoing):
+    by: str | None
+    answered_at: Instant
+    expected_at: Instant
 
 
 class EscalationWithEvents(Escalation):
@@ -475,6 +488,18 @@ class Acknowledgement(Incoming):
         default=None,
         description="The last timeline event the reviewer saw: a sign added since is refused "
         "(422) rather than acknowledged unseen.",
+    )
+
+
+class AttendingAnswer(Incoming):
+    expected_minutes: int = Field(
+        ge=0, le=240, description="Minutes until the one answering expects to be at the bedside."
+    )
+    note: Annotated[Text, Field(max_length=2000)] = ""
+    seen_event_id: Id | None = Field(
+        default=None,
+        description="The last timeline event the surgeon saw: a sign added since is refused "
+        "(422) rather than answered unseen.",
     )
 
 

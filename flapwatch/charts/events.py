@@ -94,6 +94,10 @@ def _escalation_markers(escalation: Escalation, zone: ZoneInfo) -> list[Marker]:
                     2.6 if theatre else 1.3,
                 )
             )
+        elif event.kind == EscalationEventKind.ATTENDING:
+            found.append(
+                Marker(event.at, "attending", escalation.id, f"Coming {when}", INK, "-.", 1.2)
+            )
         elif event.kind == EscalationEventKind.CLOSED:
             found.append(
                 Marker(event.at, "closed", escalation.id, f"Closed {when}", MUTED, ":", 1.3)

@@ -138,6 +138,7 @@ class EscalationEventKind(Labelled):
     ACKNOWLEDGED = "acknowledged", "Acknowledged"
     CLOSED = "closed", "Closed"
     PAGED = "paged", "Paged"
+    ATTENDING = "attending", "Coming"
 
 
 class DeliveryStatus(Labelled):

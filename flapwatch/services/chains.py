@@ -6,7 +6,8 @@ whichever app servers and sweepers run: the step's row (`escalation_pages`, uniq
 escalation, round and level) is written under the escalation's row lock, in the transaction
 that queues its notices and writes its timeline event. A chain starts when the escalation
 opens, and again (a new round, from level 1) when a new sign comes after an acknowledgement
-or raises its severity: the surgeon has not seen that sign. Acknowledging stops it.
+or raises its severity: the surgeon has not seen that sign. An answer stops it: the decision
+(acknowledging) or "I'm coming" (attending).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -250,6 +251,11 @@ def advance_chains(session: Session, now: datetime | None = None) -> int:
             Escalation.closed_at.is_(None),
             Escalation.acknowledged_at.is_(None),
             Escalation.chain_started_at.is_not(None),
+            # Someone said they are coming since the round started: it waits for them.
+            or_(
+                Escalation.attending_at.is_(None),
+                Escalation.attending_at < Escalation.chain_started_at,
+            ),
         )
     ).all()
     if not waiting:
@@ -271,7 +277,7 @@ def advance_chains(session: Session, now: datetime | None = None) -> int:
                     .with_for_update()
                     .execution_options(populate_existing=True)
                 ).one()
-                if escalation.acknowledged_at is None and escalation.closed_at is None:
+                if escalation.is_open and not escalation.answered:
                     pages += _send_due(session, escalation, now)
         except IntegrityError:
             session.rollback()  # another sweeper sent it first

@@ -23,9 +23,9 @@ from flapwatch.domain.compliance import (
     schedule_slots,
     waits,
 )
+from flapwatch.domain.episodes import Episode, episodes_of, levels_reached
 from flapwatch.domain.schedule import SchedulePolicy as Schedule
 from flapwatch.domain.vocabulary import (
-    EscalationEventKind,
     EscalationOutcome,
     ReconstructionStatus,
     Severity,
@@ -35,6 +35,7 @@ from flapwatch.models import (
     Check,
     Escalation,
     EscalationEvent,
+    EscalationPage,
     Patient,
     Reconstruction,
     SchedulePolicy,
@@ -85,7 +86,13 @@ class ComplianceReport:
     escalations_opened: int = 0
     escalations_by_severity: dict[str, int] = field(default_factory=dict)
     escalations_by_rule: list[RuleCount] = field(default_factory=list)
+    # Each wait for a surgeon (domain/episodes.py): minutes from its flag to the first answer
+    # (acknowledged), to "I'm coming", to the decision; the chain's highest level reached.
+    episodes: list[Episode] = field(default_factory=list)
     wait: Wait = field(default_factory=lambda: Wait(0, None, None))
+    to_attending: Wait = field(default_factory=lambda: Wait(0, None, None))
+    to_decision: Wait = field(default_factory=lambda: Wait(0, None, None))
+    levels_reached: dict[int, int] = field(default_factory=dict)
     unacknowledged: int = 0
     escalation_outcomes: dict[str, int] = field(default_factory=dict)
     flaps_operated: int = 0
@@ -348,7 +355,17 @@ def _escalations(
     report.escalations_opened = len(escalations)
     severities = Counter(str(severity) for severity, _ in escalations)
     report.escalations_by_severity = {s.value: severities[s.value] for s in reversed(Severity)}
-    report.wait, report.unacknowledged = _waits_for_acknowledgement(session, opened)
+    report.episodes = _episodes(session, opened)
+    answered = [e for e in report.episodes if e.answered]
+    report.wait = waits([e.minutes_to(e.acknowledged_at) or 0.0 for e in answered])
+    report.to_attending = waits(
+        [e.minutes_to(e.attending_at) or 0.0 for e in report.episodes if e.attending_at]
+    )
+    report.to_decision = waits(
+        [e.minutes_to(e.decided_at) or 0.0 for e in report.episodes if e.decided_at]
+    )
+    report.unacknowledged = sum(1 for e in report.episodes if not e.answered and e.ended_at is None)
+    report.levels_reached = levels_reached(report.episodes)
     outcomes = Counter(str(outcome) if outcome else "none" for _, outcome in escalations)
     report.escalation_outcomes = {
         **{outcome.value: outcomes[outcome.value] for outcome in EscalationOutcome},
@@ -370,29 +387,28 @@ def _escalations(
     )
 
 
-def _waits_for_acknowledgement(session: Session, opened: Any) -> tuple[Wait, int]:
-    """Every wait for a surgeon: from the opening, or from a further sign that reset an
-    acknowledgement, to the next acknowledgement; and how many escalations wait now."""
+def _episodes(session: Session, opened: Any) -> list[Episode]:
+    """Every wait for a surgeon in the escalations `opened`, with the chain's pages."""
     timeline = session.execute(
         select(EscalationEvent.escalation_id, EscalationEvent.kind, EscalationEvent.at)
         .where(EscalationEvent.escalation_id.in_(opened))
         .order_by(EscalationEvent.escalation_id, EscalationEvent.at, EscalationEvent.id)
     )
-    minutes: list[float] = []
-    waiting: dict[int, datetime | None] = {}
+    events: dict[int, list[tuple[Any, datetime]]] = defaultdict(list)
     for escalation_id, kind, at in timeline:
-        since = waiting.get(escalation_id)
-        if kind == EscalationEventKind.OPENED:
-            waiting[escalation_id] = at
-        elif kind == EscalationEventKind.ACKNOWLEDGED and since is not None:
-            minutes.append((at - since).total_seconds() / 60)
-            waiting[escalation_id] = None
-        elif kind in (EscalationEventKind.FLAG_ADDED, EscalationEventKind.OVERDUE):
-            if escalation_id in waiting and since is None:
-                waiting[escalation_id] = at  # acknowledged before: a new sign asks again
-        elif kind == EscalationEventKind.CLOSED:
-            waiting[escalation_id] = None
-    return waits(minutes), sum(1 for since in waiting.values() if since is not None)
+        events[escalation_id].append((kind, at))
+    pages: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
+    for escalation_id, sent_at, level in session.execute(
+        select(EscalationPage.escalation_id, EscalationPage.sent_at, EscalationPage.level).where(
+            EscalationPage.escalation_id.in_(opened)
+        )
+    ):
+        pages[escalation_id].append((sent_at, level))
+    return [
+        episode
+        for escalation_id, timeline_of in events.items()
+        for episode in episodes_of(escalation_id, timeline_of, pages[escalation_id])
+    ]
 
 
 # A flap's outcome as the report counts it, by its status now.
@@ -473,10 +489,31 @@ def compliance_rows(report: ComplianceReport) -> Iterator[dict[str, Any]]:
     yield row("escalations", "all", "opened", report.escalations_opened)
     for severity, count in report.escalations_by_severity.items():
         yield row("escalations", "all", f"opened_{severity}", count)
+    yield row("escalations", "all", "episodes", len(report.episodes))
     yield row("escalations", "all", "acknowledged", report.wait.count)
     yield row("escalations", "all", "not_acknowledged", report.unacknowledged)
     yield row("escalations", "all", "median_minutes_to_acknowledge", report.wait.median)
     yield row("escalations", "all", "p90_minutes_to_acknowledge", report.wait.p90)
+    yield row("escalations", "all", "attending", report.to_attending.count)
+    yield row("escalations", "all", "median_minutes_to_attending", report.to_attending.median)
+    yield row("escalations", "all", "p90_minutes_to_attending", report.to_attending.p90)
+    yield row("escalations", "all", "decided", report.to_decision.count)
+    yield row("escalations", "all", "median_minutes_to_decision", report.to_decision.median)
+    yield row("escalations", "all", "p90_minutes_to_decision", report.to_decision.p90)
+    for level, count in report.levels_reached.items():
+        yield row("escalations", "all", f"episodes_highest_level_{level}", count)
+    zone = report.zone
+    for episode in report.episodes:
+        group = f"{episode.escalation_id}.{episode.number}"
+        yield row("episode", group, "flagged_at", episode.flagged_at.astimezone(zone).isoformat())
+        yield row(
+            "episode", group, "minutes_to_acknowledge", episode.minutes_to(episode.acknowledged_at)
+        )
+        yield row(
+            "episode", group, "minutes_to_attending", episode.minutes_to(episode.attending_at)
+        )
+        yield row("episode", group, "minutes_to_decision", episode.minutes_to(episode.decided_at))
+        yield row("episode", group, "highest_level", episode.highest_level)
     for rule in report.escalations_by_rule:
         yield row("escalations_by_rule", rule.rule_id, "escalations", rule.escalations)
     for outcome, count in report.escalation_outcomes.items():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -261,7 +261,7 @@ def escalate(
     escalation = open_escalation_of(session, reconstruction.id)
     # The chain starts at the opening, and again at a sign nobody has answered for: one
     # after an acknowledgement, or one that raises the severity (the red chain from level 1).
-    unseen = escalation is None or escalation.acknowledged_at is not None
+    unseen = escalation is None or escalation.answered
     if escalation is not None and higher(escalation.severity, severity) != escalation.severity:
         unseen = True
     if escalation is None:
@@ -331,6 +331,87 @@ def _locked_escalation(session: Session, actor: Actor, escalation_id: int) -> Es
     return escalation
 
 
+def _refuse_unseen(escalation: Escalation, seen_event_id: int | None, done: str, do: str) -> None:
+    """An answer given to a page whose newest event was `seen_event_id` is refused when a sign
+    came after it: nobody answers for a sign unseen."""
+    latest_event = max((event.id for event in escalation.events), default=None)
+    if seen_event_id is not None and latest_event is not None and latest_event > seen_event_id:
+        raise InvalidInput(
+            f"The escalation was not {done}.",
+            {
+                "": "A new sign was added after you opened this page: read the timeline, "
+                f"then {do} again."
+            },
+        )
+
+
+# "I'm coming": the most a surgeon can say they will be, and the choices offered.
+MAX_EXPECTED_MINUTES = 240
+EXPECTED_MINUTES_CHOICES = (5, 10, 15, 20, 30, 45, 60, 90)
+
+
+def attend_escalation(
+    session: Session,
+    actor: Actor,
+    escalation_id: int,
+    *,
+    expected_minutes: int,
+    note: str = "",
+    now: datetime | None = None,
+    seen_event_id: int | None = None,
+) -> Escalation:
+    """A surgeon answers "I'm coming", expected at the bedside in `expected_minutes`: the
+    nurse sees who and when, the chain stops paging for the signs so far. The decision
+    follows at the bedside (`acknowledge_escalation`). A later sign pages again (the one
+    coming has not seen it) but they stay shown as on their way."""
+    require_role(actor, *REVIEWING_ROLES)
+    if type(expected_minutes) is not int or not 0 <= expected_minutes <= MAX_EXPECTED_MINUTES:
+        raise InvalidInput(
+            "The answer was not saved.",
+            {
+                "expected_minutes": "Minutes until you are at the bedside: a whole number from "
+                f"0 to {MAX_EXPECTED_MINUTES}."
+            },
+        )
+    now = now or utcnow()
+    with write_transaction(session):
+        escalation = _locked_escalation(session, actor, escalation_id)
+        if not escalation.is_open:
+            raise InvalidInput(
+                "The answer was not saved.", {"": "This escalation is already closed."}
+            )
+        _refuse_unseen(escalation, seen_event_id, "answered", "answer")
+        expected = now + timedelta(minutes=expected_minutes)
+        escalation.attending_by_id = actor.user_id
+        escalation.attending_at = now
+        escalation.attending_expected_at = expected
+        note = note.strip()
+        zone = ZoneInfo(escalation.reconstruction.patient.unit.timezone)
+        session.add(
+            EscalationEvent(
+                escalation_id=escalation.id,
+                at=now,
+                kind=EscalationEventKind.ATTENDING,
+                actor_id=actor.user_id,
+                reasons=[
+                    f"Coming, expected at {expected.astimezone(zone):%H:%M} "
+                    f"(in {expected_minutes} min)"
+                ]
+                + ([note] if note else []),
+            )
+        )
+        record_event(
+            session,
+            actor,
+            "escalation.attend",
+            "escalation",
+            escalation.id,
+            after={"expected_at": expected.isoformat(), "note": note or None},
+        )
+        queue_notification(session, escalation, "attending")
+    return escalation
+
+
 def acknowledge_escalation(
     session: Session,
     actor: Actor,
@@ -359,15 +440,7 @@ def acknowledge_escalation(
             raise InvalidInput(
                 "The escalation was not acknowledged.", {"": "This escalation is already closed."}
             )
-        latest_event = max((event.id for event in escalation.events), default=None)
-        if seen_event_id is not None and latest_event is not None and latest_event > seen_event_id:
-            raise InvalidInput(
-                "The escalation was not acknowledged.",
-                {
-                    "": "A new sign was added after you opened this page: read the timeline, "
-                    "then acknowledge again."
-                },
-            )
+        _refuse_unseen(escalation, seen_event_id, "acknowledged", "acknowledge")
         escalation.acknowledged_at = now
         escalation.acknowledged_by_id = actor.user_id
         escalation.outcome = EscalationOutcome(outcome)
@@ -568,6 +641,7 @@ def escalations_with_their_flaps() -> Select[tuple[Escalation]]:
             .contains_eager(Reconstruction.patient)
             .contains_eager(Patient.unit),
             selectinload(Escalation.acknowledged_by),
+            selectinload(Escalation.attending_by),
         )
     )
 

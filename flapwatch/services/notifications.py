@@ -84,6 +84,8 @@ def escalation_payload(escalation: Escalation, event: str) -> dict[str, object]:
         "reasons": list(escalation.reasons),
         "opened_at": _iso(escalation.opened_at),
         "acknowledged_at": _iso(escalation.acknowledged_at),
+        # "I'm coming": when the one answering expects to be at the bedside.
+        "attending_expected_at": _iso(escalation.attending_expected_at),
         "outcome": escalation.outcome.value if escalation.outcome else None,
         "unit": patient.unit.code,
         "bed": patient.bed,

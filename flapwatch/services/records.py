@@ -286,7 +286,11 @@ def get_escalation(session: Session, actor: Actor, escalation_id: int) -> Escala
     escalation = session.scalars(
         select(Escalation)
         .where(Escalation.id == escalation_id)
-        .options(selectinload(Escalation.events), selectinload(Escalation.acknowledged_by))
+        .options(
+            selectinload(Escalation.events),
+            selectinload(Escalation.acknowledged_by),
+            selectinload(Escalation.attending_by),
+        )
     ).first()
     if escalation is None:
         raise NotFound(f"No escalation {escalation_id}.")

@@ -17,14 +17,16 @@ from flapwatch.http.access import READERS, REVIEWERS, current_actor, roles_requi
 from flapwatch.models import Escalation
 from flapwatch.services import InvalidInput
 from flapwatch.services.escalations import (
+    EXPECTED_MINUTES_CHOICES,
     acknowledge_escalation,
+    attend_escalation,
     awaiting_acknowledgement,
     close_escalation,
     escalation_page,
     open_escalations,
 )
 from flapwatch.services.ward import get_unit_by_code, visible_units
-from flapwatch.web.forms import SafeForm, attach_problems, choices_of
+from flapwatch.web.forms import SafeForm, SelectChoice, attach_problems, choices_of
 from flapwatch.web.review import chart_links
 
 bp = Blueprint("escalations", __name__)
@@ -49,6 +51,18 @@ class AcknowledgeForm(SafeForm):
     outcome = RadioField("Outcome", choices=choices_of(EscalationOutcome), validators=[Optional()])
     note = _note("Note")
     # The last timeline event on the surgeon's screen: a sign added since is not acknowledged.
+    seen_event_id = HiddenField()
+
+
+class AttendForm(SafeForm):
+    """ "I'm coming": minutes until the surgeon expects to be at the bedside."""
+
+    expected_minutes = RadioField(
+        "Expected at the bedside in",
+        choices=[SelectChoice(str(m), f"{m} min") for m in EXPECTED_MINUTES_CHOICES],
+        validators=[Optional()],
+    )
+    attending_note = _note("Note for the ward")
     seen_event_id = HiddenField()
 
 
@@ -89,6 +103,7 @@ def _detail(
     escalation_id: int,
     *,
     acknowledge_form: AcknowledgeForm | None = None,
+    attend_form: AttendForm | None = None,
     close_form: CloseForm | None = None,
     general_errors: list[str] | None = None,
 ) -> str:
@@ -99,6 +114,8 @@ def _detail(
         may_review=current_actor().role in REVIEWERS,
         # The form not being submitted starts empty, never from the other form's fields.
         acknowledge_form=acknowledge_form or AcknowledgeForm(formdata=None),
+        attend_form=attend_form or AttendForm(formdata=None),
+        failed="attending" if attend_form is not None else "",
         close_form=close_form or CloseForm(formdata=None),
         general_errors=general_errors or [],
         hours_since=hours_since,
@@ -127,9 +144,7 @@ def acknowledge(escalation_id: int) -> Response | tuple[str, int]:
                 outcome=form.outcome.data or "",
                 note=form.note.data or "",
                 now=g.now,
-                seen_event_id=int(seen)
-                if (seen := form.seen_event_id.data or "").isdigit()
-                else None,
+                seen_event_id=_seen(form.seen_event_id),
             )
         except InvalidInput as refused:
             general_errors = attach_problems(form, refused.problems)
@@ -137,6 +152,43 @@ def acknowledge(escalation_id: int) -> Response | tuple[str, int]:
             flash(_acknowledged_message(escalation), "success")
             return redirect(url_for(".detail", escalation_id=escalation.id))
     page = _detail(escalation_id, acknowledge_form=form, general_errors=general_errors)
+    return page, 400
+
+
+def _seen(field: HiddenField) -> int | None:
+    seen = field.data or ""
+    return int(seen) if seen.isdigit() else None
+
+
+@bp.post("/escalations/<int:escalation_id>/attending")
+@roles_required(*REVIEWERS)
+def attending(escalation_id: int) -> Response | tuple[str, int]:
+    form = AttendForm()
+    general_errors: list[str] = []
+    if form.validate_on_submit():
+        minutes = form.expected_minutes.data or ""
+        try:
+            escalation = attend_escalation(
+                get_session(),
+                current_actor(),
+                escalation_id,
+                # Nothing chosen: the service names the field.
+                expected_minutes=int(minutes) if minutes.isdigit() else -1,
+                note=form.attending_note.data or "",
+                now=g.now,
+                seen_event_id=_seen(form.seen_event_id),
+            )
+        except InvalidInput as refused:
+            general_errors = attach_problems(form, refused.problems)
+        else:
+            patient = escalation.reconstruction.patient
+            flash(
+                f"The ward is told you are coming to {patient.name} (bed {patient.bed or '—'}) "
+                f"in {minutes} min. Acknowledge with your decision at the bedside.",
+                "success",
+            )
+            return redirect(url_for(".detail", escalation_id=escalation.id))
+    page = _detail(escalation_id, attend_form=form, general_errors=general_errors)
     return page, 400
 
 

@@ -93,14 +93,29 @@ def check_summary(check: Check | None) -> str:
 
 def chain_state(escalation: Escalation, now: datetime) -> str:
     """How long the escalation has gone unanswered and how far its chain has climbed:
-    "unanswered 6 min · level 2"; empty once it is acknowledged or closed."""
+    "unanswered 6 min · level 2"; empty once it is answered (acknowledged, or someone is
+    coming) or closed."""
     started = escalation.chain_started_at
-    if escalation.acknowledged_at is not None or escalation.closed_at is not None or not started:
+    if escalation.answered or escalation.closed_at is not None or not started:
         return ""
     minutes = max(0, int((now - started) / timedelta(minutes=1)))
     waited = f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
     level = f" · level {escalation.chain_level}" if escalation.chain_level else ""
     return f"unanswered {waited}{level}"
+
+
+def coming(escalation: Escalation, now: datetime) -> str:
+    """Who is on their way and when they expect to be there: "Coming: Ms Rao, expected
+    02:40"; "expected 02:40, 5 min ago" once that has passed; empty when nobody is."""
+    if escalation.attending_at is None or escalation.closed_at is not None:
+        return ""
+    expected = escalation.attending_expected_at
+    assert expected is not None
+    unit = escalation.reconstruction.patient.unit
+    who = escalation.attending_by.display_name if escalation.attending_by else "a surgeon"
+    words = f"Coming: {who}, expected {clock(expected, unit)}"
+    late = int((now - expected) / timedelta(minutes=1))
+    return f"{words}, {late} min ago" if late >= 1 else words
 
 
 def _temp(value: float | None) -> str:
@@ -112,5 +127,9 @@ def register(app: Flask) -> None:
         local_time=local_time, clock=clock, hours=hours, check_summary=check_summary
     )
     app.jinja_env.globals.update(
-        relative=relative, due_phrase=due_phrase, chain_state=chain_state, DueState=DueState
+        relative=relative,
+        due_phrase=due_phrase,
+        chain_state=chain_state,
+        coming=coming,
+        DueState=DueState,
     )
