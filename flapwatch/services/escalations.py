@@ -45,6 +45,9 @@ from flapwatch.models import (
     User,
     utcnow,
 )
+from flapwatch.models import (
+    EscalationPage as SentPage,
+)
 from flapwatch.services import (
     MANAGING_ROLES,
     SYSTEM,
@@ -601,6 +604,9 @@ class EscalationPage:
     unit: Unit
     people: dict[int, User]
     checks: list[Check]
+    # Who the escalation chain paged in its latest round (since the last sign nobody had
+    # seen), first level first: the surgeon sees who else is on the way.
+    paged: list[SentPage]
 
     @property
     def reconstruction(self) -> Reconstruction:
@@ -618,7 +624,7 @@ class EscalationPage:
 
 
 def escalation_page(session: Session, actor: Actor, escalation_id: int) -> EscalationPage:
-    """Everything the detail page shows, in five queries however long the history."""
+    """Everything the detail page shows, in six queries however long the history."""
     escalation = session.scalars(
         select(Escalation)
         .where(Escalation.id == escalation_id)
@@ -641,6 +647,16 @@ def escalation_page(session: Session, actor: Actor, escalation_id: int) -> Escal
             .limit(RECENT_CHECKS)
         )
     )
+    paged = list(
+        session.scalars(
+            select(SentPage)
+            .where(
+                SentPage.escalation_id == escalation.id,
+                SentPage.round == escalation.chain_round,
+            )
+            .order_by(SentPage.level)
+        )
+    )
     people_ids = {event.actor_id for event in escalation.events}
     people_ids |= {escalation.acknowledged_by_id, escalation.closed_by_id}
     people_ids |= {check.recorded_by_id for check in checks}
@@ -653,6 +669,7 @@ def escalation_page(session: Session, actor: Actor, escalation_id: int) -> Escal
         unit=escalation.reconstruction.patient.unit,
         people=people,
         checks=checks,
+        paged=paged,
     )
 
 
