@@ -488,6 +488,7 @@ def test_a_check_the_server_cannot_store_yet_is_kept_on_the_tablet_until_it_can(
 
 
 PHONE = (390, 844)
+TAPPABLE = "a, button, input, select, summary, [role=button]"
 
 
 def _demo_ward(app, session, chromium, live_server, username, viewport):
@@ -564,3 +565,26 @@ def test_the_flap_page_on_a_phone_loads_the_phone_chart_and_a_desk_the_full_one(
         assert size in chart.evaluate("image => image.currentSrc"), viewport
         assert page.evaluate("document.documentElement.scrollWidth") <= viewport[0]
         context.close()
+
+
+def test_every_tappable_thing_on_the_ward_board_takes_a_finger_on_a_portrait_tablet(
+    app, chromium, live_server, session
+):
+    context, page = _demo_ward(app, session, chromium, live_server, "nurse", (768, 1024))
+    page.wait_for_url("**/units/DEMO/board")
+    assert page.locator(".flap-card.escalated").count() >= 1  # escalation links on cards too
+
+    # The skip link stands off-screen until a keyboard focuses it: no finger reaches it.
+    small = page.evaluate(
+        """selector => [...document.querySelectorAll(selector)]
+            .filter(el => el.checkVisibility())
+            .map(el => [el, el.getBoundingClientRect()])
+            .filter(([_, box]) => box.right > 0 && box.bottom > 0)
+            .filter(([_, box]) => box.width < 44 || box.height < 44)
+            .map(([el, box]) => el.tagName.toLowerCase()
+                + ` "${el.textContent.trim().replace(/\\s+/g, " ")}"`
+                + ` ${Math.round(box.width)}×${Math.round(box.height)}`)""",
+        TAPPABLE,
+    )
+    assert small == [], "smaller than 44×44 px: " + "; ".join(small)
+    context.close()
