@@ -372,7 +372,8 @@ class Escalation(Base):
     chain_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     chain_level: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     # "I'm coming": who answered that they are on their way, when, and when they expect to
-    # be at the bedside. Kept through a later sign (they are still on their way).
+    # be at the bedside. Kept through a later sign (they are still on their way); the
+    # decision ends it (the timeline keeps it).
     attending_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     attending_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attending_expected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -105,7 +105,9 @@ def test_a_sign_after_i_am_coming_pages_again_but_the_surgeon_stays_shown_on_the
     assert advance_chains(session, later + timedelta(minutes=2)) == 0
 
 
-def test_the_decision_follows_at_the_bedside_and_keeps_who_came(make, session, minute_chain):
+def test_the_decision_follows_at_the_bedside_and_the_timeline_keeps_who_came(
+    make, session, minute_chain
+):
     start = utcnow().replace(microsecond=0)
     escalation = red_escalation(make, session, start)
     surgeon = make.actor(make.user(Role.SURGEON))
@@ -113,7 +115,8 @@ def test_the_decision_follows_at_the_bedside_and_keeps_who_came(make, session, m
     decided = acknowledge_escalation(
         session, surgeon, escalation.id, outcome="observe", now=start + timedelta(minutes=12)
     )
-    assert decided.status == "acknowledged" and decided.attending_by_id == surgeon.user_id
+    assert decided.status == "acknowledged"
+    assert decided.attending_at is None  # they came: the board no longer says "coming"
     kinds = [event.kind for event in seen(session).get(Escalation, escalation.id).events]
     assert kinds[-2:] == [EscalationEventKind.ATTENDING, EscalationEventKind.ACKNOWLEDGED]
 
@@ -179,7 +182,7 @@ def test_on_the_pages_the_surgeon_says_i_am_coming_and_the_nurse_sees_it(
     assert refused.status_code == 400
     assert 'id="expected_minutes-error"' in refused.get_data(as_text=True)
 
-    sent = surgeon.post(f"{url}/attending", {"expected_minutes": "20", "attending_note": "Warm"})
+    sent = surgeon.post(f"{url}/attending", {"expected_minutes": "20"})
     assert sent.status_code == 302
     page = surgeon.get(url).get_data(as_text=True)
     assert "The ward is told you are coming" in page

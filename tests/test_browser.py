@@ -63,15 +63,16 @@ def _shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def _documented(page, name: str) -> None:
-    """A screenshot shown in the README (docs/screenshots), as a tablet shows the page."""
+def _documented(page, name: str, element=None) -> None:
+    """A screenshot shown in the README (docs/screenshots), as the device shows the page (or
+    just `element` of it)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.wait_for_function(
         """() => [...document.images]
             .filter(image => image.getBoundingClientRect().top < innerHeight)
             .every(image => image.complete && image.naturalWidth > 0)"""
     )
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+    (element or page).screenshot(path=str(SCREENSHOTS / f"{name}.png"))
 
 
 def _assert_touch_targets(page) -> None:
@@ -154,7 +155,9 @@ def test_chromium_is_debians(chromium):
     assert shutil.which("chromium") == CHROMIUM
 
 
-def _logged_in_page(chromium, live_server, username, viewport=(768, 1024), clock=True):
+def _logged_in_page(
+    chromium, live_server, username, viewport=(768, 1024), clock=True, password=PASSWORD
+):
     width, height = viewport
     context = chromium.new_context(viewport={"width": width, "height": height}, has_touch=True)
     context.set_default_timeout(10_000)
@@ -163,7 +166,7 @@ def _logged_in_page(chromium, live_server, username, viewport=(768, 1024), clock
         page.clock.install()
     page.goto(f"{live_server}/login")
     page.fill("#username", username)
-    page.fill("#password", PASSWORD)
+    page.fill("#password", password)
     page.get_by_role("button", name="Log in").click()
     return context, page
 
@@ -362,6 +365,7 @@ def test_the_ward_path_from_a_normal_check_to_a_published_rule(
     context, page = _logged_in_page(chromium, live_server, surgeon.username, viewport, clock=False)
     page.goto(f"{live_server}/escalations/{escalation.id}")
     page.get_by_role("group", name="Outcome").get_by_label("Observe", exact=True).tap()
+    page.get_by_text("Add a note").tap()
     page.fill("textarea", "Seen: venous congestion improving on elevation. Recheck in 30 min.")
     documented(page, "escalation")
     with page.expect_navigation():
@@ -481,3 +485,107 @@ def test_a_check_the_server_cannot_store_yet_is_kept_on_the_tablet_until_it_can(
     context.close()
     session.rollback()
     assert len(session.scalars(select(Check).where(Check.reconstruction_id == flap.id)).all()) == 2
+
+
+PHONE = (390, 844)
+TAPPABLE = "a, button, input, select, summary, [role=button]"
+
+
+def _demo_ward(app, session, chromium, live_server, username, viewport):
+    """The demo ward (`flapwatch demo`), a user of it logged in on a device of that size."""
+    from flapwatch.demo import DEMO_PASSWORD, load_demo
+
+    with app.app_context():  # password hashing reads the app's argon2 settings
+        load_demo(session)
+    session.commit()
+    return _logged_in_page(
+        chromium, live_server, username, viewport, clock=False, password=DEMO_PASSWORD
+    )
+
+
+def test_a_surgeons_phone_opens_an_escalation_with_all_it_takes_to_answer_it(
+    app, chromium, live_server, session
+):
+    from flapwatch.models import Escalation, Patient, Reconstruction
+
+    context, page = _demo_ward(app, session, chromium, live_server, "surgeon", PHONE)
+    page.wait_for_load_state()
+    red = session.scalars(
+        select(Escalation)
+        .where(Escalation.severity == "red", Escalation.closed_at.is_(None))
+        .order_by(Escalation.id)
+    ).first()
+    patient = session.get(Reconstruction, red.reconstruction_id).patient
+    assert isinstance(patient, Patient)
+    page.goto(f"{live_server}/escalations/{red.id}")
+
+    head = page.locator(".escalation-head")
+    first_screen = {
+        "patient": head.get_by_role("heading", name=patient.name),
+        "bed": head.get_by_text(f"bed {patient.bed}"),
+        "severity": head.locator(".severity"),
+        "reasons": head.locator(".escalation-reasons"),
+        "paged": head.locator(".paged-list"),
+        "coming": head.locator(".attend-answer").get_by_role("button", name="10 min"),
+        "acknowledge": head.locator(".answer-actions").get_by_role("button", name="Acknowledge"),
+    }
+    _documented(page, "phone-escalation")
+    below = {}
+    for what, locator in first_screen.items():
+        box = locator.first.bounding_box()
+        assert locator.first.is_visible(), what
+        if box["y"] + box["height"] > PHONE[1]:
+            below[what] = round(box["y"] + box["height"])
+    assert below == {}, f"below the fold of a {PHONE[0]}×{PHONE[1]} phone: {below}"
+    assert "Registrar on call" in first_screen["paged"].inner_text()
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE[0]  # no sideways
+
+    chart = page.locator("figure.trend-chart img")
+    chart.scroll_into_view_if_needed()
+    page.wait_for_function("() => document.querySelector('figure.trend-chart img').complete")
+    assert "size=phone" in chart.evaluate("image => image.currentSrc")
+    assert chart.evaluate("image => image.naturalWidth") == 800
+    _documented(page, "phone-chart", chart)
+    assert _axe_problems(page) == []
+    context.close()
+
+
+def test_the_flap_page_on_a_phone_loads_the_phone_chart_and_a_desk_the_full_one(
+    chromium, live_server, make
+):
+    nurse = make.user("nurse", "PLAST-W3")
+    flap = make.reconstruction(make.patient(bed="6", name="Wyn Width"), hours_ago=5)
+    make.check(flap, minutes_ago=30, colour="pink", flap_temperature_c=34.1)
+    for viewport, size in ((PHONE, "size=phone"), ((1366, 768), "chart.png?v=")):
+        context, page = _logged_in_page(chromium, live_server, nurse.username, viewport)
+        page.wait_for_url("**/units/PLAST-W3/board")
+        page.goto(f"{live_server}/reconstructions/{flap.id}")
+        chart = page.locator("figure.trend-chart img")
+        chart.scroll_into_view_if_needed()
+        page.wait_for_function("() => document.querySelector('figure.trend-chart img').complete")
+        assert size in chart.evaluate("image => image.currentSrc"), viewport
+        assert page.evaluate("document.documentElement.scrollWidth") <= viewport[0]
+        context.close()
+
+
+def test_every_tappable_thing_on_the_ward_board_takes_a_finger_on_a_portrait_tablet(
+    app, chromium, live_server, session
+):
+    context, page = _demo_ward(app, session, chromium, live_server, "nurse", (768, 1024))
+    page.wait_for_url("**/units/DEMO/board")
+    assert page.locator(".flap-card.escalated").count() >= 1  # escalation links on cards too
+
+    # The skip link stands off-screen until a keyboard focuses it: no finger reaches it.
+    small = page.evaluate(
+        """selector => [...document.querySelectorAll(selector)]
+            .filter(el => el.checkVisibility())
+            .map(el => [el, el.getBoundingClientRect()])
+            .filter(([_, box]) => box.right > 0 && box.bottom > 0)
+            .filter(([_, box]) => box.width < 44 || box.height < 44)
+            .map(([el, box]) => el.tagName.toLowerCase()
+                + ` "${el.textContent.trim().replace(/\\s+/g, " ")}"`
+                + ` ${Math.round(box.width)}×${Math.round(box.height)}`)""",
+        TAPPABLE,
+    )
+    assert small == [], "smaller than 44×44 px: " + "; ".join(small)
+    context.close()

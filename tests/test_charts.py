@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from flapwatch.charts.drawing import AMBER, RED
 from flapwatch.charts.figure import chart_bytes, trend_figure
-from flapwatch.charts.spec import FULL, PRINT, SMALL, image_size
+from flapwatch.charts.spec import FULL, PHONE, PRINT, SMALL, image_size
 from flapwatch.domain.rules import DEFAULT_RULE_SET, rule_set_to_json
 from flapwatch.domain.schedule import hours_since
 from flapwatch.domain.vocabulary import Role
@@ -288,7 +288,7 @@ def test_text_typed_by_people_is_drawn_as_typed_not_as_maths(make, session):
     assert chart_bytes(_trend(session, flap), FULL, "png").startswith(PNG_SIGNATURE)
 
 
-@pytest.mark.parametrize("variant", [FULL, SMALL])
+@pytest.mark.parametrize("variant", [FULL, SMALL, PHONE])
 def test_image_size_matches_the_rendered_png(make, session, variant):
     flap = make.reconstruction(hours_ago=3)
     make.check(flap, minutes_ago=30, colour="pink")
@@ -355,3 +355,33 @@ def test_the_app_starts_without_matplotlib_and_draws_without_pyplot(tmp_path):
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_phone_chart_shows_the_last_day_and_names_the_answer_it_starts_with(make, session):
+    flap = make.reconstruction(hours_ago=60)
+    for hours_ago in (58, 50, 40, 30, 20, 10, 1):
+        make.check(flap, minutes_ago=hours_ago * 60, colour="pink", flap_temperature_c=34.0)
+    make.check(flap, minutes_ago=20, colour="dusky", flap_temperature_c=33.0)
+
+    figure = _figure(session, flap, PHONE)
+
+    (lanes, *_) = figure.axes
+    start, end = lanes.get_xlim()
+    assert 23.5 < end - start < 26  # the last 24 h, not the 60 since surgery
+    colours = _texts(figure, "change:colour:")
+    assert colours == ["pink", "dusky"]  # pink ran from before the window: named at its start
+    (window,) = _texts(figure, "window")
+    assert window.startswith("last 24 h")
+    assert _texts(figure, "trend-rule:") == []  # the page carries the rules on changes
+
+
+def test_the_phone_charts_smallest_text_reads_at_a_phones_width(make, session):
+    """Shown about 340 CSS px wide, a point is 340 / (72 × width) CSS px: the smallest text
+    must stand at least 11 CSS px tall there."""
+    flap = make.reconstruction(hours_ago=6)
+    make.check(flap, minutes_ago=30, colour="dusky", capillary_refill="brisk")
+    figure = _figure(session, flap, PHONE)
+
+    sizes = [text.get_fontsize() for text in figure.findobj(lambda a: hasattr(a, "get_fontsize"))]
+    points_to_css = 340 / (72 * PHONE.width_in)
+    assert min(sizes) * points_to_css >= 11

@@ -187,7 +187,9 @@ def test_demo_red_flap_climbed_to_level_2_after_the_registrar_came_and_reviewed(
     assert kinds.count(EscalationEventKind.ACKNOWLEDGED) == 2
     coming = kinds.index(EscalationEventKind.ATTENDING)
     assert kinds[coming + 1 :].count(EscalationEventKind.ACKNOWLEDGED) == 1  # decided after
-    assert escalation.attending_by.username == "surgeon"
+    registrar = session.scalars(select(User).where(User.username == "surgeon")).one()
+    assert escalation.events[coming].actor_id == registrar.id
+    assert escalation.attending_at is None  # she came, and decided at the bedside
 
 
 # --- flapwatch create-user -----------------------------------------------------------------------

@@ -266,3 +266,41 @@ def test_detail_query_count_does_not_grow_with_history(app, logged_in, make, ses
         make.check(flap, minutes_ago=minutes, colour="blue", actor=None)
     acknowledge(make, escalation)
     assert detail_queries() == few
+
+
+def test_the_escalation_page_opens_with_who_the_chain_has_paged_and_the_answers(
+    logged_in, make, session
+):
+    from flapwatch.services.chains import advance_chains
+
+    browser, _ = logged_in("surgeon", "PLAST-W3")
+    _, escalation = flagged_flap(make, "Pat Chained")
+    advance_chains(session, utcnow() + timedelta(minutes=16))  # registrar again, consultant
+
+    page = browser.get(f"/escalations/{escalation.id}").get_data(as_text=True)
+
+    head = page[
+        page.index('class="card escalation-head') : page.index('class="card escalation-flap')
+    ]
+    reasons, paged, answers = (
+        head.index(word) for word in ("<h2>Reasons", "<h2>Paged", "answer-actions")
+    )
+    assert reasons < paged < answers
+    assert "· level 3</span>" in head  # how far the chain has climbed
+    assert head.count("<strong>Registrar on call</strong>") == 1  # paged twice, named once
+    assert "<strong>Consultant on call</strong>" in head
+    assert 'name="outcome"' in head[answers:] and ">Acknowledge</button>" in head[answers:]
+
+
+def test_an_escalation_nobody_was_paged_for_says_so(logged_in, make, session):
+    from flapwatch.models import EscalationPage
+
+    browser, _ = logged_in("surgeon", "PLAST-W3")
+    _, escalation = flagged_flap(make, "Nia Nobody")
+    for sent in session.scalars(select(EscalationPage)):
+        session.delete(sent)  # as for an escalation opened before the unit had a chain
+    session.commit()
+
+    page = browser.get(f"/escalations/{escalation.id}").get_data(as_text=True)
+
+    assert "Nobody has been paged by the escalation chain." in page

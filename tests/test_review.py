@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from flapwatch import create_app
+from flapwatch.charts.spec import PHONE, image_size
 from flapwatch.db import engine_of
 from flapwatch.domain.rules import parse_rule_set, rule_set_to_json
 from flapwatch.domain.vocabulary import ReconstructionStatus
@@ -836,6 +837,38 @@ def test_the_escalation_page_shows_the_flaps_chart(logged_in, make, session):
     assert_shows_chart(response.get_data(as_text=True), flap.id)
 
 
+def _img_tag(page: str, src: str, tag: str = "<img") -> str:
+    start = page.index(src)
+    return page[page.rindex(tag, 0, start + len(tag)) : page.index(">", start)]
+
+
+@pytest.mark.parametrize("sto2", [False, True], ids=["without-sto2", "with-sto2"])
+def test_a_phone_is_offered_its_own_chart_at_the_size_it_is_drawn(logged_in, make, session, sto2):
+    browser, _ = logged_in("surgeon", A)
+    flap = flap_with(
+        make, "Pia Phone", **({"colour": "dusky", "sto2_percent": 61.0} if sto2 else RED)
+    )
+    escalation = escalation_of(session, flap)
+
+    for url in (f"/reconstructions/{flap.id}", f"/escalations/{escalation.id}"):
+        page = browser.get(url).get_data(as_text=True)
+        source = _img_tag(
+            page, f'srcset="/reconstructions/{flap.id}/chart.png?size=phone&amp;v=', "<source"
+        )
+        image = _img_tag(page, f'<img src="/reconstructions/{flap.id}/chart.png?v=')
+        assert 'media="(max-width: 600px)"' in source
+        phone = png_size(served(browser, chart_url(flap.id, "png", "phone")).data)
+        full = png_size(served(browser, chart_url(flap.id)).data)
+        assert f'width="{phone[0]}" height="{phone[1]}"' in source, url
+        assert f'width="{full[0]}" height="{full[1]}"' in image, url
+
+    assert phone[0] < full[0] and phone[1] > full[1]  # narrow, and taller for its lanes
+    svg = served(browser, chart_url(flap.id, "svg", "phone"))
+    assert ET.fromstring(svg.data).tag == SVG_ROOT
+    assert "Content-Security-Policy" in svg.headers
+    assert cache_of(served(browser, chart_url(flap.id, "png", "phone"))) == "hit"
+
+
 # --- the API -----------------------------------------------------------------------------------
 
 
@@ -851,6 +884,8 @@ def test_a_token_reads_the_chart_as_png_and_svg_and_the_report_as_pdf(app, make,
 
     small = api_get(app, token, chart_url(flap.id, "png", "small"))
     assert small.status_code == 200 and png_size(small.data)[0] < png_size(png.data)[0]
+    phone = api_get(app, token, chart_url(flap.id, "png", "phone"))
+    assert phone.status_code == 200 and png_size(phone.data) == image_size(PHONE)
 
     svg = api_get(app, token, chart_url(flap.id, "svg"))
     assert svg.status_code == 200 and svg.mimetype == "image/svg+xml"

@@ -536,10 +536,11 @@ class ChartOptions(BaseModel):
     """Query parameters of a chart: its size."""
 
     model_config = ConfigDict(extra="forbid")
-    size: Literal["full", "small"] = Field(
+    size: Literal["full", "small", "phone"] = Field(
         default="full",
-        description="`full` (1200 px wide, every panel, legend) or `small` (512 px, the "
-        "review page's small multiple).",
+        description="`full` (1200 px wide, every panel, legend), `small` (512 px, the "
+        "review page's small multiple) or `phone` (800 px for a phone's 4 in: the last 24 h, "
+        "large text).",
     )
 
 

@@ -136,6 +136,8 @@ def label_events(ax: Axes, frame: Frame) -> None:
     row_free = [frame.start, frame.start, frame.start]
     for marker in frame.markers:
         x = frame.x(marker.at)
+        if x < frame.start:
+            continue  # before the hours a phone's chart shows: its line is not drawn either
         text = marker.label
         width = (len(text) + 1) * char_hours
         row = next((r for r in range(3) if row_free[r] <= x), None)

@@ -83,7 +83,7 @@ def _assemble(frame: Frame) -> Figure:
         bottom=footer_in / height_in,
         hspace=PANEL_GAP_IN / (plots_in / len(panels)),
     )
-    step = tick_step(frame.end - frame.start, 16 if variant.detailed else 6)
+    step = tick_step(frame.end - frame.start, variant.most_ticks)
     ticks = clock_ticks(frame, step)
     axes: dict[str, Axes] = {}
     for row, (name, _height) in enumerate(panels):
@@ -133,6 +133,9 @@ def _header(figure: Figure, frame: Frame) -> None:
         if s.as_of is not None
         else s.status.label.lower()
     )
+    if frame.variant.compact:
+        _compact_header(figure, frame, when)
+        return
     figure.text(
         0.01,
         1 - 0.12 / figure.get_figheight(),
@@ -158,6 +161,26 @@ def _header(figure: Figure, frame: Frame) -> None:
         color=MUTED,
         linespacing=1.6,
     )
+
+
+def _compact_header(figure: Figure, frame: Frame, when: str) -> None:
+    """A phone's chart: whose it is, then which hours it shows, each on a line of its own."""
+    s = frame.subject
+    recent = frame.variant.recent_hours
+    hours = f"last {recent:g} h" if recent is not None and frame.start > 0 else "since surgery"
+    for row, (text, weight, color) in enumerate(
+        ((f"{s.patient_name} · {s.mrn}", "bold", INK), (f"{hours} · {when}", "normal", MUTED))
+    ):
+        figure.text(
+            0.02,
+            1 - (0.08 + row * 0.28) / figure.get_figheight(),
+            text,
+            fontsize=frame.variant.font_size + (1 if row == 0 else -1),
+            fontweight=weight,
+            va="top",
+            color=color,
+            gid="title" if row == 0 else "window",
+        )
 
 
 def _escalation_state(trend: Trend) -> str:

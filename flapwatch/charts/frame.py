@@ -61,13 +61,16 @@ class Frame:
 
     def _span(self) -> tuple[float, float]:
         """From the end of surgery (or a baseline check before it) to now for a monitored
-        flap, else to its last check or event; never shorter than two hours."""
+        flap, else to its last check or event; never shorter than two hours; on a variant
+        of the recent hours only, just those."""
         moments = [check.taken_at for check in self.checks] + [m.at for m in self.markers]
         if self.subject.as_of is not None:
             moments.append(self.subject.as_of)
         end = max((self.x(moment) for moment in moments), default=0.0)
         start = min([0.0, *self.hours])
         end = max(end, start + 2.0)
+        if self.variant.recent_hours is not None:
+            start = max(start, end - self.variant.recent_hours)
         pad = (end - start) * 0.015
         return start - pad, end + pad
 

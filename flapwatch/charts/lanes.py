@@ -63,7 +63,7 @@ def draw_lanes(ax: Axes, frame: Frame) -> None:
         hline(ax, divider, color=QUIET, linewidth=0.5, zorder=0.3)
     ax.set_ylim(*LANES_LIMITS)
     variant = frame.variant
-    if variant.detailed:
+    if variant.detailed and not variant.compact:
         doppler = {
             ("doppler_arterial", "present"): "Doppler A present",
             ("doppler_venous", "present"): "Doppler V present",
@@ -203,6 +203,11 @@ def _change_labels(
     """Label where each run of one answer starts; when there are too many, the runs of
     abnormal answers keep their labels first."""
     variant = frame.variant
+    earlier = [change for change in changes if change[0] < frame.start]
+    if earlier:
+        # A chart of the recent hours only starts within a run: name the answer it starts with.
+        hours, value, severity = earlier[-1]
+        changes = [(frame.start, value, severity), *changes[len(earlier) :]]
     limit = variant.max_change_labels
     if len(changes) > limit:
         abnormal = [c for c in changes if c[2] is not None]
@@ -218,7 +223,8 @@ def _change_labels(
         if severity is None and not variant.detailed:
             continue  # a small multiple names only the abnormal answers
         width = (len(label) + 1) * frame.char_hours
-        right_aligned = hours > near_end
+        # On a phone's narrow chart a label that would run off the end ends at its mark.
+        right_aligned = hours > near_end or (variant.compact and hours + width > frame.end)
         if (hours - width if right_aligned else hours) < free_from:
             continue  # it would overprint the label before it
         free_from = hours if right_aligned else hours + width

@@ -170,7 +170,7 @@ def _threshold_lines(ax: Axes, frame: Frame, fields: Sequence[str]) -> list[floa
 
 
 def _trend_notes(ax: Axes, frame: Frame, fields: Sequence[str]) -> None:
-    if not frame.variant.detailed:
+    if not frame.variant.detailed or frame.variant.compact:
         return
     notes = [c for c in trend_conditions(frame.trend.rule_set) if c.field in fields]
     for row, condition in enumerate(notes[:2]):

@@ -32,6 +32,13 @@ class Variant:
     # screen the page around the image gives both, and every line of text costs drawing time.
     legend: bool = False
     legend_columns: int = 2
+    # At most this many hour ticks along the axes.
+    most_ticks: int = 16
+    # Only the latest hours of a flap's history (a phone's narrow chart), else all of it.
+    recent_hours: float | None = None
+    # A phone: the lanes' short names, whose flap in two lines, and the rules on changes
+    # left to the page, so that every text is large enough to read at the phone's width.
+    compact: bool = False
 
 
 FULL = Variant(
@@ -55,6 +62,23 @@ SMALL = Variant(
     footer_in=0.42,
     max_change_labels=6,
     detailed=False,
+    most_ticks=6,
+)
+# A phone's width (about 340 CSS px for 4 in: 1 pt is 1.2 CSS px, so the smallest text,
+# 1.5 pt under `font_size`, stands about 12 CSS px tall), the last day only, taller lanes.
+PHONE = Variant(
+    name="phone",
+    width_in=4.0,
+    dpi=200,
+    font_size=11.5,
+    panels=(("lanes", 4.2), ("temperature", 2.0), ("difference", 1.5), ("sto2", 1.5)),
+    header_in=0.75,
+    footer_in=0.6,
+    max_change_labels=4,
+    detailed=True,
+    most_ticks=4,
+    recent_hours=24.0,
+    compact=True,
 )
 # A4 portrait, for the printable report.
 PRINT = Variant(
@@ -70,9 +94,9 @@ PRINT = Variant(
     page_height_in=11.69,
     legend=True,
 )
-LEFT_IN = {"full": 1.25, "small": 0.85, "print": 1.1}  # room for the lanes' names
+LEFT_IN = {"full": 1.25, "small": 0.85, "print": 1.1, "phone": 1.05}  # room for the lanes' names
 RIGHT_IN = 0.25
-VARIANTS = {variant.name: variant for variant in (FULL, SMALL)}  # served as images
+VARIANTS = {variant.name: variant for variant in (FULL, SMALL, PHONE)}  # served as images
 FORMATS = {"png": "image/png", "svg": "image/svg+xml"}
 
 

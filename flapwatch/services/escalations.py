@@ -45,6 +45,9 @@ from flapwatch.models import (
     User,
     utcnow,
 )
+from flapwatch.models import (
+    EscalationPage as SentPage,
+)
 from flapwatch.services import (
     MANAGING_ROLES,
     SYSTEM,
@@ -345,9 +348,9 @@ def _refuse_unseen(escalation: Escalation, seen_event_id: int | None, done: str,
         )
 
 
-# "I'm coming": the most a surgeon can say they will be, and the choices offered.
+# "I'm coming": the most a surgeon can say they will be, and the page's one-tap choices.
 MAX_EXPECTED_MINUTES = 240
-EXPECTED_MINUTES_CHOICES = (5, 10, 15, 20, 30, 45, 60, 90)
+EXPECTED_MINUTES_CHOICES = (10, 20, 30, 60)
 
 
 def attend_escalation(
@@ -362,8 +365,8 @@ def attend_escalation(
 ) -> Escalation:
     """A surgeon answers "I'm coming", expected at the bedside in `expected_minutes`: the
     nurse sees who and when, the chain stops paging for the signs so far. The decision
-    follows at the bedside (`acknowledge_escalation`). A later sign pages again (the one
-    coming has not seen it) but they stay shown as on their way."""
+    follows at the bedside (`acknowledge_escalation`), which ends it. A later sign pages again
+    (the one coming has not seen it) but they stay shown as on their way."""
     require_role(actor, *REVIEWING_ROLES)
     if type(expected_minutes) is not int or not 0 <= expected_minutes <= MAX_EXPECTED_MINUTES:
         raise InvalidInput(
@@ -444,6 +447,10 @@ def acknowledge_escalation(
         escalation.acknowledged_at = now
         escalation.acknowledged_by_id = actor.user_id
         escalation.outcome = EscalationOutcome(outcome)
+        # Whoever was coming has come (or decided from afar): the timeline keeps it.
+        escalation.attending_by_id = None
+        escalation.attending_at = None
+        escalation.attending_expected_at = None
         escalation.note = note.strip() or None
         session.add(
             EscalationEvent(
@@ -675,6 +682,9 @@ class EscalationPage:
     unit: Unit
     people: dict[int, User]
     checks: list[Check]
+    # Who the escalation chain paged in its latest round (since the last sign nobody had
+    # seen), first level first: the surgeon sees who else is on the way.
+    paged: list[SentPage]
 
     @property
     def reconstruction(self) -> Reconstruction:
@@ -692,7 +702,7 @@ class EscalationPage:
 
 
 def escalation_page(session: Session, actor: Actor, escalation_id: int) -> EscalationPage:
-    """Everything the detail page shows, in five queries however long the history."""
+    """Everything the detail page shows, in six queries however long the history."""
     escalation = session.scalars(
         select(Escalation)
         .where(Escalation.id == escalation_id)
@@ -715,6 +725,16 @@ def escalation_page(session: Session, actor: Actor, escalation_id: int) -> Escal
             .limit(RECENT_CHECKS)
         )
     )
+    paged = list(
+        session.scalars(
+            select(SentPage)
+            .where(
+                SentPage.escalation_id == escalation.id,
+                SentPage.round == escalation.chain_round,
+            )
+            .order_by(SentPage.level)
+        )
+    )
     people_ids = {event.actor_id for event in escalation.events}
     people_ids |= {escalation.acknowledged_by_id, escalation.closed_by_id}
     people_ids |= {check.recorded_by_id for check in checks}
@@ -727,6 +747,7 @@ def escalation_page(session: Session, actor: Actor, escalation_id: int) -> Escal
         unit=escalation.reconstruction.patient.unit,
         people=people,
         checks=checks,
+        paged=paged,
     )
 
 

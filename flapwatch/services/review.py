@@ -73,6 +73,8 @@ class ChartSubject:
     last_event_id: int | None
     rule_set_version_id: int | None
     schedule_policy_id: int | None
+    # Whether the chart has its StO₂ panel (and so its height), for the page's <img>.
+    has_sto2: bool
     # The chart's right-hand edge for a monitored flap: now, to the step below. None for a
     # flap no longer monitored, whose chart ends with its data.
     as_of: datetime | None
@@ -106,6 +108,9 @@ def _subjects(session: Session, where: ColumnElement[bool], now: datetime) -> li
     )
     rule_set = select(func.max(RuleSetVersion.id)).where(RuleSetVersion.unit_id == Unit.id)
     schedule = select(func.max(SchedulePolicy.id)).where(SchedulePolicy.unit_id == Unit.id)
+    sto2 = select(Check.id).where(
+        Check.reconstruction_id == r.id, Check.in_force(), Check.sto2_percent.is_not(None)
+    )
     rows = session.execute(
         select(
             r.id,
@@ -131,6 +136,7 @@ def _subjects(session: Session, where: ColumnElement[bool], now: datetime) -> li
             last_event.scalar_subquery(),
             rule_set.scalar_subquery(),
             schedule.scalar_subquery(),
+            sto2.exists(),
         )
         .join(Patient, Patient.id == r.patient_id)
         .join(Unit, Unit.id == Patient.unit_id)

@@ -55,14 +55,14 @@ class AcknowledgeForm(SafeForm):
 
 
 class AttendForm(SafeForm):
-    """ "I'm coming": minutes until the surgeon expects to be at the bedside."""
+    """ "I'm coming": minutes until the surgeon expects to be at the bedside, one button each
+    (the button tapped is the answer)."""
 
     expected_minutes = RadioField(
-        "Expected at the bedside in",
+        "At the bedside in",
         choices=[SelectChoice(str(m), f"{m} min") for m in EXPECTED_MINUTES_CHOICES],
         validators=[Optional()],
     )
-    attending_note = _note("Note for the ward")
     seen_event_id = HiddenField()
 
 
@@ -174,7 +174,6 @@ def attending(escalation_id: int) -> Response | tuple[str, int]:
                 escalation_id,
                 # Nothing chosen: the service names the field.
                 expected_minutes=int(minutes) if minutes.isdigit() else -1,
-                note=form.attending_note.data or "",
                 now=g.now,
                 seen_event_id=_seen(form.seen_event_id),
             )

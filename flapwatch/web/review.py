@@ -32,7 +32,7 @@ from flask import (
 )
 from flask_login import current_user
 
-from flapwatch.charts.spec import SMALL, STYLE, VARIANTS, image_size
+from flapwatch.charts.spec import FULL, PHONE, SMALL, STYLE, VARIANTS, image_size
 from flapwatch.db import get_session
 from flapwatch.http.access import READERS, current_actor, roles_required
 from flapwatch.http.downloads import chart_cache, chart_image, chart_response, report_response
@@ -73,11 +73,15 @@ def chart_link(subject: ChartSubject, *, size: str = "full", fmt: str = "png") -
     )
 
 
-def chart_links(actor: Actor, reconstruction_id: int) -> dict[str, str]:
-    """What a page showing a flap's chart links to: the PNG, the SVG and the report."""
+def chart_links(actor: Actor, reconstruction_id: int) -> dict[str, object]:
+    """What a page showing a flap's chart links to: the PNG (and the phone's narrower one,
+    each with its size in pixels), the SVG and the report."""
     subject = chart_subject(get_session(), actor, reconstruction_id, g.now)
     return {
         "png": chart_link(subject),
+        "size": image_size(FULL, sto2=subject.has_sto2),
+        "phone_png": chart_link(subject, size=PHONE.name),
+        "phone_size": image_size(PHONE, sto2=subject.has_sto2),
         "svg": chart_link(subject, fmt="svg"),
         "report": url_for("review.report", reconstruction_id=reconstruction_id),
     }
