@@ -28,6 +28,7 @@ from flapwatch.models import utcnow
 from flapwatch.services import SYSTEM, ServiceError, accounts, tokens
 from flapwatch.services.audit import verify_audit_trail
 from flapwatch.services.chains import advance_chains
+from flapwatch.services.channels import make_vapid_keys
 from flapwatch.services.compliance import COMPLIANCE_COLUMNS, compliance_reports, compliance_rows
 from flapwatch.services.escalations import sweep_overdue
 from flapwatch.services.exports import (
@@ -53,6 +54,7 @@ def register(app: Flask) -> None:
         serve,
         sweep,
         deliver_notifications,
+        push_keys,
         audit_verify,
         backup_command,
         restore_command,
@@ -197,6 +199,20 @@ def sweep() -> None:
     )
     forget_expired(get_session())
     _deliver_notifications()
+
+
+@click.command("push-keys")
+def push_keys() -> None:
+    """Make a VAPID key pair for Web Push to phones: set both, the same on every server. A new
+    pair turns off every phone's notifications until each turns them on again."""
+    public, private = make_vapid_keys()
+    click.echo(f"FLAPWATCH_VAPID_PUBLIC_KEY={public}")
+    click.echo(f"FLAPWATCH_VAPID_PRIVATE_KEY={private}")
+    click.echo(
+        "# Keep the private key secret. Also set FLAPWATCH_VAPID_SUBJECT=mailto:<the team "
+        "running flapwatch>.",
+        err=True,
+    )
 
 
 @click.command("audit-verify")

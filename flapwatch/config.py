@@ -91,6 +91,17 @@ class Defaults:
     MAIL_FROM = "flapwatch@localhost"
     # Where staff open flapwatch (https://flapwatch.hospital.example): the link in a page.
     BASE_URL: str | None = None
+    # Web Push to phones (RFC 8030/8291/8292): the VAPID key pair made by `flapwatch push-keys`
+    # (the same on every server) and who runs this server (mailto: or https:), for the push
+    # services. Without the keys the queue page offers no notifications.
+    VAPID_PUBLIC_KEY: str | None = None
+    VAPID_PRIVATE_KEY: str | None = None
+    VAPID_SUBJECT = "mailto:flapwatch@localhost"
+    # A push notification older than this is dropped by the push service: by then the chain
+    # has paged the next step, and a stale alarm helps nobody.
+    PUSH_TTL_SECONDS = 900
+    # Push services are https; a plain-http endpoint is refused unless allowed (tests only).
+    PUSH_ALLOW_HTTP_ENDPOINTS = False
 
 
 # Settings whose default is None but which, when given, are yes or no.

@@ -524,6 +524,26 @@ class NotificationDelivery(Base):
     target: Mapped[str | None] = mapped_column(String(100))
 
 
+class PushSubscription(Base):
+    """A phone or browser where a user turned on notifications (the Push API's subscription):
+    its push service's endpoint and the keys its notifications are encrypted to. Ended when
+    the user turns them off or the push service says the subscription is gone."""
+
+    __tablename__ = "push_subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    endpoint: Mapped[str] = mapped_column(String(1000), unique=True)
+    p256dh: Mapped[str] = mapped_column(String(200))
+    auth: Mapped[str] = mapped_column(String(100))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_reason: Mapped[str | None] = mapped_column(Text)
+
+    user: Mapped[User] = relationship()
+
+
 class NotificationAttempt(Base):
     """Every try at a delivery, kept for the audit of who was told and when."""
 

@@ -23,7 +23,7 @@ from flask import Flask
 
 from flapwatch.db import EXTENSION_KEY
 from flapwatch.services.chains import advance_chains
-from flapwatch.services.channels import MailSettings
+from flapwatch.services.channels import MailSettings, PushSettings
 from flapwatch.services.notifications import DeliveryPolicy, deliver_due, doorbell, logger
 
 NOTIFIER_KEY = "flapwatch.notifier"
@@ -75,6 +75,7 @@ class Notifier:
         session_factory = self.app.extensions[EXTENSION_KEY]
         policy = DeliveryPolicy.from_config(config)
         mail = MailSettings.from_config(config)
+        push = PushSettings.from_config(config)
         interval = max(0.1, float(config.get("NOTIFIER_INTERVAL_SECONDS", 5.0)))
         logger.info("Notification sender started in process %s.", os.getpid())
         seen = doorbell.rings
@@ -88,7 +89,9 @@ class Notifier:
             except Exception:
                 logger.exception("Notification sender: could not advance escalation chains.")
             try:
-                tried = deliver_due(session_factory, limit=BATCH, policy=policy, mail=mail)
+                tried = deliver_due(
+                    session_factory, limit=BATCH, policy=policy, mail=mail, push=push
+                )
             except Exception:  # the database may be away for a while: try again later
                 logger.exception("Notification sender: could not claim due notices.")
             if tried < BATCH:

@@ -86,3 +86,32 @@ self.addEventListener("fetch", function (event) {
     }));
   }
 });
+
+// A page of the escalation chain (services/channels.push_notification): shown even with no
+// flapwatch page open; tapping it opens (or focuses) the escalation's page.
+self.addEventListener("push", function (event) {
+  var page = {};
+  try { page = event.data ? event.data.json() : {}; } catch (error) { page = {}; }
+  var title = page.title || "flapwatch: an escalation needs you";
+  event.waitUntil(self.registration.showNotification(title, {
+    body: page.body || "Open flapwatch to see it.",
+    tag: page.tag || "flapwatch",
+    renotify: true,
+    requireInteraction: true,
+    data: { url: page.url || "/escalations" }
+  }));
+});
+
+self.addEventListener("notificationclick", function (event) {
+  event.notification.close();
+  var path = (event.notification.data && event.notification.data.url) || "/escalations";
+  if (path.charAt(0) !== "/" || path.charAt(1) === "/") { path = "/escalations"; }  // ours only
+  var url = new URL(path, self.location.origin).href;
+  event.waitUntil(self.clients.matchAll({ type: "window", includeUncontrolled: true })
+    .then(function (windows) {
+      for (var i = 0; i < windows.length; i++) {
+        if (windows[i].url === url && "focus" in windows[i]) { return windows[i].focus(); }
+      }
+      return self.clients.openWindow(url);
+    }));
+});

@@ -3,6 +3,7 @@ mail server."""
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import threading
@@ -147,3 +148,147 @@ class MailServer:
 
     def close(self) -> None:
         self.controller.stop()
+
+
+# --- a push service: what a browser's push service checks and what the phone decrypts --------
+
+
+def b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def unb64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass
+class Phone:
+    """A browser's push subscription: the endpoint at the push service and the keys a
+    notification is encrypted to (RFC 8291), whose private half only the phone holds."""
+
+    endpoint: str
+    private_key: Any
+    auth_secret: bytes
+
+    @property
+    def keys(self) -> dict[str, str]:
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+        public = self.private_key.public_key().public_bytes(
+            Encoding.X962, PublicFormat.UncompressedPoint
+        )
+        return {"p256dh": b64url(public), "auth": b64url(self.auth_secret)}
+
+    def subscription(self) -> dict[str, Any]:
+        return {"endpoint": self.endpoint, "keys": self.keys}
+
+
+@dataclass
+class Pushed:
+    path: str
+    headers: dict[str, str]
+    claims: dict[str, Any]
+    notification: dict[str, Any]
+
+
+class PushService:
+    """Stands in for a browser vendor's push service (RFC 8030) on 127.0.0.1. Each POST must
+    carry a VAPID token (RFC 8292) signed by `server_public_key` for this origin, unexpired;
+    its body is decrypted with the phone's keys (aes128gcm) as the phone would. Anything
+    else is answered 401 or 400 and recorded in `refused`. `status` answers the rest (201, or
+    410 for a subscription gone)."""
+
+    def __init__(self, server_public_key: str) -> None:
+        import http_ece
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+        self.pushed: list[Pushed] = []
+        self.refused: list[str] = []
+        self.status = 201
+        self.phones: dict[str, Phone] = {}
+        self.arrived = threading.Event()
+        service = self
+
+        def verify(authorization: str, origin: str) -> dict[str, Any]:
+            scheme, _, rest = authorization.partition(" ")
+            fields = dict(part.strip().split("=", 1) for part in rest.split(","))
+            if scheme != "vapid" or fields.get("k") != server_public_key:
+                raise ValueError(f"not signed by the server's VAPID key: {authorization[:40]}")
+            head, body, signature = fields["t"].split(".")
+            raw = unb64url(signature)
+            key = ec.EllipticCurvePublicKey.from_encoded_point(
+                ec.SECP256R1(), unb64url(fields["k"])
+            )
+            try:
+                key.verify(
+                    encode_dss_signature(
+                        int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+                    ),
+                    f"{head}.{body}".encode(),
+                    ec.ECDSA(hashes.SHA256()),
+                )
+            except InvalidSignature:
+                raise ValueError("the VAPID signature does not verify") from None
+            claims = json.loads(unb64url(body))
+            if json.loads(unb64url(head)).get("alg") != "ES256":
+                raise ValueError("VAPID must be ES256")
+            if claims.get("aud") != origin or claims.get("exp", 0) <= time.time():
+                raise ValueError(f"VAPID claims for another origin or expired: {claims}")
+            if not str(claims.get("sub", "")).startswith(("mailto:", "https:")):
+                raise ValueError("VAPID sub must be a mailto: or https: contact")
+            return claims
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                origin = f"http://127.0.0.1:{service.server.server_address[1]}"
+                status = service.status
+                try:
+                    claims = verify(headers.get("authorization", ""), origin)
+                    phone = service.phones[self.path]
+                    if headers.get("content-encoding") != "aes128gcm":
+                        raise ValueError("not aes128gcm")
+                    clear = http_ece.decrypt(
+                        body,
+                        private_key=phone.private_key,
+                        auth_secret=phone.auth_secret,
+                        version="aes128gcm",
+                    )
+                    if status < 300:
+                        service.pushed.append(Pushed(self.path, headers, claims, json.loads(clear)))
+                except (ValueError, KeyError) as wrong:
+                    service.refused.append(str(wrong))
+                    status = 401 if "VAPID" in str(wrong) else 400
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                service.arrived.set()
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def new_phone(self) -> Phone:
+        import os
+
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        path = f"/push/{len(self.phones) + 1}-{b64url(os.urandom(8))}"
+        phone = Phone(
+            f"http://127.0.0.1:{self.server.server_address[1]}{path}",
+            ec.generate_private_key(ec.SECP256R1()),
+            os.urandom(16),
+        )
+        self.phones[path] = phone
+        return phone
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -39,6 +39,8 @@ POLICY: dict[str, object] = {
     "escalations.detail": READERS,
     "escalations.acknowledge": REVIEWERS,
     "escalations.attending": REVIEWERS,
+    "push.add": ANY_USER,
+    "push.remove": ANY_USER,
     "escalations.close": REVIEWERS,
     "rules.current": MANAGERS,
     "rules.edit": MANAGERS,

@@ -589,3 +589,59 @@ def test_every_tappable_thing_on_the_ward_board_takes_a_finger_on_a_portrait_tab
     )
     assert small == [], "smaller than 44×44 px: " + "; ".join(small)
     context.close()
+
+
+def test_a_push_to_the_phone_shows_a_notification_that_opens_the_escalation(
+    app, chromium, live_server, make
+):
+    """The service worker's side of Web Push: Chromium's own push message (as its push service
+    would deliver one) is shown as a notification, and the queue page offers the switch."""
+    import json
+
+    from flapwatch.services.channels import make_vapid_keys
+
+    public, private = make_vapid_keys()
+    app.config.update(VAPID_PUBLIC_KEY=public, VAPID_PRIVATE_KEY=private)
+    surgeon = make.user("surgeon", "PLAST-W3")
+    context, page = _logged_in_page(chromium, live_server, surgeon.username, PHONE, clock=False)
+    context.grant_permissions(["notifications"], origin=live_server)
+    cdp = context.new_cdp_session(page)
+    registrations: list[str] = []
+    cdp.on(
+        "ServiceWorker.workerRegistrationUpdated",
+        lambda event: registrations.extend(r["registrationId"] for r in event["registrations"]),
+    )
+    cdp.send("ServiceWorker.enable")
+    page.goto(f"{live_server}/escalations")
+    page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    switch = page.locator("[data-push-key]")
+    switch.wait_for(state="visible")
+    assert switch.get_attribute("data-push-key") == public
+    assert registrations, "the service worker never registered"
+
+    notification = {
+        "title": "RED escalation · PLAST-W3 bed 12",
+        "body": "Level 2: Registrar on call paged.",
+        "url": "/escalations/17",
+        "tag": "escalation-17",
+    }
+    cdp.send(
+        "ServiceWorker.deliverPushMessage",
+        {
+            "origin": live_server,
+            "registrationId": registrations[-1],
+            "data": json.dumps(notification),
+        },
+    )
+    page.wait_for_function(
+        "() => navigator.serviceWorker.ready.then(r => r.getNotifications())"
+        ".then(shown => shown.length > 0)"
+    )
+    shown = page.evaluate(
+        "navigator.serviceWorker.ready.then(r => r.getNotifications())"
+        ".then(all => all.map(n => [n.title, n.body, n.tag, n.data.url]))"
+    )
+    assert shown == [
+        [notification["title"], notification["body"], "escalation-17", "/escalations/17"]
+    ]
+    context.close()

@@ -220,7 +220,15 @@ class EmailChannel(Incoming):
     )
 
 
-Channel = Annotated[WebhookChannel | EmailChannel, Field(discriminator="kind")]
+class PushChannel(Incoming):
+    kind: Literal["push"]
+    user: Annotated[Line, Field(min_length=2, max_length=64)] = Field(
+        description="The username of an account on the unit: every phone where it turned on "
+        "notifications (the escalation queue's button) gets a Web Push notification."
+    )
+
+
+Channel = Annotated[WebhookChannel | EmailChannel | PushChannel, Field(discriminator="kind")]
 
 
 class Contact(Incoming):

@@ -19,9 +19,10 @@ from urllib.parse import urlsplit
 from flapwatch.domain.text import has_control_characters
 from flapwatch.domain.vocabulary import Severity
 
-CHANNEL_KINDS = ("webhook", "email")
-# Each kind's field holding its address: {"kind": "email", "address": "…"}.
-ADDRESS_FIELD = {"webhook": "url", "email": "address"}
+CHANNEL_KINDS = ("webhook", "email", "push")
+# Each kind's field holding its address: {"kind": "email", "address": "…"}; a push channel
+# names the account whose phones are notified (those where it turned notifications on).
+ADDRESS_FIELD = {"webhook": "url", "email": "address", "push": "user"}
 CONTACT_NAME_MAX_LENGTH = 100
 MAX_CONTACTS = 50
 MAX_CHANNELS = 5
@@ -48,7 +49,7 @@ class ChainError(ValueError):
 @dataclass(frozen=True)
 class Channel:
     """How a contact is reached: `kind` and its address (a webhook's URL, an e-mail
-    address)."""
+    address, the username whose phones get a push notification)."""
 
     kind: str
     address: str
@@ -127,8 +128,22 @@ def email_problem(address: str) -> str | None:
     return None
 
 
-ADDRESS_PROBLEM = {"webhook": webhook_url_problem, "email": email_problem}
-MISSING_ADDRESS = {"webhook": "Webhook URL is required.", "email": "E-mail address is required."}
+def username_problem(username: str) -> str | None:
+    if not USERNAME.fullmatch(username):
+        return "Must be the username of an account on the unit, e.g. s.rao."
+    return None
+
+
+ADDRESS_PROBLEM = {
+    "webhook": webhook_url_problem,
+    "email": email_problem,
+    "push": username_problem,
+}
+MISSING_ADDRESS = {
+    "webhook": "Webhook URL is required.",
+    "email": "E-mail address is required.",
+    "push": "The username whose phones are notified is required.",
+}
 
 
 # --- contacts --------------------------------------------------------------------------------
@@ -161,7 +176,7 @@ def _channel(item: Any, place: str, problems: dict[str, str]) -> Channel | None:
         return None
     address = item.get(field)
     if isinstance(address, str):
-        address = address.strip()
+        address = address.strip().lower() if kind == "push" else address.strip()
         problem = ADDRESS_PROBLEM[kind](address)
     else:
         problem = MISSING_ADDRESS[kind]

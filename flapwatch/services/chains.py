@@ -35,7 +35,7 @@ from flapwatch.domain.chains import (
     parse_chains,
     parse_contacts,
 )
-from flapwatch.domain.vocabulary import EscalationEventKind
+from flapwatch.domain.vocabulary import EscalationEventKind, Role
 from flapwatch.models import (
     ContactListVersion,
     Escalation,
@@ -45,6 +45,7 @@ from flapwatch.models import (
     Patient,
     Reconstruction,
     Unit,
+    User,
     utcnow,
 )
 from flapwatch.services import MANAGING_ROLES, SYSTEM, Actor, InvalidInput, NotFound, require_role
@@ -171,6 +172,8 @@ def publish_contacts(
         raise InvalidInput(failed, problems)
     with write_transaction(session):
         unit = _locked_unit(session, actor, unit_code)
+        if unreachable := _push_users_not_on_unit(session, unit, parsed):
+            raise InvalidInput(failed, unreachable)
         names = {contact.name for contact in parsed}
         named = current_chains(session, unit.id).definition
         missing = sorted({s["notify"] for steps in named.values() for s in steps} - names)
@@ -194,6 +197,37 @@ def publish_contacts(
         if published.changed:
             follow_new_contacts(session, unit.id, {c.name: c.channels for c in parsed})
         return published
+
+
+def _push_users_not_on_unit(
+    session: Session, unit: Unit, contacts: tuple[Contact, ...]
+) -> dict[str, str]:
+    """A push channel must name an active account on the unit (or an administrator): the
+    unit's escalations go to nobody else's phone."""
+    named = {
+        channel.address
+        for contact in contacts
+        for channel in contact.channels
+        if channel.kind == "push"
+    }
+    if not named:
+        return {}
+    users = {
+        user.username: user
+        for user in session.scalars(select(User).where(User.username.in_(named)))
+    }
+    problems: dict[str, str] = {}
+    for index, contact in enumerate(contacts):
+        for number, channel in enumerate(contact.channels):
+            if channel.kind != "push":
+                continue
+            user = users.get(channel.address)
+            place = f"contacts.{index}.channels.{number}.user"
+            if user is None or not user.active:
+                problems[place] = f"No active account {channel.address!r}."
+            elif user.role != Role.ADMIN and unit not in user.units:
+                problems[place] = f"{channel.address} does not work on {unit.code}."
+    return problems
 
 
 def publish_chains(
@@ -336,11 +370,17 @@ def _send_due(session: Session, escalation: Escalation, now: datetime) -> int:
         )
         session.flush()  # a second sender of the same step stops here, on the unique key
         channels = by_name[step.notify].channels
-        for channel in channels:
-            queue_page(session, escalation, channel, level=level, target=step.notify)
         words = [page_words(step, level)]
+        queued = 0
+        for channel in channels:
+            sent = queue_page(session, escalation, channel, level=level, target=step.notify)
+            queued += sent
+            if channel.kind == "push" and not sent:
+                words.append(f"{channel.address} has turned on notifications on no phone")
         if not channels:
             words.append(f"{step.notify} has no way to be reached: a coordinator adds one")
+        elif not queued:
+            words.append(f"{step.notify} could not be reached on any channel")
         session.add(
             EscalationEvent(
                 escalation_id=escalation.id,

@@ -1,9 +1,11 @@
-"""How one notice is sent on each kind of channel: a webhook (an HTTP POST of JSON) or an
-e-mail (through the hospital's SMTP relay). Each send comes back as an `AttemptResult`, never
-as an exception: a channel failing is recorded and retried, and never stops the chain.
+"""How one notice is sent on each kind of channel: a webhook (an HTTP POST of JSON), an
+e-mail (through the hospital's SMTP relay) or a Web Push notification to a phone. Each send
+comes back as an `AttemptResult`, never as an exception: a channel failing is recorded and
+retried, and never stops the chain.
 
-An e-mail is short and carries no patient identifier, neither in its subject nor its body:
-mail reaches phones and inboxes outside the ward. It says the severity, the unit and bed, the
+An e-mail or a push notification is short and carries no patient identifier, neither in its
+subject nor its body: mail reaches inboxes, and a notification the locked screens of phones,
+outside the ward. It says the severity, the unit and bed, the
 flap, the reasons and the level, and links to the escalation page, which shows the patient
 after log-in.
 """
@@ -34,10 +36,12 @@ MAIL_SECURITY = ("none", "starttls", "tls")
 
 @dataclass(frozen=True)
 class AttemptResult:
-    # The HTTP status of a webhook, the SMTP reply code of a mail (250: accepted).
+    # The HTTP status of a webhook or a push service, the SMTP reply code of a mail (250).
     status_code: int | None
     error: str | None
     duration_ms: int
+    # No use trying again: the push service says the phone's subscription is gone.
+    permanent: bool = False
 
     @property
     def delivered(self) -> bool:
@@ -247,3 +251,133 @@ def send_mail(settings: MailSettings, message: EmailMessage, timeout_s: float) -
 
 class _NotConfigured(Exception):
     pass
+
+
+# --- Web Push --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PushSettings:
+    """The VAPID keys and subject (FLAPWATCH_VAPID_*), and how long a notification may wait
+    at the push service for the phone to come online."""
+
+    public_key: str | None = None
+    private_key: str | None = None
+    subject: str = "mailto:flapwatch@localhost"
+    ttl_s: int = 900
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> PushSettings:
+        defaults = cls()
+        return cls(
+            public_key=(config.get("VAPID_PUBLIC_KEY") or "").strip() or None,
+            private_key=(config.get("VAPID_PRIVATE_KEY") or "").strip() or None,
+            subject=(config.get("VAPID_SUBJECT") or defaults.subject).strip(),
+            ttl_s=int(config.get("PUSH_TTL_SECONDS") or defaults.ttl_s),
+        )
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.public_key and self.private_key)
+
+
+@dataclass(frozen=True)
+class PushTarget:
+    endpoint: str
+    p256dh: str
+    auth: str
+
+
+def make_vapid_keys() -> tuple[str, str]:
+    """A new VAPID key pair (P-256): the public key as the browser's applicationServerKey
+    (base64url of the uncompressed point) and the private key (base64url of its 32 bytes)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    public = key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    private = key.private_numbers().private_value.to_bytes(32, "big")
+    return _b64url(public), _b64url(private)
+
+
+def _b64url(raw: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def push_notification(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """What the phone shows, as the service worker reads it: shown on a locked screen, so
+    like a mail it names no patient; opening it opens the escalation page (log-in first)."""
+    severity = str(payload.get("severity", "")).upper()
+    unit, bed, level = payload.get("unit"), payload.get("bed"), payload.get("level")
+    where = f"{unit} bed {bed}" if bed else f"{unit}"
+    reasons = "; ".join(str(reason) for reason in payload.get("reasons") or [])
+    escalation_id = payload.get("escalation_id")
+    return {
+        "title": f"{severity} escalation · {where}",
+        "body": f"Level {level}: {payload.get('target')} paged. {reasons}"[:240],
+        "url": f"/escalations/{escalation_id}",
+        "tag": f"escalation-{escalation_id}",
+        "escalation_id": escalation_id,
+        "level": level,
+    }
+
+
+def send_push(
+    settings: PushSettings, target: PushTarget, payload: Mapping[str, Any], timeout_s: float
+) -> AttemptResult:
+    """Encrypt `payload` to the subscription's keys (RFC 8291, aes128gcm) and hand it to its
+    push service with a VAPID signature (RFC 8292); 201 means the service took it."""
+    started = time.monotonic()
+    status_code: int | None = None
+    error: str | None = None
+    permanent = False
+    try:
+        from py_vapid import Vapid
+        from pywebpush import WebPushException, webpush
+
+        if not settings.configured:
+            raise _NotConfigured(
+                "No VAPID keys: run flapwatch push-keys and set FLAPWATCH_VAPID_PUBLIC_KEY "
+                "and FLAPWATCH_VAPID_PRIVATE_KEY."
+            )
+        try:
+            response = webpush(
+                subscription_info={
+                    "endpoint": target.endpoint,
+                    "keys": {"p256dh": target.p256dh, "auth": target.auth},
+                },
+                data=json.dumps(payload, separators=(",", ":")),
+                vapid_private_key=Vapid.from_string(settings.private_key or ""),
+                vapid_claims={"sub": settings.subject},
+                ttl=settings.ttl_s,
+                timeout=timeout_s,
+                # A phone asleep is woken for it (RFC 8030 §5.3); a newer page of the same
+                # escalation replaces one still waiting at the push service (§5.4).
+                headers={"Urgency": "high", "Topic": str(payload.get("tag", ""))[:32]},
+            )
+            status_code = int(response.status_code)  # type: ignore[union-attr]
+        except WebPushException as refused:
+            answer = refused.response
+            status_code = getattr(answer, "status_code", None)
+            body = getattr(answer, "text", "") or ""
+            # 404 and 410: the subscription has expired or the user turned it off.
+            permanent = status_code in (404, 410)
+            error = _one_line(f"HTTP {status_code}: {body}" if status_code else refused.message)
+    except _NotConfigured as missing:
+        error = str(missing)
+    except TimeoutError:
+        error = f"No answer from the push service within {timeout_s:g} s."
+    except Exception as failure:  # noqa: BLE001 - a push's failure must never escape
+        text = str(failure)
+        if "timed out" in text.lower():
+            error = f"No answer from the push service within {timeout_s:g} s."
+        else:
+            error = _one_line(f"{type(failure).__name__}: {text}")
+    return AttemptResult(
+        status_code=status_code,
+        error=error,
+        duration_ms=_elapsed_ms(started),
+        permanent=permanent,
+    )

@@ -28,27 +28,34 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import current_app, has_app_context
-from sqlalchemy import event, select
+from sqlalchemy import event, exists, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from flapwatch.db import write_transaction
 from flapwatch.domain.chains import Channel
-from flapwatch.domain.vocabulary import DeliveryStatus
+from flapwatch.domain.vocabulary import DeliveryStatus, Role
 from flapwatch.models import (
     Escalation,
     NotificationAttempt,
     NotificationDelivery,
     Patient,
+    PushSubscription,
     Reconstruction,
+    User,
+    user_units,
     utcnow,
 )
 from flapwatch.services.channels import (
     AttemptResult,
     MailSettings,
+    PushSettings,
+    PushTarget,
     page_mail,
     post_json,
+    push_notification,
     send_mail,
+    send_push,
 )
 
 # A child of the app's logger ("flapwatch"), usable from the sender thread without an app
@@ -59,11 +66,14 @@ logger = logging.getLogger("flapwatch.notifications")
 # --- the webhook address ---------------------------------------------------------------------
 
 
-def _where(url: str) -> str:
-    """The address without its query: logs must not spread a gateway's secret token."""
+def _where(url: str, channel: str = "webhook") -> str:
+    """The address without its query: logs must not spread a gateway's secret token (nor a
+    phone's push endpoint, whose path is the phone's)."""
     if "://" not in url:
         return url  # an e-mail address
     parts = urlsplit(url)
+    if channel == "push":
+        return f"the phone at {parts.scheme}://{parts.netloc}"
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
@@ -111,8 +121,10 @@ def queue_notification(session: Session, escalation: Escalation, event: str) -> 
 
 def queue_page(
     session: Session, escalation: Escalation, channel: Channel, *, level: int, target: str
-) -> None:
-    """A step of the escalation chain, on one of the paged contact's channels."""
+) -> int:
+    """A step of the escalation chain, on one of the paged contact's channels: one notice, or
+    for a push channel one to each phone where that user turned notifications on. Returns
+    how many were queued."""
     payload: dict[str, object] = {
         **escalation_payload(escalation, "paged"),
         "level": level,
@@ -120,16 +132,41 @@ def queue_page(
     }
     if channel.kind == "email":
         payload["unit_timezone"] = escalation.reconstruction.patient.unit.timezone
-    _queue(
-        session,
-        escalation,
-        channel.address,
-        "paged",
-        payload,
-        channel=channel.kind,
-        level=level,
-        target=target,
-    )
+    addresses = [channel.address]
+    if channel.kind == "push":
+        payload = push_notification(payload)
+        addresses = list(
+            session.scalars(
+                select(PushSubscription.endpoint)
+                .join(User, User.id == PushSubscription.user_id)
+                .where(
+                    User.username == channel.address,
+                    User.active.is_(True),
+                    PushSubscription.ended_at.is_(None),
+                    # Still on the unit: nobody who has left it is told of its patients.
+                    or_(
+                        User.role == Role.ADMIN,
+                        exists().where(
+                            user_units.c.user_id == User.id,
+                            user_units.c.unit_id == escalation.reconstruction.patient.unit_id,
+                        ),
+                    ),
+                )
+                .order_by(PushSubscription.id)
+            )
+        )
+    for address in addresses:
+        _queue(
+            session,
+            escalation,
+            address,
+            "paged",
+            payload,
+            channel=channel.kind,
+            level=level,
+            target=target,
+        )
+    return len(addresses)
 
 
 def _queue(
@@ -316,6 +353,8 @@ class _Claim:
     payload: dict[str, Any]
     attempt: int
     lease_until: datetime
+    # A push notice's phone: its subscription's keys; None once the subscription has ended.
+    push_target: PushTarget | None = None
 
 
 def delivery_headers(claim: _Claim) -> dict[str, str]:
@@ -337,6 +376,7 @@ def deliver_due(
     limit: int = 50,
     policy: DeliveryPolicy | None = None,
     mail: MailSettings | None = None,
+    push: PushSettings | None = None,
 ) -> int:
     """Try every due notice once (at most `limit`); returns how many were tried.
 
@@ -348,6 +388,8 @@ def deliver_due(
         policy = DeliveryPolicy.from_config(config)
     if mail is None:
         mail = MailSettings.from_config(config)
+    if push is None:
+        push = PushSettings.from_config(config)
 
     def clock() -> datetime:
         return now or utcnow()
@@ -355,7 +397,7 @@ def deliver_due(
     claims = _claim_due(session_factory, clock(), limit, policy)
     for claim in claims:
         started_at = clock()
-        result = _send(claim, policy, mail)
+        result = _send(claim, policy, mail, push)
         try:
             _record_attempt(session_factory, claim, result, started_at, clock(), policy)
         except Exception:
@@ -367,7 +409,13 @@ def deliver_due(
     return len(claims)
 
 
-def _send(claim: _Claim, policy: DeliveryPolicy, mail: MailSettings) -> AttemptResult:
+def _send(
+    claim: _Claim, policy: DeliveryPolicy, mail: MailSettings, push: PushSettings
+) -> AttemptResult:
+    if claim.channel == "push":
+        if claim.push_target is None:
+            return AttemptResult(None, "Notifications were turned off on this phone.", 0, True)
+        return send_push(push, claim.push_target, claim.payload, policy.timeout_s)
     if claim.channel == "email":
         message = page_mail(mail, claim.url, claim.payload, claim.delivery_id)
         return send_mail(mail, message, policy.timeout_s)
@@ -393,6 +441,7 @@ def _claim_due(
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             ).all()
+            phones = _push_targets(session, [d.url for d in due if d.channel == "push"])
             for position, delivery in enumerate(due, start=1):
                 # The batch is posted one after another: the n-th may wait n timeouts first.
                 lease = timedelta(seconds=policy.lease_s + policy.timeout_s * position)
@@ -407,9 +456,27 @@ def _claim_due(
                         payload=dict(delivery.payload),
                         attempt=delivery.attempts + 1,
                         lease_until=delivery.next_attempt_at,
+                        push_target=phones.get(delivery.url)
+                        if delivery.channel == "push"
+                        else None,
                     )
                 )
         return claims
+
+
+def _push_targets(session: Session, endpoints: list[str]) -> dict[str, PushTarget]:
+    """The keys of each phone still subscribed at `endpoints`."""
+    if not endpoints:
+        return {}
+    rows = session.execute(
+        select(PushSubscription.endpoint, PushSubscription.p256dh, PushSubscription.auth).where(
+            PushSubscription.endpoint.in_(endpoints), PushSubscription.ended_at.is_(None)
+        )
+    )
+    return {endpoint: PushTarget(endpoint, p256dh, auth) for endpoint, p256dh, auth in rows}
+
+
+_NOT_TOLD = {"webhook": "the webhook", "push": "the phone"}
 
 
 def _record_attempt(
@@ -422,7 +489,7 @@ def _record_attempt(
 ) -> None:
     what = (
         f"Notification {claim.delivery_id} (escalation.{claim.event}, escalation "
-        f"{claim.escalation_id}) to {_where(claim.url)}, attempt {claim.attempt}"
+        f"{claim.escalation_id}) to {_where(claim.url, claim.channel)}, attempt {claim.attempt}"
     )
     kind = "SMTP" if claim.channel == "email" else "HTTP"
     outcome = f"{kind} {result.status_code}" if result.delivered else result.error
@@ -453,14 +520,22 @@ def _record_attempt(
             # Delivered or given up meanwhile, or claimed afresh after this claim ran out (or
             # sent to a new address): the attempt is on record, its fate is another's to decide.
             level, message = logging.WARNING, f"{what}: {outcome}; handled elsewhere meanwhile."
+        elif result.permanent:
+            delivery.status = DeliveryStatus.FAILED
+            delivery.last_error = result.error
+            if claim.channel == "push":
+                _end_subscription(session, claim.url, result.error or "", finished_at)
+            level, message = (
+                logging.WARNING,
+                f"{what}: {outcome}. Not tried again: the phone's subscription is gone.",
+            )
         elif delivery.attempts >= policy.max_attempts:
             delivery.status = DeliveryStatus.FAILED
             delivery.last_error = result.error
             level, message = (
                 logging.ERROR,
                 f"{what}: {outcome}. Gave up after {delivery.attempts} attempts: "
-                f"{claim.url if claim.channel == 'email' else 'the webhook'} was NOT told of "
-                "this escalation.",
+                f"{_NOT_TOLD.get(claim.channel, claim.url)} was NOT told of this escalation.",
             )
         else:
             delay = policy.retry_delay(delivery.attempts)
@@ -472,3 +547,14 @@ def _record_attempt(
                 f"trying again in {delay.total_seconds():g} s.",
             )
     logger.log(level, message)
+
+
+def _end_subscription(session: Session, endpoint: str, why: str, at: datetime) -> None:
+    subscription = session.scalars(
+        select(PushSubscription).where(
+            PushSubscription.endpoint == endpoint, PushSubscription.ended_at.is_(None)
+        )
+    ).first()
+    if subscription is not None:
+        subscription.ended_at = at
+        subscription.ended_reason = f"The push service answered: {why}"

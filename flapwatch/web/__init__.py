@@ -13,6 +13,7 @@ from flapwatch.web import (
     escalations,
     exports,
     presenters,
+    push,
     review,
     rules,
     ward,
@@ -33,6 +34,7 @@ def register_web(app: Flask, *, check_answer: checks.CheckAnswer) -> None:
         rules.bp,
         admin.bp,
         chains.bp,
+        push.bp,
     ):
         app.register_blueprint(blueprint)
     app.extensions[checks.CHECK_ANSWER_KEY] = check_answer

@@ -30,7 +30,7 @@ bp = Blueprint("chains", __name__, url_prefix="/admin")
 SPARE_ROWS = 2
 SEVERITIES = ("red", "amber")
 # A contact row's field for each kind of channel, one address a line.
-ROW_CHANNELS = {"webhooks": "webhook", "emails": "email"}
+ROW_CHANNELS = {"webhooks": "webhook", "emails": "email", "phones": "push"}
 
 
 def _strip(value: Any) -> Any:
@@ -41,6 +41,7 @@ class ContactRow(Form):
     name = StringField("Name", filters=[_strip])
     webhooks = TextAreaField("Webhook URLs, one a line", filters=[_strip])
     emails = TextAreaField("E-mail addresses, one a line", filters=[_strip])
+    phones = TextAreaField("Phones of (usernames), one a line", filters=[_strip])
 
 
 class ContactsForm(SafeForm):
@@ -150,7 +151,7 @@ def _field_of(form: SafeForm, place: str, rows: dict[str, list[int]]) -> tuple[A
         row = rows["contacts"][int(parts[1])]
         leaf = "name"
         if len(parts) >= 3 and parts[2] == "channels":
-            leaf = "emails" if parts[-1] == "address" else "webhooks"
+            leaf = {"address": "emails", "user": "phones"}.get(parts[-1], "webhooks")
         return form.contacts.entries[row].form[leaf], f"Contact {row + 1}: "
     if parts[0] == "chains" and len(parts) >= 3 and parts[2].isdigit():
         row = rows[parts[1]][int(parts[2])]

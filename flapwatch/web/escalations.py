@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 from wtforms import HiddenField, RadioField, TextAreaField
 from wtforms.validators import Length, Optional
@@ -16,6 +16,7 @@ from flapwatch.domain.vocabulary import EscalationOutcome
 from flapwatch.http.access import READERS, REVIEWERS, current_actor, roles_required
 from flapwatch.models import Escalation
 from flapwatch.services import InvalidInput
+from flapwatch.services.channels import PushSettings
 from flapwatch.services.escalations import (
     EXPECTED_MINUTES_CHOICES,
     acknowledge_escalation,
@@ -96,7 +97,14 @@ def queue() -> str:
         units=visible_units(session, actor),
         may_review=actor.role in REVIEWERS,
         hours_since=hours_since,
+        push_key=_push_key(),
     )
+
+
+def _push_key() -> str | None:
+    """The server's VAPID public key, when it can send notifications at all."""
+    settings = PushSettings.from_config(current_app.config)
+    return settings.public_key if settings.configured else None
 
 
 def _detail(
