@@ -34,7 +34,7 @@ from flapwatch.domain.vocabulary import (
 from flapwatch.models import Check, Escalation, Patient, Reconstruction, Unit, User, utcnow
 from flapwatch.services import SYSTEM, Actor, InvalidInput
 from flapwatch.services.accounts import create_user
-from flapwatch.services.chains import advance_chains
+from flapwatch.services.chains import advance_chains, current_contacts, publish_contacts
 from flapwatch.services.checks import record_check
 from flapwatch.services.escalations import acknowledge_escalation, attend_escalation
 from flapwatch.services.patients import (
@@ -89,6 +89,11 @@ REGISTRAR_REVIEWS = {
 }
 
 REGISTRAR_COMING_BEFORE = 2
+DEMO_CONTACTS = [
+    {"name": "Registrar on call", "channels": [{"kind": "push", "user": REGISTRAR}]},
+    {"name": "Consultant on call", "channels": []},
+    {"name": "Nurse in charge", "channels": []},
+]
 
 
 @dataclass(frozen=True)
@@ -374,6 +379,9 @@ def load_demo(session: Session, now: datetime | None = None) -> DemoSummary:
             session, SYSTEM, code=DEMO_UNIT_CODE, name=DEMO_UNIT_NAME, timezone=DEMO_TIMEZONE
         )
     users, accounts_created = _ensure_accounts(session)
+    if current_contacts(session, unit.id).version == 1:
+        # The registrar on call is the demo surgeon: her phones, once she turns them on.
+        publish_contacts(session, SYSTEM, unit.code, DEMO_CONTACTS, "The registrar's phone")
     actors = {username: _actor(user) for username, user in users.items()}
     policy = current_schedule_policy(session, unit.id).as_value()
 

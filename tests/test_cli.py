@@ -190,6 +190,9 @@ def test_demo_red_flap_climbed_to_level_2_after_the_registrar_came_and_reviewed(
     registrar = session.scalars(select(User).where(User.username == "surgeon")).one()
     assert escalation.events[coming].actor_id == registrar.id
     assert escalation.attending_at is None  # she came, and decided at the bedside
+    # The chain pages her phones: none turned on in the demo, and the timeline says so.
+    paged = [line for e in escalation.events if e.kind == "paged" for line in e.reasons]
+    assert "surgeon has turned on notifications on no phone" in paged
 
 
 # --- flapwatch create-user -----------------------------------------------------------------------
