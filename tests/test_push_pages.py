@@ -258,3 +258,62 @@ def test_push_keys_prints_a_pair_a_push_service_accepts(runner):
         assert service.pushed[0].notification == {"title": "test", "tag": "escalation-1"}
     finally:
         service.close()
+
+
+def test_a_page_waiting_for_her_phone_stays_while_the_contact_still_pages_her(
+    app, make, session, surgeon_on_phone, push_service, vapid
+):
+    _, user, phone = surgeon_on_phone
+    page_her_phone(make, session, user.username)
+    red_escalation(make, session)
+    push_service.status = 503  # the push service is down for now: the page waits
+    deliver_due(app.extensions[EXTENSION_KEY], policy=POLICY, push=vapid)
+
+    def republish(channels, note):
+        publish_contacts(
+            session,
+            SYSTEM,
+            "PLAST-W3",
+            [
+                {"name": "Registrar on call", "channels": channels},
+                {"name": "Consultant on call"},
+                {"name": "Nurse in charge"},
+            ],
+            note,
+        )
+
+    republish(
+        [{"kind": "push", "user": user.username}, {"kind": "email", "address": "r@h.org"}],
+        "Her mailbox too",
+    )
+    (waiting,) = push_deliveries(session)
+    assert waiting.status == DeliveryStatus.PENDING and waiting.url == phone.endpoint
+
+    republish([{"kind": "email", "address": "r@h.org"}], "Mail only")
+    (given_up,) = push_deliveries(session)
+    assert given_up.status == DeliveryStatus.FAILED
+    assert given_up.last_error == "Registrar on call no longer has this user's phone."
+
+
+def test_an_unreachable_push_service_is_retried_and_the_error_names_no_phone(
+    app, make, session, surgeon_on_phone, push_service, vapid
+):
+    _, user, phone = surgeon_on_phone
+    page_her_phone(make, session, user.username)
+    red_escalation(make, session)
+    push_service.close()  # the push service is gone from the network
+    deliver_due(app.extensions[EXTENSION_KEY], policy=POLICY, push=vapid)
+    (delivery,) = push_deliveries(session)
+    assert delivery.status == DeliveryStatus.PENDING and delivery.attempts == 1
+    assert delivery.last_error.startswith("Cannot reach the push service 127.0.0.1:")
+    assert phone.endpoint.rsplit("/", 1)[1] not in delivery.last_error
+
+
+def test_turning_off_something_that_is_not_a_subscription_changes_nothing(logged_in):
+    browser, _ = logged_in(Role.SURGEON, "PLAST-W3")
+    token = browser.csrf_token("/escalations")
+    for body in ({"endpoint": {"nested": 1}}, {"endpoint": "https://push.example.org/none"}, []):
+        answer = browser.client.post(
+            "/push/subscriptions/remove", json=body, headers={"X-CSRFToken": token}
+        )
+        assert answer.status_code == 200 and answer.get_json()["removed"] is False

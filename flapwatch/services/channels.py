@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from flapwatch.domain.chains import webhook_url_problem
@@ -370,11 +371,12 @@ def send_push(
     except TimeoutError:
         error = f"No answer from the push service within {timeout_s:g} s."
     except Exception as failure:  # noqa: BLE001 - a push's failure must never escape
-        text = str(failure)
-        if "timed out" in text.lower():
-            error = f"No answer from the push service within {timeout_s:g} s."
+        # Not the error's text: it carries the endpoint, whose path is the phone's.
+        service = urlsplit(target.endpoint).netloc
+        if "timed out" in str(failure).lower() or "timeout" in type(failure).__name__.lower():
+            error = f"No answer from the push service {service} within {timeout_s:g} s."
         else:
-            error = _one_line(f"{type(failure).__name__}: {text}")
+            error = f"Cannot reach the push service {service}: {type(failure).__name__}."
     return AttemptResult(
         status_code=status_code,
         error=error,

@@ -245,7 +245,7 @@ def follow_new_webhook(session: Session, unit_id: int, url: str | None) -> int:
     return len(waiting)
 
 
-_ADDRESS_WORDS = {"webhook": "webhook", "email": "e-mail address"}
+_ADDRESS_WORDS = {"webhook": "webhook", "email": "e-mail address", "push": "user's phone"}
 
 
 def follow_new_contacts(
@@ -253,13 +253,19 @@ def follow_new_contacts(
 ) -> int:
     """Inside the publishing of the unit's contacts: a page waiting to go to an address its
     contact no longer has goes to the contact's first address of the same kind now, at once
-    (a mended pager address or mailbox); with none left, it is given up. Returns how many
-    pages moved."""
+    (a mended pager address or mailbox); with none left, it is given up. A page to a phone
+    stays while the contact still pages the phone's owner. Returns how many pages moved."""
     moved = 0
-    for delivery in _waiting(session, unit_id, NotificationDelivery.level.is_not(None)):
+    waiting = _waiting(session, unit_id, NotificationDelivery.level.is_not(None))
+    owners = _phone_owners(session, [d.url for d in waiting if d.channel == "push"])
+    for delivery in waiting:
         kind = delivery.channel
         addresses = [c.address for c in channels.get(delivery.target or "", ()) if c.kind == kind]
-        if delivery.url in addresses:
+        if kind == "push":
+            if owners.get(delivery.url) in addresses:
+                continue
+            addresses = []  # another user's phones are that user's own pages
+        elif delivery.url in addresses:
             continue
         moved += 1
         _send_elsewhere(
@@ -269,6 +275,17 @@ def follow_new_contacts(
             f"{delivery.target} no longer has this {_ADDRESS_WORDS.get(kind, kind)}.",
         )
     return moved
+
+
+def _phone_owners(session: Session, endpoints: list[str]) -> dict[str, str]:
+    if not endpoints:
+        return {}
+    rows = session.execute(
+        select(PushSubscription.endpoint, User.username)
+        .join(User, User.id == PushSubscription.user_id)
+        .where(PushSubscription.endpoint.in_(endpoints))
+    )
+    return {endpoint: username for endpoint, username in rows}
 
 
 class Doorbell:

@@ -23,7 +23,9 @@ from flapwatch.models import PushSubscription, utcnow
 from flapwatch.services import Actor, InvalidInput
 from flapwatch.services.audit import record_event
 
-ENDPOINT_MAX_LENGTH = 1000
+# As long as a notice's address (notification_deliveries.url): real push services' endpoints
+# are a few hundred characters.
+ENDPOINT_MAX_LENGTH = 500
 USER_AGENT_MAX_LENGTH = 300
 
 
@@ -124,6 +126,8 @@ def subscribe(
 
 def unsubscribe(session: Session, actor: Actor, endpoint: Any) -> bool:
     """Notifications off on this phone; False when it had none for `actor`."""
+    if not isinstance(endpoint, str):
+        return False
     with write_transaction(session):
         subscription = session.scalars(
             select(PushSubscription)
