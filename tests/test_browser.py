@@ -645,3 +645,86 @@ def test_a_push_to_the_phone_shows_a_notification_that_opens_the_escalation(
         [notification["title"], notification["body"], "escalation-17", "/escalations/17"]
     ]
     context.close()
+
+
+def test_a_nurses_red_check_reaches_the_registrars_mail_and_phone_and_she_says_she_is_coming(
+    app, chromium, live_server, make, session
+):
+    """The loop on real servers: the nurse saves a worrying check on the tablet; the chain's
+    first step mails the registrar (aiosmtpd) and notifies her phone (a push service that
+    checks the VAPID signature and decrypts); the link opens the escalation on her phone, she
+    taps "20 min", and the nurse's board says she is coming."""
+    from flapwatch.db import EXTENSION_KEY
+    from flapwatch.services import SYSTEM
+    from flapwatch.services.chains import publish_chains, publish_contacts
+    from flapwatch.services.channels import MailSettings, PushSettings, make_vapid_keys
+    from flapwatch.services.notifications import DeliveryPolicy, deliver_due
+    from flapwatch.services.push import subscribe
+    from tests.servers import MailServer, PushService
+
+    public, private = make_vapid_keys()
+    vapid = PushSettings(public, private, "mailto:it@hospital.example.org")
+    relay, push_service = MailServer(), PushService(public)
+    try:
+        nurse = make.user("nurse", "PLAST-W3")
+        registrar = make.user("surgeon", "PLAST-W3")
+        phone = push_service.new_phone()
+        subscribe(session, make.actor(registrar), phone.endpoint, **phone.keys, allow_http=True)
+        channels = [
+            {"kind": "email", "address": "registrar@hospital.example.org"},
+            {"kind": "push", "user": registrar.username},
+        ]
+        publish_contacts(
+            session,
+            SYSTEM,
+            "PLAST-W3",
+            [
+                {"name": "Registrar on call", "channels": channels},
+                {"name": "Consultant on call"},
+                {"name": "Nurse in charge"},
+            ],
+            "Mail and phone",
+        )
+        step = {"after_minutes": 0, "notify": "Registrar on call"}
+        publish_chains(session, SYSTEM, "PLAST-W3", {"red": [step], "amber": [step]}, "At once")
+        flap = make.reconstruction(make.patient(bed="9", name="Rhian Loop"), hours_ago=6)
+        session.commit()
+
+        context, page = _logged_in_page(chromium, live_server, nurse.username, clock=False)
+        page.goto(f"{live_server}/reconstructions/{flap.id}/checks/new")
+        page.get_by_role("group", name="Colour").get_by_label("Dusky", exact=True).tap()
+        page.get_by_role("group", name="Capillary refill").get_by_label("Brisk (<1 s)").tap()
+        page.get_by_role("button", name="Save check").click()
+        page.wait_for_load_state()
+        assert "RED" in page.locator("body").inner_text()
+
+        sent = deliver_due(
+            app.extensions[EXTENSION_KEY],
+            policy=DeliveryPolicy(timeout_s=5.0),
+            mail=MailSettings("127.0.0.1", relay.port, base_url=live_server),
+            push=vapid,
+        )
+        assert sent == 2
+        (mail,) = relay.mails
+        assert "Rhian" not in mail.message["Subject"] + mail.message.get_content()
+        (pushed,) = push_service.pushed
+        link = pushed.notification["url"]
+        assert f"{live_server}{link}" in mail.message.get_content()
+
+        phone_context, phone_page = _logged_in_page(
+            chromium, live_server, registrar.username, PHONE, clock=False
+        )
+        phone_page.goto(f"{live_server}{link}")
+        assert "Rhian Loop" in phone_page.locator("h1").inner_text()
+        phone_page.get_by_role("button", name="20 min").tap()
+        phone_page.wait_for_load_state()
+        assert "The ward is told you are coming" in phone_page.locator(".flash").inner_text()
+        phone_context.close()
+
+        page.goto(f"{live_server}/units/PLAST-W3/board")
+        card = page.locator(".flap-card", has_text="Rhian Loop")
+        assert f"Coming: {registrar.display_name}, expected" in card.inner_text()
+        context.close()
+    finally:
+        relay.close()
+        push_service.close()
