@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 
+from sqlalchemy import select
+
+from flapwatch.models import Escalation
 from tests.conftest import count_queries
 
 
@@ -55,4 +58,32 @@ def test_flap_page_query_count_does_not_grow_with_checks(app, logged_in, make, s
                         values=CheckValues(taken_at=check.taken_at, colour="pale"))  # fmt: skip
     with count_queries(app) as many:
         assert browser.get(f"/reconstructions/{flap.id}").status_code == 200
+    assert len(many) == len(few)
+
+
+def test_board_naming_who_is_coming_reads_the_same_number_of_times_for_many(
+    app, logged_in, make, session
+):
+    from flapwatch.services.escalations import attend_escalation
+
+    browser, _ = logged_in("nurse", "PLAST-W3")
+
+    def coming_to(count: int) -> None:
+        for _ in range(count):
+            flap = make.reconstruction()
+            make.check(flap, minutes_ago=5, colour="dusky", capillary_refill="brisk")
+            escalation = session.scalars(
+                select(Escalation).where(Escalation.reconstruction_id == flap.id)
+            ).one()
+            surgeon = make.actor(make.user("surgeon", "PLAST-W3"))
+            attend_escalation(session, surgeon, escalation.id, expected_minutes=20)
+
+    coming_to(1)
+    with count_queries(app) as few:
+        page = browser.get("/units/PLAST-W3/board").get_data(as_text=True)
+    assert page.count("Coming: Test surgeon, expected") == 1
+    coming_to(5)
+    with count_queries(app) as many:
+        page = browser.get("/units/PLAST-W3/board").get_data(as_text=True)
+    assert page.count("Coming: Test surgeon, expected") == 6
     assert len(many) == len(few)

@@ -158,9 +158,10 @@ def open_escalation_by_flap(
     if not reconstruction_ids:
         return {}
     escalations = session.scalars(
-        select(Escalation).where(
-            Escalation.reconstruction_id.in_(reconstruction_ids), Escalation.closed_at.is_(None)
-        )
+        select(Escalation)
+        .where(Escalation.reconstruction_id.in_(reconstruction_ids), Escalation.closed_at.is_(None))
+        # Who is coming, named on the card: one query for the board, not one per card.
+        .options(selectinload(Escalation.attending_by))
     )
     return {escalation.reconstruction_id: escalation for escalation in escalations}
 
