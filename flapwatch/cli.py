@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import getpass
 import itertools
 import logging
@@ -40,6 +41,7 @@ from flapwatch.services.exports import (
     workbook_sheets,
 )
 from flapwatch.services.idempotency import forget_expired
+from flapwatch.services.live import forget_old
 from flapwatch.services.notifications import deliver_due
 
 
@@ -198,6 +200,7 @@ def sweep() -> None:
         f"{pages} escalation chain steps sent."
     )
     forget_expired(get_session())
+    forget_old(get_session())
     _deliver_notifications()
 
 
@@ -407,10 +410,14 @@ def _deliver_notifications() -> None:
 @click.option("--workers", type=int, default=None, help="Worker processes (default: config).")
 @click.option("--threads", type=int, default=None, help="Threads per worker (default: config).")
 def serve(host: str, port: int, workers: int | None, threads: int | None) -> None:
-    """Serve flapwatch with gunicorn, the production WSGI server."""
+    """Serve flapwatch with gunicorn: each worker an event loop (uvicorn) that holds the units'
+    event streams and runs the pages and the API on its threads (flapwatch/asgi.py)."""
     from gunicorn.app.base import BaseApplication
 
+    from flapwatch.asgi import create_asgi
+
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    threads = threads or app.config["SERVE_THREADS"]
 
     def after_fork(_server: Any, _worker: Any) -> None:
         # Each worker opens its own database connections, never the master's; then starts its
@@ -425,7 +432,7 @@ def serve(host: str, port: int, workers: int | None, threads: int | None) -> Non
     options: dict[str, Any] = {
         "bind": f"{host}:{port}",
         "workers": workers or app.config["SERVE_WORKERS"],
-        "threads": threads or app.config["SERVE_THREADS"],
+        "worker_class": "flapwatch.asgi.Worker",
         # The app writes its own request log (a JSON line each, with request id and duration).
         "accesslog": None,
         "timeout": 60,
@@ -438,8 +445,8 @@ def serve(host: str, port: int, workers: int | None, threads: int | None) -> Non
             for key, value in options.items():
                 self.cfg.set(key, value)
 
-        def load(self) -> Flask:
-            return app
+        def load(self) -> Any:
+            return create_asgi(app, threads)
 
     requests_log = logging.getLogger("flapwatch.requests")
     if not requests_log.handlers:
@@ -449,4 +456,7 @@ def serve(host: str, port: int, workers: int | None, threads: int | None) -> Non
         requests_log.setLevel(logging.INFO)
         requests_log.propagate = False
     click.echo(f"flapwatch: log in at http://{host}:{port}/login (Ctrl-C stops it)")
-    Server().run()
+    # Not inside this command's application context: every request runs in a context copied
+    # from the worker's event loop, and would share that context's `g` (its database
+    # session) instead of having its own.
+    contextvars.Context().run(Server().run)

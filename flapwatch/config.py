@@ -102,6 +102,10 @@ class Defaults:
     PUSH_TTL_SECONDS = 900
     # Push services are https; a plain-http endpoint is refused unless allowed (tests only).
     PUSH_ALLOW_HTTP_ENDPOINTS = False
+    # A unit's event stream served by a plain WSGI server (flask run; not `flapwatch serve`,
+    # whose event loop holds streams without threads) ends after this long and the browser
+    # reconnects, so it never holds a thread for long.
+    LIVE_WSGI_STREAM_SECONDS = 60.0
 
 
 # Settings whose default is None but which, when given, are yes or no.

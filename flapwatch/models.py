@@ -524,6 +524,22 @@ class NotificationDelivery(Base):
     target: Mapped[str | None] = mapped_column(String(100))
 
 
+class LiveEvent(Base):
+    """What changed on a unit, for the pages that show it live (services/live.py): written in
+    the transaction that made the change, so a page is told of nothing that did not commit and
+    misses nothing that did. Its id is the event stream's id; kept an hour for reconnecting
+    pages to catch up."""
+
+    __tablename__ = "live_events"
+    __table_args__ = (Index("ix_live_events_unit_id_id", "unit_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
 class PushSubscription(Base):
     """A phone or browser where a user turned on notifications (the Push API's subscription):
     its push service's endpoint and the keys its notifications are encrypted to. Ended when

@@ -166,6 +166,36 @@
   }
   window.addEventListener("online", sendUnsent);
 
+  // The board and the escalation queue follow their units' event streams (server-sent
+  // events): a change anywhere on the unit reloads the page within a second, instead of at the
+  // next 30-second reload, which stays as the fallback when a stream is down.
+  function followLive(page) {
+    if (!page || !window.EventSource) { return; }
+    var urls = (page.getAttribute("data-live") || "").split(" ").filter(Boolean);
+    var pending = null;
+    function reload() {
+      if (document.visibilityState !== "visible") { pending = "hidden"; return; }
+      var url = new URL(window.location.href);
+      url.searchParams.set("refreshed", "1");
+      window.location.replace(url.toString());
+    }
+    function changed() {
+      if (pending) { return; }
+      pending = setTimeout(reload, 250);  // a check and its escalation come together
+    }
+    document.addEventListener("visibilitychange", function () {
+      if (pending === "hidden" && document.visibilityState === "visible") { reload(); }
+    });
+    urls.forEach(function (url) {
+      var source = new EventSource(url);
+      ["escalation.opened", "escalation.updated", "check.recorded"].forEach(function (kind) {
+        source.addEventListener(kind, changed);
+      });
+      source.addEventListener("open", function () { page.setAttribute("data-live-state", "open"); });
+      source.addEventListener("error", function () { page.setAttribute("data-live-state", "retrying"); });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll(".segment input[type=radio]").forEach(function (input) {
       input.dataset.wasChecked = input.checked ? "true" : "false";
@@ -185,6 +215,7 @@
         }
       }, seconds * 1000);
     }
+    followLive(board);
     watchForIdle();
     if ("serviceWorker" in navigator) {
       navigator.serviceWorker.register("/sw.js").catch(function () { /* pages work without */ });

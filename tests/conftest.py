@@ -56,6 +56,9 @@ TEST_SETTINGS: dict[str, Any] = {
     # Tests run the overdue sweep themselves, at the moments they choose.
     "SWEEP_ON_REQUESTS": False,
     "NOTIFIER_THREAD": False,
+    # A unit's event stream under the test client ends at once with what is there (a browser
+    # test's server streams for a few seconds and the page reconnects).
+    "LIVE_WSGI_STREAM_SECONDS": 0.0,
 }
 
 

@@ -292,3 +292,94 @@ class PushService:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+# --- flapwatch serve, as its own process ---------------------------------------------------------
+
+
+def serve_process(
+    database_url: str, instance: Any, port: int, *, workers: int = 2, threads: int = 4
+) -> Any:
+    """`flapwatch serve` on 127.0.0.1:`port` against `database_url`, in a session of its own
+    (stop it with os.killpg); its log in `instance`/server.log."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    environment = {
+        **{key: value for key, value in os.environ.items() if not key.startswith("FLAPWATCH_")},
+        "FLAPWATCH_DATABASE_URL": database_url,
+        "FLAPWATCH_SECRET_KEY": "serve-test-secret-key-0123456789abcdefghij",
+        "FLAPWATCH_INSTANCE_PATH": str(instance),
+        "FLAPWATCH_NOTIFIER_THREAD": "false",
+        "FLAPWATCH_SWEEP_ON_REQUESTS": "false",
+        "FLAPWATCH_REQUEST_LOG": "false",
+    }
+    command = [
+        str(Path(sys.executable).with_name("flapwatch")), "serve", "--port", str(port),
+        "--workers", str(workers), "--threads", str(threads),
+    ]  # fmt: skip
+    Path(instance).mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(  # noqa: S603 - our own command line
+        command,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=(Path(instance) / "server.log").open("ab"),
+        start_new_session=True,
+    )
+
+
+class EventStream:
+    """A unit's event stream read on a thread of its own, as a browser's EventSource would:
+    each event's (id, kind, data) and when it arrived."""
+
+    def __init__(self, url: str, token: str) -> None:
+        import http.client
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        self.events: list[tuple[int, str, dict[str, Any], float]] = []
+        self.arrived = threading.Condition()
+        self.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        self.connection.request(
+            "GET", f"{parts.path}?{parts.query}", headers={"Authorization": f"Bearer {token}"}
+        )
+        self.response = self.connection.getresponse()
+        self.status = self.response.status
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        if self.status == 200:
+            self.thread.start()
+
+    def _read(self) -> None:
+        fields: dict[str, str] = {}
+        try:
+            for raw in self.response:
+                line = raw.decode().rstrip("\n")
+                if line:
+                    if not line.startswith(":") and ": " in line:
+                        name, value = line.split(": ", 1)
+                        fields[name] = value
+                    continue
+                if "event" in fields:
+                    with self.arrived:
+                        self.events.append(
+                            (
+                                int(fields["id"]),
+                                fields["event"],
+                                json.loads(fields["data"]),
+                                time.monotonic(),
+                            )
+                        )
+                        self.arrived.notify_all()
+                fields = {}
+        except (OSError, ValueError, AttributeError):
+            pass  # closed: http.client drops its socket under the reading thread
+
+    def wait_for(self, count: int, seconds: float = 15) -> list[Any]:
+        with self.arrived:
+            self.arrived.wait_for(lambda: len(self.events) >= count, seconds)
+            return list(self.events)
+
+    def close(self) -> None:
+        self.connection.close()

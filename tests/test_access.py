@@ -103,6 +103,7 @@ POLICY: dict[str, object] = {
     "api.get_escalation": READERS,
     "api.acknowledge_escalation": REVIEWERS,
     "api.attend_escalation": REVIEWERS,
+    "api.unit_events": READERS,
     "api.close_escalation": REVIEWERS,
     "api.export_checks": ("auditor", "admin"),
     "api.export_amendments": ("auditor", "admin"),

@@ -31,6 +31,7 @@ from flapwatch.http.downloads import (
     workbook_response,
 )
 from flapwatch.http.errors import json_response
+from flapwatch.http.live import start_after, stream_response
 from flapwatch.models import (
     Check,
     ContactListVersion,
@@ -173,6 +174,29 @@ def create_unit(actor: Actor, session: Session, body: schemas.UnitCreate) -> Rep
 )
 def get_unit(actor: Actor, session: Session, code: str) -> schemas.Unit:
     return _units(session, [get_unit_by_code(session, actor, code)])[0]
+
+
+@operation(
+    "GET",
+    "/units/{code}/events",
+    summary="Follow what changes on a unit as it happens (server-sent events)",
+    tag="units",
+    roles=READERS,
+    query=schemas.LiveEventsQuery,
+    response=None,
+    media_type="text/event-stream",
+    description="A `text/event-stream` (HTML's server-sent events): `escalation.opened`, "
+    "`escalation.updated` and `check.recorded`, each with its `id` and a JSON `data` of ids "
+    "and the severity (never a patient's name: read what changed with its own request). A "
+    "client that reconnects sends `Last-Event-ID` and gets what it missed (events are kept an "
+    "hour); `after` starts after a known id instead of now. A comment line comes every 20 s "
+    "while nothing happens; `retry` says how soon to reconnect.",
+)
+def unit_events(
+    actor: Actor, session: Session, code: str, query: schemas.LiveEventsQuery
+) -> Response:
+    unit = get_unit_by_code(session, actor, code)
+    return stream_response(unit.id, start_after(session))
 
 
 # --- rule sets -------------------------------------------------------------------------------

@@ -206,6 +206,18 @@ class RuleSetVersionSummary(Outgoing):
 # --- escalation chains and contacts ------------------------------------------------------------
 
 
+class LiveEventsQuery(BaseModel):
+    """Query parameters of a unit's event stream."""
+
+    model_config = ConfigDict(extra="forbid")
+    after: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_ID,
+        description="Start after this event id (a `Last-Event-ID` header wins); default: now.",
+    )
+
+
 class WebhookChannel(Incoming):
     kind: Literal["webhook"]
     url: Annotated[Line, Field(min_length=1, max_length=500)] = Field(

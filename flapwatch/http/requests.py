@@ -18,6 +18,7 @@ from flapwatch.http import health
 from flapwatch.models import utcnow
 from flapwatch.services.chains import advance_chains
 from flapwatch.services.escalations import sweep_overdue
+from flapwatch.services.live import forget_old
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 REQUEST_LOG = logging.getLogger("flapwatch.requests")
@@ -92,6 +93,7 @@ def _sweep_now_and_then() -> None:
         with current_app.extensions[EXTENSION_KEY]() as sweep_session:
             sweep_overdue(sweep_session)
             advance_chains(sweep_session)
+            forget_old(sweep_session)
     except Exception:  # a failed sweep must never turn a nurse's page into an error
         current_app.logger.exception("overdue sweep failed")
     finally:

@@ -21,6 +21,7 @@ from flapwatch.models import Check, Escalation, Reconstruction, utcnow
 from flapwatch.services import CLINICAL_ROLES, Actor, InvalidInput, NotFound, require_role
 from flapwatch.services.audit import record_event
 from flapwatch.services.escalations import evaluate_new_check, open_escalation_of
+from flapwatch.services.live import publish
 from flapwatch.services.patients import get_reconstruction
 from flapwatch.services.units import current_schedule_policy
 
@@ -77,7 +78,20 @@ def record_check(
         record_event(session, actor, "check.record", "check", check.id, after=_check_record(check))
         due = _next_due(session, reconstruction)
         escalation = open_escalation_of(session, reconstruction.id) if evaluation.matches else None
+        _tell_the_ward(session, reconstruction, check)
     return RecordedCheck(check=check, next_due_at=due, evaluation=evaluation, escalation=escalation)
+
+
+def _tell_the_ward(session: Session, reconstruction: Reconstruction, check: Check) -> None:
+    """The board and the queue of the flap's unit update at once (services/live.py)."""
+    publish(
+        session,
+        reconstruction.patient.unit_id,
+        "check.recorded",
+        reconstruction_id=reconstruction.id,
+        check_id=check.id,
+        flagged=bool(check.flags),
+    )
 
 
 def _next_due(session: Session, reconstruction: Reconstruction) -> datetime:
@@ -206,6 +220,7 @@ def amend_check(
             after=_check_record(amended),
         )
         due = _next_due(session, reconstruction)
+        _tell_the_ward(session, reconstruction, amended)
     return AmendedCheck(
         check=amended,
         previous=previous,

@@ -58,6 +58,7 @@ from flapwatch.services import (
 )
 from flapwatch.services.audit import record_event
 from flapwatch.services.chains import start_chain
+from flapwatch.services.live import publish
 from flapwatch.services.notifications import queue_notification
 from flapwatch.services.patients import change_status, get_reconstruction
 from flapwatch.services.units import current_schedule_policy
@@ -311,9 +312,23 @@ def escalate(
         after={"severity": severity, "reasons": reasons, "check_id": check_id},
     )
     queue_notification(session, escalation, "opened" if action == "escalation.open" else "updated")
+    _tell_the_ward(session, escalation, opened=action == "escalation.open")
     if unseen:
         start_chain(session, escalation, at)
     return escalation
+
+
+def _tell_the_ward(session: Session, escalation: Escalation, *, opened: bool = False) -> None:
+    """The unit's board and every queue showing it update at once (services/live.py)."""
+    publish(
+        session,
+        escalation.reconstruction.patient.unit_id,
+        "escalation.opened" if opened else "escalation.updated",
+        escalation_id=escalation.id,
+        reconstruction_id=escalation.reconstruction_id,
+        severity=escalation.severity.value,
+        status=escalation.status,
+    )
 
 
 # --- the surgeon's side --------------------------------------------------------------------
@@ -412,6 +427,7 @@ def attend_escalation(
             after={"expected_at": expected.isoformat(), "note": note or None},
         )
         queue_notification(session, escalation, "attending")
+        _tell_the_ward(session, escalation)
     return escalation
 
 
@@ -480,6 +496,7 @@ def acknowledge_escalation(
             after={"outcome": escalation.outcome, "note": escalation.note},
         )
         queue_notification(session, escalation, "acknowledged")
+        _tell_the_ward(session, escalation)
     return escalation
 
 
@@ -516,6 +533,7 @@ def close_escalation(
             escalation.id,
             after={"note": note.strip()},
         )
+        _tell_the_ward(session, escalation)
     return escalation
 
 

@@ -28,6 +28,7 @@ from flapwatch.services.escalations import (
 )
 from flapwatch.services.ward import get_unit_by_code, visible_units
 from flapwatch.web.forms import SafeForm, SelectChoice, attach_problems, choices_of
+from flapwatch.web.presenters import live_urls
 from flapwatch.web.review import chart_links
 
 bp = Blueprint("escalations", __name__)
@@ -98,6 +99,7 @@ def queue() -> str:
         may_review=actor.role in REVIEWERS,
         hours_since=hours_since,
         push_key=_push_key(),
+        live=live_urls([unit] if unit else visible_units(session, actor), session),
     )
 
 

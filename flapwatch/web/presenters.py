@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from flask import Flask
+from flask import Flask, url_for
+from sqlalchemy.orm import Session
 
 from flapwatch.domain.vocabulary import (
     CapillaryRefill,
@@ -17,6 +19,7 @@ from flapwatch.domain.vocabulary import (
     Turgor,
 )
 from flapwatch.models import Check, Escalation, Unit
+from flapwatch.services.live import latest_id
 
 
 def zone(unit: Unit) -> ZoneInfo:
@@ -116,6 +119,13 @@ def coming(escalation: Escalation, now: datetime) -> str:
     words = f"Coming: {who}, expected {clock(expected, unit)}"
     late = int((now - expected) / timedelta(minutes=1))
     return f"{words}, {late} min ago" if late >= 1 else words
+
+
+def live_urls(units: Iterable[Unit], session: Session) -> list[str]:
+    """The event streams a page follows, starting after the newest event it already shows:
+    static/flapwatch.js reloads the page when one comes."""
+    after = latest_id(session)
+    return [url_for("api.unit_events", code=unit.code, after=after) for unit in units]
 
 
 def _temp(value: float | None) -> str:

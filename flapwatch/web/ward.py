@@ -10,6 +10,7 @@ from flapwatch.db import get_session
 from flapwatch.domain.vocabulary import Role
 from flapwatch.http.access import READERS, current_actor, roles_required
 from flapwatch.services.ward import visible_units, ward_board
+from flapwatch.web.presenters import live_urls
 
 bp = Blueprint("ward", __name__)
 
@@ -26,5 +27,6 @@ def home() -> str | Response:
 @bp.route("/units/<code>/board")
 @roles_required(*READERS)
 def board(code: str) -> str:
-    board = ward_board(get_session(), current_actor(), code, g.now)
-    return render_template("board.html", board=board)
+    session = get_session()
+    board = ward_board(session, current_actor(), code, g.now)
+    return render_template("board.html", board=board, live=live_urls([board.unit], session))

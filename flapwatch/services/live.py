@@ -1,0 +1,103 @@
+"""Live events: the ward board and the escalation queue updating within seconds of a change.
+
+A change that a board or a queue shows (a check recorded, an escalation opened, added to,
+answered or closed) writes a `live_events` row in its own transaction: a page is told of
+nothing that did not commit, and misses nothing that did. The row's id is the event stream's
+id (`/api/v1/units/{code}/events`), so a page that reconnects with `Last-Event-ID` catches up
+from the table.
+
+Telling the event servers that a row is there: on PostgreSQL a `pg_notify` in the same
+transaction, delivered to every server's LISTEN when it commits (several app servers on one
+database); on SQLite (one machine) the servers look for new rows twice a second. The event
+carries ids and the severity, never a patient's name: the page fetches what it shows, with the
+viewer's own access.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, event, func, select, text
+from sqlalchemy.orm import Session
+
+from flapwatch.db import write_transaction
+from flapwatch.models import LiveEvent, utcnow
+
+# The PostgreSQL channel every event server listens on; the payload is "<unit id>:<event id>".
+CHANNEL = "flapwatch_live"
+KINDS = ("check.recorded", "escalation.opened", "escalation.updated")
+KEEP = timedelta(hours=1)
+_PUBLISHED = "flapwatch.live_published"
+
+
+def publish(session: Session, unit_id: int, kind: str, **payload: Any) -> LiveEvent:
+    """Inside the caller's transaction: the event, and on PostgreSQL its notification."""
+    assert kind in KINDS, kind
+    live = LiveEvent(unit_id=unit_id, kind=kind, payload=payload, at=utcnow())
+    session.add(live)
+    session.flush()
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_notify(:channel, :message)"),
+            {"channel": CHANNEL, "message": f"{unit_id}:{live.id}"},
+        )
+    session.info[_PUBLISHED] = True
+    return live
+
+
+def events_after(
+    session: Session, unit_ids: list[int] | None, after_id: int, limit: int = 200
+) -> list[LiveEvent]:
+    """Events since `after_id`, oldest first; of `unit_ids` only, or of every unit (None)."""
+    query = select(LiveEvent).where(LiveEvent.id > after_id)
+    if unit_ids is not None:
+        query = query.where(LiveEvent.unit_id.in_(unit_ids))
+    return list(session.scalars(query.order_by(LiveEvent.id).limit(limit)))
+
+
+def latest_id(session: Session) -> int:
+    return int(session.scalar(select(func.max(LiveEvent.id))) or 0)
+
+
+def forget_old(session: Session, now: datetime | None = None) -> int:
+    """Events older than an hour: no page that reconnects needs them (it reloads instead)."""
+    cutoff = (now or utcnow()) - KEEP
+    with write_transaction(session):
+        removed = session.execute(delete(LiveEvent).where(LiveEvent.at < cutoff)).rowcount
+    return int(removed or 0)
+
+
+class Bell:
+    """Rung in this process when a transaction that published an event commits: an event
+    server in the same process (SQLite, one machine) wakes at once instead of at its next
+    look."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self.rings = 0
+
+    def ring(self) -> None:
+        with self._condition:
+            self.rings += 1
+            self._condition.notify_all()
+
+    def wait(self, seen: int, timeout: float) -> int:
+        with self._condition:
+            self._condition.wait_for(lambda: self.rings != seen, timeout)
+            return self.rings
+
+
+bell = Bell()
+
+
+@event.listens_for(Session, "after_commit")
+def _ring_when_published(session: Session) -> None:
+    if session.info.pop(_PUBLISHED, False):
+        bell.ring()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_published(session: Session) -> None:
+    session.info.pop(_PUBLISHED, None)
