@@ -15,7 +15,7 @@ viewer's own access.
 
 from __future__ import annotations
 
-import threading
+import os
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from flapwatch.db import write_transaction
 from flapwatch.models import LiveEvent, utcnow
+from flapwatch.services.notifications import Doorbell
 
 # The PostgreSQL channel every event server listens on; the payload is "<unit id>:<event id>".
 CHANNEL = "flapwatch_live"
@@ -69,27 +70,12 @@ def forget_old(session: Session, now: datetime | None = None) -> int:
     return int(removed or 0)
 
 
-class Bell:
-    """Rung in this process when a transaction that published an event commits: an event
-    server in the same process (SQLite, one machine) wakes at once instead of at its next
-    look."""
-
-    def __init__(self) -> None:
-        self._condition = threading.Condition()
-        self.rings = 0
-
-    def ring(self) -> None:
-        with self._condition:
-            self.rings += 1
-            self._condition.notify_all()
-
-    def wait(self, seen: int, timeout: float) -> int:
-        with self._condition:
-            self._condition.wait_for(lambda: self.rings != seen, timeout)
-            return self.rings
-
-
-bell = Bell()
+# Rung in this process when a transaction that published an event commits: a WSGI stream in
+# the same process (flapwatch/http/live.py) wakes at once instead of at its next look. The
+# notice sender's kind of bell, reset in a forked child as the sender's is.
+bell = Doorbell()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=bell._reset)
 
 
 @event.listens_for(Session, "after_commit")
