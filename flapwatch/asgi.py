@@ -29,8 +29,8 @@ from uvicorn_worker import UvicornWorker
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from flapwatch.db import EXTENSION_KEY, engine_of
-from flapwatch.http.live import AUTHORIZE_ONLY, KEEPALIVE_S, frame, opening
-from flapwatch.services.live import CHANNEL, events_after, latest_id
+from flapwatch.http.live import AUTHORIZE_ONLY, KEEPALIVE_S, frame, framed, opening
+from flapwatch.services.live import CHANNEL, data_of, events_after, latest_id, parse_notification
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -39,9 +39,16 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 logger = logging.getLogger("flapwatch.live")
 EVENTS_PATH = re.compile(r"^/api/v1/units/([^/]+)/events$")
 SQLITE_LOOK_S = 0.5
-# Events a slow client may fall behind by before its stream is ended (it reconnects and
-# catches up from the table).
-QUEUE_SIZE = 1000
+# Events are handed to the streams at most this often: the events of a burst go to each
+# stream in one write (a check and its escalation, a busy minute on a large unit), not one
+# wake-up and one write per event per stream. Pages reload a quarter of a second after an
+# event anyway.
+HAND_ON_S = 0.1
+# How far a slow client may fall behind before its stream is ended (it reconnects and catches
+# up from the table).
+BEHIND_MAX_BYTES = 256 * 1024
+# How long a new stream waits for its server to be listening before replaying and following.
+LISTENING_WAIT_S = 5.0
 _BATCH = 500
 KEEPALIVE = b": keepalive\n\n"
 
@@ -63,63 +70,129 @@ class Worker(UvicornWorker):
     }
 
 
+class Follower:
+    """One open stream's side of the broker: the events handed to it and not yet sent."""
+
+    def __init__(self) -> None:
+        self.waiting: list[tuple[int, bytes]] = []
+        self.size = 0
+        self.behind = False  # fell too far behind: its stream ends
+        self.wake = asyncio.Event()
+
+    def hand(self, events: list[tuple[int, bytes]], size: int) -> None:
+        if self.behind:
+            return
+        self.waiting.extend(events)
+        self.size += size
+        if self.size > BEHIND_MAX_BYTES:
+            self.behind = True
+            self.waiting.clear()
+        self.wake.set()
+
+    def take(self) -> list[tuple[int, bytes]]:
+        events, self.waiting, self.size = self.waiting, [], 0
+        self.wake.clear()
+        return events
+
+
 class Broker:
-    """This worker's watch on the live events table, and the streams waiting on each unit."""
+    """This worker's watch on the unit's live events, and the streams following each unit.
+
+    On PostgreSQL it LISTENs on one connection of its own (outside the pages' pool) and takes
+    each event from its notification as it commits, reading nothing; when it has to listen
+    again (the database restarted) it first reads what committed meanwhile. On SQLite it reads
+    the new rows twice a second. Events are handed on to the streams every `HAND_ON_S`.
+    """
 
     def __init__(self, app: Flask) -> None:
         self.app = app
-        self.streams: dict[int, set[asyncio.Queue[tuple[int, bytes] | None]]] = {}
-        self.last = 0
+        self.streams: dict[int, set[Follower]] = {}
+        self.last = 0  # the highest event id taken: where reading again starts
+        self.listening = asyncio.Event()
+        self._pending: dict[int, list[tuple[int, bytes]]] = {}
+        self._hand_on: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
+        self._starting: asyncio.Future[None] | None = None
         engine = engine_of(app)
         self.postgres = engine.dialect.name == "postgresql"
         self.dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
     async def start(self) -> None:
+        """Started by the first stream; every stream waits until it is listening (so that an
+        event committed after the stream's replay reaches it), or for `LISTENING_WAIT_S`."""
         if self._task is None:
-            self._task = asyncio.create_task(self._run())  # the first stream starts it
-            self.last = await asyncio.to_thread(self._latest)
+            if self._starting is None:
+                self._starting = asyncio.ensure_future(self._begin())
+            starting = self._starting
+            try:
+                await asyncio.shield(starting)  # a stream that goes cancels only its wait
+            finally:
+                if self._task is None and starting.done():
+                    self._starting = None  # it failed: the next stream tries again
+        try:
+            async with asyncio.timeout(LISTENING_WAIT_S):
+                await self.listening.wait()
+        except TimeoutError:
+            logger.warning("Live events: not listening yet; the stream starts anyway.")
+
+    async def _begin(self) -> None:
+        self.last = await asyncio.to_thread(self._latest)
+        self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             self._task = None
+        self._starting = None
+        self.listening.clear()
 
-    def add(self, unit_id: int) -> asyncio.Queue[tuple[int, bytes] | None]:
-        queue: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue(QUEUE_SIZE)
-        self.streams.setdefault(unit_id, set()).add(queue)
-        return queue
+    def add(self, unit_id: int) -> Follower:
+        follower = Follower()
+        self.streams.setdefault(unit_id, set()).add(follower)
+        return follower
 
-    def remove(self, unit_id: int, queue: asyncio.Queue[Any]) -> None:
-        waiting = self.streams.get(unit_id, set())
-        waiting.discard(queue)
-        if not waiting:
+    def remove(self, unit_id: int, follower: Follower) -> None:
+        following = self.streams.get(unit_id, set())
+        following.discard(follower)
+        if not following:
             self.streams.pop(unit_id, None)
+
+    def take(self, unit_id: int, event_id: int, kind: str, data: str) -> None:
+        """One committed event: kept for the unit's streams until the next hand-on."""
+        self.last = max(self.last, event_id)
+        if unit_id not in self.streams:
+            return  # nobody here follows that unit
+        self._pending.setdefault(unit_id, []).append((event_id, framed(event_id, kind, data)))
+        if self._hand_on is None:
+            self._hand_on = asyncio.get_running_loop().call_later(HAND_ON_S, self._hand_on_all)
+
+    def _hand_on_all(self) -> None:
+        self._hand_on = None
+        pending, self._pending = self._pending, {}
+        for unit_id, events in pending.items():
+            size = sum(len(data) for _, data in events)
+            for follower in list(self.streams.get(unit_id, ())):
+                follower.hand(events, size)
+                if follower.behind:
+                    self.remove(unit_id, follower)
 
     def _latest(self) -> int:
         with self.app.extensions[EXTENSION_KEY]() as session:
             return latest_id(session)
 
-    def _read(self, after: int) -> list[tuple[int, int, bytes]]:
+    def _read(self, after: int) -> list[tuple[int, int, str, str]]:
         with self.app.extensions[EXTENSION_KEY]() as session:
-            return [(e.id, e.unit_id, frame(e)) for e in events_after(session, None, after, _BATCH)]
+            return [
+                (e.unit_id, e.id, e.kind, data_of(e.id, e.kind, e.payload))
+                for e in events_after(session, None, after, _BATCH)
+            ]
 
     async def catch_up(self) -> None:
-        """Hand every event since the last one read to the streams of its unit."""
+        """Take every event committed after the last one taken."""
         while True:
             events = await asyncio.to_thread(self._read, self.last)
-            for event_id, unit_id, data in events:
-                self.last = max(self.last, event_id)
-                for queue in list(self.streams.get(unit_id, ())):
-                    try:
-                        queue.put_nowait((event_id, data))
-                    except asyncio.QueueFull:
-                        # Too far behind: its stream ends, and the browser reconnects and
-                        # catches up from the table.
-                        self.remove(unit_id, queue)
-                        while not queue.empty():
-                            queue.get_nowait()
-                        queue.put_nowait(None)
+            for event in events:
+                self.take(*event)
             if len(events) < _BATCH:
                 return
 
@@ -130,10 +203,12 @@ class Broker:
                     await self._listen()
                 else:
                     await self.catch_up()
+                    self.listening.set()
                     await asyncio.sleep(SQLITE_LOOK_S)
             except asyncio.CancelledError:
                 raise
             except Exception:
+                self.listening.clear()
                 logger.exception("Live events: the database is out of reach; trying again.")
                 await asyncio.sleep(2)
 
@@ -142,9 +217,16 @@ class Broker:
 
         async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as listening:
             await listening.execute(f"LISTEN {CHANNEL}")
-            await self.catch_up()  # anything committed before the LISTEN began
-            async for _ in listening.notifies():
-                await self.catch_up()
+            # What committed before the LISTEN began and after the last event taken. (Read
+            # by id: an event drawn earlier and committed later than one read here is missed,
+            # and its page reloads on its fallback: only ever across a reconnection.)
+            await self.catch_up()
+            self.listening.set()
+            async for note in listening.notifies():
+                try:
+                    self.take(*parse_notification(note.payload))
+                except ValueError:
+                    logger.warning("Live events: a notification not ours: %r", note.payload[:80])
 
 
 def create_asgi(app: Flask, threads: int) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
@@ -229,7 +311,7 @@ async def _stream(app: Flask, broker: Broker, scope: Scope, receive: Receive, se
         for name, value in headers
         if name.lower() not in ("content-type", "content-length")
     ]
-    queue = broker.add(unit_id)
+    follower = broker.add(unit_id)
     try:
         await broker.start()
         await send(
@@ -240,14 +322,15 @@ async def _stream(app: Flask, broker: Broker, scope: Scope, receive: Receive, se
             }
         )
         await send({"type": "http.response.body", "body": opening(), "more_body": True})
+        replayed = set()
         for event_id, _unit, data in await asyncio.to_thread(_replay, app, unit_id, last):
-            last = max(last, event_id)
+            replayed.add(event_id)
             await send({"type": "http.response.body", "body": data, "more_body": True})
-        await _follow(queue, last, receive, send)
+        await _follow(follower, replayed, receive, send)
     except OSError:
         pass  # the client went away mid-send
     finally:
-        broker.remove(unit_id, queue)
+        broker.remove(unit_id, follower)
 
 
 def _replay(app: Flask, unit_id: int, after: int) -> list[tuple[int, int, bytes]]:
@@ -255,43 +338,36 @@ def _replay(app: Flask, unit_id: int, after: int) -> list[tuple[int, int, bytes]
         return [(e.id, e.unit_id, frame(e)) for e in events_after(session, [unit_id], after)]
 
 
-async def _follow(
-    queue: asyncio.Queue[tuple[int, bytes] | None], last: int, receive: Receive, send: Send
-) -> None:
-    async def gone() -> None:
+async def _follow(follower: Follower, replayed: set[int], receive: Receive, send: Send) -> None:
+    """Send what the broker hands on, in one write each time, until the client goes; a comment
+    after `KEEPALIVE_S` of quiet. An event handed on that the replay sent already is skipped
+    (it committed while the replay read)."""
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
         while (await receive())["type"] != "http.disconnect":
             pass
+        gone = True
+        follower.wake.set()
 
-    disconnected = asyncio.create_task(gone())
+    watching = asyncio.create_task(watch())
+    loop = asyncio.get_running_loop()
     try:
-        while not disconnected.done():
-            waiting = asyncio.create_task(queue.get())
-            done, _ = await asyncio.wait(
-                {waiting, disconnected}, timeout=KEEPALIVE_S, return_when=asyncio.FIRST_COMPLETED
-            )
-            if waiting not in done:
-                waiting.cancel()
-                if not disconnected.done():
-                    await send(
-                        {
-                            "type": "http.response.body",
-                            "body": b": keepalive\n\n",
-                            "more_body": True,
-                        }
-                    )
-                continue
-            # What has come meanwhile goes in one write (a check and its escalation together).
-            items = [waiting.result()]
-            while not queue.empty():
-                items.append(queue.get_nowait())
-            if None in items:
-                break  # fell too far behind: end, and the browser reconnects
-            fresh = [(event_id, data) for event_id, data in items if event_id > last]  # type: ignore[misc]
-            if fresh:  # not all sent by the replay already
-                last = fresh[-1][0]
-                body = b"".join(data for _, data in fresh)
-                await send({"type": "http.response.body", "body": body, "more_body": True})
-        if not disconnected.done():
+        while not gone:
+            quiet = loop.call_later(KEEPALIVE_S, follower.wake.set)
+            await follower.wake.wait()
+            quiet.cancel()
+            if gone:
+                break
+            if follower.behind:
+                break  # too far behind: end, and the browser reconnects and catches up
+            events = follower.take()
+            if replayed:
+                events = [(event_id, data) for event_id, data in events if event_id not in replayed]
+            body = b"".join(data for _, data in events) if events else KEEPALIVE
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+        if not gone:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
-        disconnected.cancel()
+        watching.cancel()

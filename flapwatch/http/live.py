@@ -5,7 +5,9 @@ WSGI app serves it, and the wire format both servers write.
 stream holds no thread; it asks this app only whether the caller may follow the unit
 (`AUTHORIZE_ONLY` in the WSGI environ, which no client can set). Under a plain WSGI server
 (`flask run`, the tests' server) this app streams itself, for `LIVE_WSGI_STREAM_SECONDS` at a
-time; the browser reconnects with `Last-Event-ID` and misses nothing.
+time; the browser reconnects with `Last-Event-ID`. This stream reads the table by id, so on
+PostgreSQL an event committed after a later-drawn one can be passed over (its page reloads on
+its 30-second fallback); `flapwatch serve` takes events from their notifications instead.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from flask import Flask, Response, current_app, request, stream_with_context
 
 from flapwatch.db import EXTENSION_KEY
 from flapwatch.models import LiveEvent
-from flapwatch.services.live import bell, events_after, latest_id
+from flapwatch.services.live import bell, data_of, events_after, latest_id
 
 # An environ key, set only by flapwatch/asgi.py: answer whether the caller may follow the unit.
 AUTHORIZE_ONLY = "flapwatch.live.authorize_only"
@@ -30,8 +32,11 @@ KEEPALIVE_S = 20.0
 
 def frame(event: LiveEvent) -> bytes:
     """One event on the wire: `id`, `event` (its kind) and `data` (its JSON)."""
-    data = json.dumps({"id": event.id, "kind": event.kind, **event.payload}, separators=(",", ":"))
-    return f"id: {event.id}\nevent: {event.kind}\ndata: {data}\n\n".encode()
+    return framed(event.id, event.kind, data_of(event.id, event.kind, event.payload))
+
+
+def framed(event_id: int, kind: str, data: str) -> bytes:
+    return f"id: {event_id}\nevent: {kind}\ndata: {data}\n\n".encode()
 
 
 def opening() -> bytes:

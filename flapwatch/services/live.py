@@ -6,15 +6,19 @@ nothing that did not commit, and misses nothing that did. The row's id is the ev
 id (`/api/v1/units/{code}/events`), so a page that reconnects with `Last-Event-ID` catches up
 from the table.
 
-Telling the event servers that a row is there: on PostgreSQL a `pg_notify` in the same
-transaction, delivered to every server's LISTEN when it commits (several app servers on one
-database); on SQLite (one machine) the servers look for new rows twice a second. The event
+Telling the event servers: on PostgreSQL a `pg_notify` in the same transaction carries the
+event itself and is delivered to every server's LISTEN when it commits, in commit order
+(several app servers on one database; a server reads nothing to pass it on, and an event whose
+id was drawn before another's but committed after it is not skipped, as reading "ids after the
+last one seen" would). On SQLite (one machine, one writer at a time: ids commit in order) the
+servers look for new rows twice a second. The event
 carries ids and the severity, never a patient's name: the page fetches what it shows, with the
 viewer's own access.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,7 +30,8 @@ from flapwatch.db import write_transaction
 from flapwatch.models import LiveEvent, utcnow
 from flapwatch.services.notifications import Doorbell
 
-# The PostgreSQL channel every event server listens on; the payload is "<unit id>:<event id>".
+# The PostgreSQL channel every event server listens on; a notification's payload is
+# "<unit id> <event id> <kind> <data>" (see `notification` and `parse_notification`).
 CHANNEL = "flapwatch_live"
 KINDS = ("check.recorded", "escalation.opened", "escalation.updated")
 KEEP = timedelta(hours=1)
@@ -42,10 +47,26 @@ def publish(session: Session, unit_id: int, kind: str, **payload: Any) -> LiveEv
     if session.get_bind().dialect.name == "postgresql":
         session.execute(
             text("SELECT pg_notify(:channel, :message)"),
-            {"channel": CHANNEL, "message": f"{unit_id}:{live.id}"},
+            {"channel": CHANNEL, "message": notification(live)},
         )
     session.info[_PUBLISHED] = True
     return live
+
+
+def data_of(event_id: int, kind: str, payload: dict[str, Any]) -> str:
+    """The event's `data` on the wire: its id and kind with its payload, as compact JSON."""
+    return json.dumps({"id": event_id, "kind": kind, **payload}, separators=(",", ":"))
+
+
+def notification(live: LiveEvent) -> str:
+    """The event as a `pg_notify` payload (ids and a severity: far under its 8000 bytes)."""
+    return f"{live.unit_id} {live.id} {live.kind} {data_of(live.id, live.kind, live.payload)}"
+
+
+def parse_notification(message: str) -> tuple[int, int, str, str]:
+    """(unit id, event id, kind, data) of a notification's payload."""
+    unit_id, event_id, kind, data = message.split(" ", 3)
+    return int(unit_id), int(event_id), kind, data
 
 
 def events_after(
