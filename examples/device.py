@@ -3,9 +3,10 @@
 library and the documented endpoints (GET /api/v1/openapi.json).
 
 It admits a patient, adds a free flap, posts 100 checks over the flap's first two and a half
-days (the last ones showing venous congestion), then reads the flags and the open escalations.
-Every POST carries an Idempotency-Key and is retried after a dropped connection, so a check
-is never lost and never stored twice.
+days (the last ones showing venous congestion), sends a tissue oximeter's last hour of StO₂
+readings in one batch, then reads the flags and the open escalations. Every POST carries an
+Idempotency-Key and is retried after a dropped connection, so a check is never lost and
+never stored twice (a batch of readings sent again stores nothing twice either).
 
     python examples/device.py --url http://127.0.0.1:8000 --token fwt_... --unit DEMO
 
@@ -28,6 +29,7 @@ from typing import Any
 
 CHECKS = 100
 EVERY = timedelta(minutes=35)
+OXIMETER = "T.Ox gateway 2"
 
 
 class Api:
@@ -139,6 +141,24 @@ def main() -> int:
                     f"{'; '.join(flag['reasons'])} -> {flag['action']}"
                 )
     print(f"{CHECKS} checks posted, {flagged} flagged; next due {check['next_due_at']}")
+
+    # A tissue oximeter's gateway: readings every 10 minutes, sent as one batch. They are
+    # judged by the rules but never stand in for the bedside check the schedule asks for.
+    readings = api.call(
+        "POST",
+        f"/reconstructions/{flap_id}/readings",
+        {
+            "device": OXIMETER,
+            "readings": [
+                {"taken_at": (now - timedelta(minutes=m)).isoformat(), "sto2_percent": 50.0}
+                for m in range(60, -1, -10)
+            ],
+        },
+    )
+    print(
+        f"{len(readings['stored'])} readings from {OXIMETER} stored; the next bedside check "
+        f"is still due {readings['next_due_at']}"
+    )
 
     unit = api.call("GET", f"/reconstructions/{flap_id}")["unit"]
     cursor: str | None = None

@@ -33,6 +33,7 @@ from flapwatch.domain.checks import CheckValues, is_late_entry, temperature_diff
 from flapwatch.domain.schedule import SchedulePolicy as SchedulePolicyValue
 from flapwatch.domain.vocabulary import (
     CapillaryRefill,
+    CheckSource,
     Colour,
     DeliveryStatus,
     DopplerArterial,
@@ -240,6 +241,11 @@ class Check(Base):
     pinprick: Mapped[Pinprick | None] = mapped_column(vocabulary(Pinprick))
     sto2_percent: Mapped[float | None] = mapped_column(Float)
     notes: Mapped[str | None] = mapped_column(Text)
+    # A nurse at the bedside, or a named device (a tissue oximeter's gateway) through the API.
+    source: Mapped[CheckSource] = mapped_column(
+        vocabulary(CheckSource), default=CheckSource.BEDSIDE, server_default="bedside"
+    )
+    device: Mapped[str | None] = mapped_column(String(100))
     # The rule set version that evaluated this check, and the highest severity it flagged.
     rule_set_version_id: Mapped[int | None] = mapped_column(ForeignKey("rule_set_versions.id"))
     severity: Mapped[Severity | None] = mapped_column(vocabulary(Severity))
@@ -303,6 +309,16 @@ class Check(Base):
     def in_force(cls) -> ColumnElement[bool]:
         """Current and not entered in error: the checks clinical calculations use."""
         return and_(cls.superseded_by_id.is_(None), cls.entered_in_error.is_(False))
+
+    @classmethod
+    def on_schedule(cls) -> ColumnElement[bool]:
+        """In force and taken at the bedside: the checks that satisfy the monitoring schedule
+        (a device's readings are judged by the rules but never stand in for a nurse's look)."""
+        return and_(cls.in_force(), cls.source == CheckSource.BEDSIDE)
+
+    @property
+    def from_device(self) -> bool:
+        return self.source == CheckSource.DEVICE
 
 
 class RuleSetVersion(Base):

@@ -94,6 +94,7 @@ POLICY: dict[str, object] = {
     "api.reconstruction_report": READERS,
     "api.list_checks": READERS,
     "api.record_check": CLINICAL,
+    "api.record_readings": CLINICAL,
     "api.amend_check": CLINICAL,
     "api.list_escalations": READERS,
     "api.get_contacts": MANAGERS,

@@ -68,8 +68,15 @@ def test_device_script_creates_a_flap_posts_100_checks_and_reads_flags_and_escal
 
     assert result.returncode == 0, result.stderr
     flap_id = session.scalar(select(Reconstruction.id))
-    stored = session.scalar(select(func.count(Check.id)).where(Check.reconstruction_id == flap_id))
-    assert stored == 100
+    stored = dict(
+        session.execute(
+            select(Check.source, func.count(Check.id))
+            .where(Check.reconstruction_id == flap_id)
+            .group_by(Check.source)
+        ).all()
+    )
+    assert stored == {"bedside": 100, "device": 7}
+    assert "7 readings from T.Ox gateway 2 stored" in result.stdout
     escalation = session.scalars(select(Escalation)).one()
     assert escalation.severity == "red" and escalation.closed_at is None
     assert "RED Venous congestion suspected" in result.stdout

@@ -707,6 +707,8 @@ def _check_fields(
         "late_entry": check.late_entry,
         **{name: getattr(check, name) for name in (*ASSESSMENT_FIELDS, "notes", "severity")},
         "temperature_difference_c": check.temperature_difference_c,
+        "source": check.source,
+        "device": check.device,
         "rule_set_version": rule_version,
         "version": check.version,
         "amends_id": check.amends_id,
@@ -791,9 +793,56 @@ def list_checks(
 def record_check(
     actor: Actor, session: Session, reconstruction_id: int, body: schemas.CheckCreate
 ) -> Reply:
-    values = CheckValues(**body.model_dump())
-    recorded = check_service.record_check(session, actor, reconstruction_id, values)
+    values = CheckValues(**body.model_dump(exclude={"source", "device"}))
+    recorded = check_service.record_check(
+        session, actor, reconstruction_id, values, source=body.source, device=body.device
+    )
     return recorded_check_reply(session, actor, reconstruction_id, recorded)
+
+
+@operation(
+    "POST",
+    "/reconstructions/{reconstruction_id}/readings",
+    summary="Record a device's readings",
+    tag="checks",
+    roles=CLINICAL,
+    body=schemas.ReadingBatch,
+    response=schemas.RecordedReadings,
+    status=201,
+    errors=(422,),
+    description="A batch of one device's timed readings (StO₂, temperatures, Doppler), "
+    "stored as checks with source 'device', oldest first, each judged by the unit's rules as "
+    "it comes (a falling StO₂ flags and escalates). Readings never satisfy the bedside "
+    "schedule. All or none; sending a batch again stores nothing twice (a reading of the same "
+    "device at the same time with the same values is in `already_stored`); a different "
+    "reading at a time already stored is refused (422 naming it), never put over the first.",
+)
+def record_readings(
+    actor: Actor, session: Session, reconstruction_id: int, body: schemas.ReadingBatch
+) -> Reply:
+    readings = [CheckValues(**reading.model_dump()) for reading in body.readings]
+    recorded = check_service.record_readings(
+        session, actor, reconstruction_id, body.device, readings
+    )
+    versions = records.rule_set_version_numbers(
+        session, {c.rule_set_version_id for c in recorded.stored if c.rule_set_version_id}
+    )
+    model = schemas.RecordedReadings(
+        stored=[
+            schemas.Check(
+                **_check_fields(check, actor.username, versions.get(check.rule_set_version_id or 0))
+            )
+            for check in recorded.stored
+        ],
+        already_stored=[check.id for check in recorded.already],
+        next_due_at=recorded.next_due_at,
+        escalation_id=recorded.escalation.id if recorded.escalation else None,
+    )
+    return Reply(
+        model,
+        status=201 if recorded.stored else 200,
+        location=url_for("api.list_checks", reconstruction_id=reconstruction_id),
+    )
 
 
 def recorded_check_answer(

@@ -25,13 +25,16 @@ from pydantic import (
 from flapwatch.domain.checks import (
     AMENDMENT_REASON_MAX_LENGTH,
     CAPILLARY_REFILL_S_RANGE,
+    DEVICE_NAME_MAX_LENGTH,
     NOTES_MAX_LENGTH,
+    READINGS_MAX,
     STO2_RANGE_PERCENT,
     TEMPERATURE_RANGE_C,
 )
 from flapwatch.domain.text import has_control_characters
 from flapwatch.domain.vocabulary import (
     CapillaryRefill,
+    CheckSource,
     Colour,
     DopplerArterial,
     DopplerVenous,
@@ -326,7 +329,7 @@ class Reconstruction(Outgoing):
     status: ReconstructionStatus
     next_due_at: Instant | None = Field(description="Null once monitoring has ended.")
     due_state: DueState | None
-    last_check_at: Instant | None
+    last_check_at: Instant | None = Field(description="The last bedside check.")
     open_escalation_id: int | None
 
 
@@ -359,9 +362,9 @@ class ReconstructionChange(Incoming):
 # --- checks ----------------------------------------------------------------------------------
 
 
-class CheckCreate(Incoming):
-    """One bedside observation. Everything but `taken_at` is optional, but at least one thing
-    must have been assessed."""
+class CheckValues(Incoming):
+    """A check's values. Everything but `taken_at` is optional, but at least one thing must
+    have been assessed."""
 
     taken_at: AwareDatetime = Field(
         description="Clinical time, with its offset; not more than 5 minutes ahead of the "
@@ -380,12 +383,43 @@ class CheckCreate(Incoming):
     notes: Annotated[Text, Field(max_length=NOTES_MAX_LENGTH)] | None = None
 
 
+class CheckCreate(CheckValues):
+    """One check: a nurse's bedside observation, or a named device's reading
+    (`"source": "device", "device": "T.Ox gateway 2"`), which holds only what a device
+    measures (StO₂, temperatures, Doppler), is judged by the rules and never satisfies the
+    bedside schedule."""
+
+    source: CheckSource = CheckSource.BEDSIDE
+    device: Annotated[Line, Field(min_length=1, max_length=DEVICE_NAME_MAX_LENGTH)] | None = Field(
+        default=None, description="Required with source 'device': the device's name."
+    )
+
+
+class Reading(Incoming):
+    """One timed value of a device."""
+
+    taken_at: AwareDatetime = Field(description="When the device measured it, with its offset.")
+    flap_temperature_c: float | None = _range(TEMPERATURE_RANGE_C)
+    control_temperature_c: float | None = _range(TEMPERATURE_RANGE_C)
+    doppler_arterial: DopplerArterial | None = None
+    doppler_venous: DopplerVenous | None = None
+    sto2_percent: float | None = _range(STO2_RANGE_PERCENT)
+    notes: Annotated[Text, Field(max_length=NOTES_MAX_LENGTH)] | None = None
+
+
+class ReadingBatch(Incoming):
+    """A device's readings of one flap: sent again, nothing is stored twice."""
+
+    device: Annotated[Line, Field(min_length=1, max_length=DEVICE_NAME_MAX_LENGTH)]
+    readings: Annotated[list[Reading], Field(min_length=1, max_length=READINGS_MAX)]
+
+
 class CheckAmendment(Incoming):
     """A correction: the whole corrected check in `values`, or `entered_in_error`; always
     with a reason."""
 
     reason: Annotated[Text, Field(min_length=1, max_length=AMENDMENT_REASON_MAX_LENGTH)]
-    values: CheckCreate | None = Field(
+    values: CheckValues | None = Field(
         default=None, description="The check as it should have been recorded, every field."
     )
     entered_in_error: bool = False
@@ -424,6 +458,11 @@ class Check(Outgoing):
     pinprick: Pinprick | None
     sto2_percent: float | None
     notes: str | None
+    source: CheckSource = Field(
+        description="bedside (a nurse's check) or device (a device's reading: judged by the "
+        "rules, never satisfies the schedule)."
+    )
+    device: str | None = Field(description="The device a reading came from.")
     severity: Severity | None = Field(description="The highest severity it was flagged with.")
     rule_set_version: int | None
     flags: list[Flag]
@@ -447,6 +486,17 @@ class RecordedCheck(Check):
         description="The flap's open escalation this check opened or added to, if flagged."
     )
     next_due_at: Instant = Field(description="When the flap's next check falls due.")
+
+
+class RecordedReadings(Outgoing):
+    stored: list[Check] = Field(description="The readings stored now, oldest first.")
+    already_stored: list[int] = Field(
+        description="Ids of the checks of readings sent before (same device, time and values)."
+    )
+    next_due_at: Instant = Field(
+        description="When the flap's next bedside check falls due (readings do not move it)."
+    )
+    escalation_id: int | None = Field(description="The flap's open escalation, if any.")
 
 
 # --- escalations -----------------------------------------------------------------------------

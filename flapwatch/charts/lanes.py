@@ -93,7 +93,8 @@ def draw_lanes(ax: Axes, frame: Frame) -> None:
 def _draw_checks(ax: Axes, frame: Frame) -> None:
     """Every check as a tick, flagged ones by severity; the schedule's bands named."""
     size = frame.variant.font_size
-    plain = [h for h, check in zip(frame.hours, frame.checks, strict=True) if not check.severity]
+    placed = list(zip(frame.hours, frame.checks, strict=True))
+    plain = [h for h, check in placed if not check.severity and not check.from_device]
     if plain:
         plot(
             ax,
@@ -104,6 +105,19 @@ def _draw_checks(ax: Axes, frame: Frame) -> None:
             markersize=size + 1,
             color=QUIET,
             gid="checks",
+        )
+    # A device's readings: a small mark, not a nurse's tick (they never satisfy the schedule).
+    readings = [h for h, check in placed if not check.severity and check.from_device]
+    if readings:
+        plot(
+            ax,
+            readings,
+            [CHECKS_ROW] * len(readings),
+            linestyle="none",
+            marker=".",
+            markersize=max(2, size - 5),
+            color=QUIET,
+            gid="checks:device",
         )
     for severity in (Severity.AMBER, Severity.RED):
         xs = [

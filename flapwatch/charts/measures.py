@@ -22,7 +22,7 @@ from flapwatch.charts.drawing import (
 from flapwatch.charts.frame import Frame
 from flapwatch.domain.rules import COMPARISONS
 from flapwatch.domain.trend import Threshold, trend_conditions
-from flapwatch.domain.vocabulary import Severity
+from flapwatch.domain.vocabulary import CheckSource, Severity
 
 TEMPERATURES = ("flap_temperature_c", "control_temperature_c")
 _SERIES_KEYED = ("series:flap_temperature_c", "series:control_temperature_c")
@@ -119,6 +119,27 @@ def _numeric(
         gid=f"series:{field}",
         zorder=3,
     )
+    # A device's readings (a tissue oximeter's gateway) on the same line, marked apart: hollow
+    # diamonds, so a nurse's looks and a machine's stream are told apart at a glance.
+    from_device = [
+        (h, v)
+        for h, v, check in zip(frame.hours, values, frame.checks, strict=True)
+        if v is not None and check.source == CheckSource.DEVICE
+    ]
+    if from_device:
+        plot(
+            ax,
+            [x for x, _ in from_device],
+            [y for _, y in from_device],
+            linestyle="none",
+            marker="D",
+            markerfacecolor="white",
+            markeredgecolor=color,
+            markersize=3 if frame.many else 5,
+            label=f"{label} (device)",
+            gid=f"device:{field}",
+            zorder=4,
+        )
     for threshold in _thresholds_for(frame, field):
         holds = COMPARISONS[threshold.op][1]
         beyond = [(x, y) for x, y in points if holds(y, threshold.value)]

@@ -12,6 +12,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter
 from flapwatch.charts.drawing import AMBER_EDGE, BAND_SHADE, GAP_FACE, MUTED, vspan
 from flapwatch.charts.frame import Frame
 from flapwatch.domain.trend import overdue_gaps, schedule_bands
+from flapwatch.domain.vocabulary import CheckSource
 
 
 def tick_step(span_hours: float, most_ticks: int) -> float:
@@ -80,7 +81,8 @@ def background(ax: Axes, frame: Frame) -> None:
     gaps = overdue_gaps(
         frame.trend.schedule,
         frame.subject.surgery_end_at,
-        [check.taken_at for check in frame.checks],
+        # Only a nurse's look satisfies the schedule: a device's readings leave a gap open.
+        [check.taken_at for check in frame.checks if check.source == CheckSource.BEDSIDE],
         until,
     )
     for gap in gaps:

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from flapwatch.domain.vocabulary import (
     NOT_OBSERVED,
     CapillaryRefill,
+    CheckSource,
     Colour,
     DopplerArterial,
     DopplerVenous,
@@ -75,6 +76,19 @@ SKIN_PADDLE_FIELDS = (
     "flap_temperature_c",
     "control_temperature_c",
 )
+
+# What a device can measure (a tissue oximeter, a probe, an implantable Doppler); colour,
+# refill, turgor and pinprick are a nurse's eye and hand at the bedside.
+DEVICE_FIELDS = (
+    "flap_temperature_c",
+    "control_temperature_c",
+    "doppler_arterial",
+    "doppler_venous",
+    "sto2_percent",
+)
+DEVICE_NAME_MAX_LENGTH = 100
+# Readings a device sends in one batch (a day of 10-minute StO₂ readings is 144).
+READINGS_MAX = 500
 
 # Capillary refill categories by seconds (DESIGN.md §2): brisk < 1 s, normal 1–3 s, sluggish > 3 s.
 BRISK_BELOW_S = 1.0
@@ -218,6 +232,27 @@ def check_problems(
             "Record at least one assessment: colour, a temperature, capillary refill, "
             "Doppler, turgor, pinprick or StO₂."
         )
+    return problems
+
+
+def source_problems(values: CheckValues, source: CheckSource, device: str | None) -> dict[str, str]:
+    """Why these values cannot be stored as coming from `source`, keyed by field: a device
+    reading names its device and holds only what a device measures; a bedside check names
+    none."""
+    problems: dict[str, str] = {}
+    if source == CheckSource.DEVICE:
+        if not device or not device.strip():
+            problems["device"] = "Device: name the device a device reading comes from."
+        elif len(device) > DEVICE_NAME_MAX_LENGTH:
+            problems["device"] = f"Device can be at most {DEVICE_NAME_MAX_LENGTH} characters."
+        for name in ASSESSMENT_FIELDS:
+            if name not in DEVICE_FIELDS and getattr(values, name) is not None:
+                problems[name] = (
+                    f"{FIELD_LABELS[name]} is a bedside observation: a device reading holds "
+                    "StO₂, temperatures or Doppler."
+                )
+    elif device is not None:
+        problems["device"] = "Device is given only with source 'device'."
     return problems
 
 

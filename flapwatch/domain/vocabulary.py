@@ -105,6 +105,14 @@ class Pinprick(Labelled):
     NOT_DONE = "not_done", "Not done"
 
 
+class CheckSource(Labelled):
+    """Where a check's values came from. Rules judge both; only a bedside check (a nurse at
+    the flap) satisfies the monitoring schedule (DESIGN.md §2b)."""
+
+    BEDSIDE = "bedside", "Bedside"
+    DEVICE = "device", "Device"
+
+
 class DueState(Labelled):
     """Where a monitored flap stands against its schedule, most urgent first."""
 

@@ -279,6 +279,9 @@ def observation(terms: Terminology, row: Mapping[str, Any]) -> dict[str, Any]:
         "issued": _instant(row["first_recorded_at"]),
         "performer": [{"display": row["recorded_by"]}],
     }
+    if row.get("source") == "device":
+        # A device's reading: the device that measured it, the account that sent it.
+        resource["device"] = {"display": row["device"]}
     severity = row["severity"]
     if severity and not row["entered_in_error"]:
         code, display = INTERPRETATIONS[Severity(severity)]

@@ -240,7 +240,7 @@ class _Report:
             word(check.pinprick),
             number(check.sto2_percent, "{:g}%"),
             flags,
-            self.trend.person(check.recorded_by_id),
+            check.device or "" if check.from_device else self.trend.person(check.recorded_by_id),
         ]
 
     def check_notes(self, check: Check) -> list[str]:
@@ -248,6 +248,8 @@ class _Report:
         if check.late_entry:
             lines.append(f"    † first recorded {self.local(check.first_recorded_at)}")
         who = self.trend.person(check.recorded_by_id)
+        if check.from_device:
+            lines.append(f"    Device reading: {check.device}, sent by {who}")
         if check.entered_in_error:
             lines += _wrapped(
                 f"✗ ENTERED IN ERROR (withdrawn by {who}, {self.local(check.recorded_at)}): "

@@ -1,4 +1,4 @@
-"""Recording bedside flap checks."""
+"""Recording flap checks: a nurse's at the bedside, and a device's readings (one or a batch)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ from flapwatch.domain.checks import (
     AMENDMENT_REASON_MAX_LENGTH,
     CheckValues,
     check_problems,
+    source_problems,
     with_derived_refill,
 )
 from flapwatch.domain.rules import Evaluation
 from flapwatch.domain.schedule import next_due_at
+from flapwatch.domain.vocabulary import CheckSource
 from flapwatch.models import Check, Escalation, Reconstruction, utcnow
 from flapwatch.services import CLINICAL_ROLES, Actor, InvalidInput, NotFound, require_role
 from flapwatch.services.audit import record_event
@@ -40,46 +42,148 @@ def record_check(
     reconstruction_id: int,
     values: CheckValues,
     *,
+    source: CheckSource = CheckSource.BEDSIDE,
+    device: str | None = None,
     now: datetime | None = None,
 ) -> RecordedCheck:
-    """Store one bedside check and say when the next one falls due.
+    """Store one check, a nurse's at the bedside or a named device's reading, and say when
+    the next bedside check falls due.
 
     Refused (InvalidInput, with a message per field) when any value is out of range, the time
-    is implausible, or nothing at all was assessed. Nothing is stored on refusal.
+    is implausible, nothing at all was assessed, or a device reading holds a bedside
+    observation. Nothing is stored on refusal.
     """
     require_role(actor, *CLINICAL_ROLES)
     now = now or utcnow()
     values = with_derived_refill(values)
     with write_transaction(session):
         reconstruction = get_reconstruction(session, actor, reconstruction_id, for_update=True)
-        problems = check_problems(
-            values,
-            surgery_end_at=reconstruction.surgery_end_at,
-            now=now,
-            buried=reconstruction.buried,
-        )
-        if not reconstruction.monitoring:
-            problems[""] = (
-                f"Monitoring of this flap has ended ({reconstruction.status.label}): "
-                "resume monitoring before recording a check."
-            )
+        problems = _problems(reconstruction, values, source, device, now)
         if problems:
             raise InvalidInput("The check was not saved.", problems)
-        check = Check(
-            reconstruction=reconstruction,
-            recorded_at=now,
-            first_recorded_at=now,
-            recorded_by_id=actor.user_id,
-            **values.as_dict(),
-        )
-        session.add(check)
-        session.flush()
-        evaluation = evaluate_new_check(session, actor, check, reconstruction)
-        record_event(session, actor, "check.record", "check", check.id, after=_check_record(check))
+        check, evaluation = _store(session, actor, reconstruction, values, source, device, now)
         due = _next_due(session, reconstruction)
         escalation = open_escalation_of(session, reconstruction.id) if evaluation.matches else None
-        _tell_the_ward(session, reconstruction, check)
     return RecordedCheck(check=check, next_due_at=due, evaluation=evaluation, escalation=escalation)
+
+
+def _problems(
+    reconstruction: Reconstruction,
+    values: CheckValues,
+    source: CheckSource,
+    device: str | None,
+    now: datetime,
+) -> dict[str, str]:
+    problems = check_problems(
+        values, surgery_end_at=reconstruction.surgery_end_at, now=now, buried=reconstruction.buried
+    )
+    problems.update(source_problems(values, source, device))
+    if not reconstruction.monitoring:
+        problems[""] = (
+            f"Monitoring of this flap has ended ({reconstruction.status.label}): "
+            "resume monitoring before recording a check."
+        )
+    return problems
+
+
+def _store(
+    session: Session,
+    actor: Actor,
+    reconstruction: Reconstruction,
+    values: CheckValues,
+    source: CheckSource,
+    device: str | None,
+    now: datetime,
+) -> tuple[Check, Evaluation]:
+    """One new check, judged by the unit's rules, audited and told to the ward."""
+    check = Check(
+        reconstruction=reconstruction,
+        recorded_at=now,
+        first_recorded_at=now,
+        recorded_by_id=actor.user_id,
+        source=source,
+        device=device.strip() if device else None,
+        **values.as_dict(),
+    )
+    session.add(check)
+    session.flush()
+    evaluation = evaluate_new_check(session, actor, check, reconstruction)
+    record_event(session, actor, "check.record", "check", check.id, after=_check_record(check))
+    _tell_the_ward(session, reconstruction, check)
+    return check, evaluation
+
+
+@dataclass(frozen=True)
+class RecordedReadings:
+    """A device's batch: the readings stored now, those it had sent before, when the next
+    bedside check falls due, and the flap's open escalation if a reading flagged."""
+
+    stored: list[Check]
+    already: list[Check]
+    next_due_at: datetime
+    escalation: Escalation | None
+
+
+def record_readings(
+    session: Session,
+    actor: Actor,
+    reconstruction_id: int,
+    device: str,
+    readings: list[CheckValues],
+    *,
+    now: datetime | None = None,
+) -> RecordedReadings:
+    """Store a device's timed readings, oldest first, each judged by the unit's rules as it
+    comes; all or none. Sending a batch again stores nothing twice: a reading of the same
+    device at the same time with the same values is the one stored already, and one with
+    other values is refused (naming the reading), never put over the first."""
+    require_role(actor, *CLINICAL_ROLES)
+    now = now or utcnow()
+    device = (device or "").strip()
+    with write_transaction(session):
+        reconstruction = get_reconstruction(session, actor, reconstruction_id, for_update=True)
+        kept = {
+            check.taken_at: check
+            for check in session.scalars(
+                select(Check).where(
+                    Check.reconstruction_id == reconstruction.id,
+                    Check.source == CheckSource.DEVICE,
+                    Check.device == device,
+                    Check.taken_at.in_([reading.taken_at for reading in readings]),
+                    Check.in_force(),
+                )
+            )
+        }
+        problems = source_problems(CheckValues(taken_at=now), CheckSource.DEVICE, device)
+        if not readings:
+            problems["readings"] = "Readings: send at least one reading."
+        fresh: dict[datetime, CheckValues] = {}
+        for index, reading in enumerate(readings):
+            field_problems = _problems(reconstruction, reading, CheckSource.DEVICE, device, now)
+            field_problems.pop("device", None)  # said once, above
+            for name, message in field_problems.items():
+                problems[f"readings[{index}].{name}" if name else f"readings[{index}]"] = message
+            stored = kept.get(reading.taken_at)
+            if stored is not None and stored.values() != reading:
+                problems[f"readings[{index}].taken_at"] = (
+                    f"A different reading from {device} at this time is stored already "
+                    f"(check {stored.id}): it is not replaced."
+                )
+            elif stored is None and fresh.setdefault(reading.taken_at, reading) != reading:
+                problems[f"readings[{index}].taken_at"] = (
+                    f"Another reading of this batch has the same time and other values: "
+                    f"{device} gives one reading a moment."
+                )
+        if problems:
+            raise InvalidInput("The readings were not saved.", problems)
+        stored_now = [
+            _store(session, actor, reconstruction, reading, CheckSource.DEVICE, device, now)[0]
+            for reading in sorted(fresh.values(), key=lambda values: values.taken_at)
+        ]
+        already = [kept[r.taken_at] for r in readings if r.taken_at in kept]
+        due = _next_due(session, reconstruction)
+        escalation = open_escalation_of(session, reconstruction.id)
+    return RecordedReadings(stored_now, already, due, escalation)
 
 
 def _tell_the_ward(session: Session, reconstruction: Reconstruction, check: Check) -> None:
@@ -97,7 +201,7 @@ def _tell_the_ward(session: Session, reconstruction: Reconstruction, check: Chec
 def _next_due(session: Session, reconstruction: Reconstruction) -> datetime:
     last_taken = session.scalar(
         select(Check.taken_at)
-        .where(Check.reconstruction_id == reconstruction.id, Check.in_force())
+        .where(Check.reconstruction_id == reconstruction.id, Check.on_schedule())
         .order_by(Check.taken_at.desc())
         .limit(1)
     )
@@ -110,6 +214,8 @@ def _check_record(check: Check) -> dict[str, object]:
         "reconstruction_id": check.reconstruction_id,
         "recorded_at": check.recorded_at,
         **check.values().as_dict(),
+        "source": check.source,
+        "device": check.device,
         "rule_set_version_id": check.rule_set_version_id,
         "flags": [flag.rule_id for flag in check.flags],
         "version": check.version,
@@ -186,6 +292,7 @@ def amend_check(
                     buried=reconstruction.buried,
                 )
             )
+            problems.update(source_problems(corrected, previous.source, previous.device))
         if problems:
             raise InvalidInput("The correction was not saved.", problems)
         flags_before = [flag.rule_id for flag in previous.flags]
@@ -198,6 +305,8 @@ def amend_check(
             first_recorded_at=previous.first_recorded_at,
             entered_in_error=entered_in_error,
             amendment_reason=reason,
+            source=previous.source,  # a correction changes values, not where they came from
+            device=previous.device,
             **corrected.as_dict(),
         )
         session.add(amended)

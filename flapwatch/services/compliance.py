@@ -26,6 +26,7 @@ from flapwatch.domain.compliance import (
 from flapwatch.domain.episodes import Episode, episodes_of, levels_reached
 from flapwatch.domain.schedule import SchedulePolicy as Schedule
 from flapwatch.domain.vocabulary import (
+    CheckSource,
     EscalationOutcome,
     ReconstructionStatus,
     Severity,
@@ -221,7 +222,12 @@ def _current_checks(session: Session, flap_ids: list[int]) -> dict[int, list[_Ch
                 Check.version,
                 Check.entered_in_error,
             )
-            .where(Check.current(), Check.reconstruction_id.in_(ids))
+            # The schedule is a nurse's: a device's readings answer no scheduled check.
+            .where(
+                Check.current(),
+                Check.source == CheckSource.BEDSIDE,
+                Check.reconstruction_id.in_(ids),
+            )
             .order_by(Check.reconstruction_id, Check.taken_at)
         )
         for flap_id, *values in session.execute(query):

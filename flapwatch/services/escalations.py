@@ -581,7 +581,7 @@ def _overdue_reconstruction_ids(session: Session, now: datetime) -> list[int]:
         session.execute(
             select(Check.reconstruction_id, func.max(Check.taken_at))
             .join(Check.reconstruction)
-            .where(Reconstruction.status == ReconstructionStatus.MONITORING, Check.in_force())
+            .where(Reconstruction.status == ReconstructionStatus.MONITORING, Check.on_schedule())
             .group_by(Check.reconstruction_id)
         ).all()
     )
@@ -617,7 +617,7 @@ def _sweep_one(session: Session, reconstruction_id: int, now: datetime) -> bool 
         schedule = current_schedule_policy(session, unit_id).as_value()
         last_taken = session.scalar(
             select(func.max(Check.taken_at)).where(
-                Check.reconstruction_id == reconstruction.id, Check.in_force()
+                Check.reconstruction_id == reconstruction.id, Check.on_schedule()
             )
         )
         due = next_due_at(schedule, reconstruction.surgery_end_at, last_taken)

@@ -60,6 +60,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "recorded_at",
         "recorded_by",
         "late_entry",
+        "source",
+        "device",
         *VALUE_FIELDS[:3],  # colour, flap and control temperatures
         "temperature_difference_c",
         *VALUE_FIELDS[3:],
@@ -261,6 +263,8 @@ _CHECK_COLUMNS = (
     *(getattr(Check, name) for name in VALUE_FIELDS),
     Check.severity,
     RuleSetVersion.version,
+    Check.source,
+    Check.device,
 )
 
 
@@ -285,7 +289,7 @@ def _check_rows(session: Session, scope: ExportScope) -> Iterator[dict[str, Any]
         (check_id, version, amends_id, in_error, unit, timezone, mrn, flap_id, taken_at,
          first_recorded_at, recorded_at, recorded_by, *rest) = row  # fmt: skip
         values = dict(zip(VALUE_FIELDS, rest[: len(VALUE_FIELDS)], strict=True))
-        severity, rule_version, flags = rest[len(VALUE_FIELDS) :]
+        severity, rule_version, source, device, flags = rest[len(VALUE_FIELDS) :]
         zone = _zone(timezone)
         difference = temperature_difference(
             values["flap_temperature_c"], values["control_temperature_c"]
@@ -304,6 +308,8 @@ def _check_rows(session: Session, scope: ExportScope) -> Iterator[dict[str, Any]
             "recorded_at": _local(recorded_at, zone),
             "recorded_by": recorded_by,
             "late_entry": is_late_entry(taken_at, first_recorded_at),
+            "source": source,
+            "device": device,
             **values,
             "temperature_difference_c": difference,
             "severity": severity,
@@ -502,6 +508,8 @@ def fhir_resources(session: Session, scope: ExportScope, terms: Terminology) -> 
                 recorder.display_name.label("recorded_by"),
                 *(getattr(Check, name) for name in VALUE_FIELDS),
                 Check.severity,
+                Check.source,
+                Check.device,
                 _flags_of(Check).label("flags"),
             )
         )

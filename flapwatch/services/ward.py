@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from flapwatch.domain.schedule import SchedulePolicy as Schedule
 from flapwatch.domain.schedule import due_state, hours_since, next_due_at
-from flapwatch.domain.vocabulary import DueState, ReconstructionStatus, Severity
+from flapwatch.domain.vocabulary import CheckSource, DueState, ReconstructionStatus, Severity
 from flapwatch.models import Check, Escalation, Patient, Reconstruction, Unit
 from flapwatch.services import Actor, NotFound
 from flapwatch.services.patients import get_reconstruction
@@ -131,7 +131,8 @@ def ward_board(session: Session, actor: Actor, unit_code: str, now: datetime) ->
 
 
 def latest_checks(session: Session, reconstruction_ids: list[int]) -> dict[int, Check]:
-    """Each reconstruction's most recent check by clinical time, in one query.
+    """Each reconstruction's most recent bedside check by clinical time (the one the schedule
+    runs from; a device's readings are on the chart), in one query.
 
     A subquery per flap walks the (reconstruction_id, taken_at) index from its newest end, so
     the cost follows the number of flaps, not how many checks each has.
@@ -140,7 +141,7 @@ def latest_checks(session: Session, reconstruction_ids: list[int]) -> dict[int, 
         return {}
     newest = (
         select(Check.id)
-        .where(Check.reconstruction_id == Reconstruction.id, Check.in_force())
+        .where(Check.reconstruction_id == Reconstruction.id, Check.on_schedule())
         .order_by(Check.taken_at.desc(), Check.id.desc())
         .limit(1)
         .correlate(Reconstruction)
@@ -201,13 +202,15 @@ def flap_record(
         checks = list(
             session.scalars(
                 select(Check)
-                .where(Check.reconstruction_id == reconstruction.id, Check.in_force())
+                .where(Check.reconstruction_id == reconstruction.id, Check.on_schedule())
                 .order_by(*newest_first)
                 .limit(1)
             )
         )
     schedule = current_schedule_policy(session, unit.id).as_value()
-    latest = next((check for check in checks if not check.entered_in_error), None)
+    latest = next(
+        (c for c in checks if not c.entered_in_error and c.source == CheckSource.BEDSIDE), None
+    )
     status = flap_status(schedule, reconstruction, latest, now)
     return FlapRecord(status=status, unit=unit, schedule=schedule, checks=checks)
 
