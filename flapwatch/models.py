@@ -41,6 +41,8 @@ from flapwatch.domain.vocabulary import (
     EscalationEventKind,
     EscalationOutcome,
     FlapKind,
+    NotDoneReason,
+    PauseReason,
     Pinprick,
     ReconstructionStatus,
     Role,
@@ -120,6 +122,8 @@ class SchedulePolicy(Base):
     bands: Mapped[list[list[int]]] = mapped_column(JSON)
     grace_minutes: Mapped[int] = mapped_column(Integer)
     after_last_band_minutes: Mapped[int] = mapped_column(Integer)
+    # How soon the next check falls due after one that could not be done.
+    not_done_minutes: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
@@ -131,6 +135,7 @@ class SchedulePolicy(Base):
             bands=tuple((int(until), int(interval)) for until, interval in self.bands),
             grace_minutes=self.grace_minutes,
             after_last_band_minutes=self.after_last_band_minutes,
+            not_done_minutes=self.not_done_minutes,
         )
 
 
@@ -497,6 +502,62 @@ class EscalationPage(Base):
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
     chain_version_id: Mapped[int] = mapped_column(ForeignKey("escalation_chain_versions.id"))
+
+
+class MonitoringPause(Base):
+    """A stretch when a flap's monitoring is suspended (in theatre, imaging, off the ward):
+    nothing falls due meanwhile, and on resuming the next check is due at once. At most one
+    open pause per flap, which the database holds to (a partial unique index)."""
+
+    __tablename__ = "monitoring_pauses"
+    __table_args__ = (
+        Index(
+            "uq_monitoring_pauses_open",
+            "reconstruction_id",
+            unique=True,
+            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text("ended_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reconstruction_id: Mapped[int] = mapped_column(ForeignKey("reconstructions.id"))
+    reason: Mapped[PauseReason] = mapped_column(vocabulary(PauseReason))
+    note: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    expected_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    end_note: Mapped[str] = mapped_column(Text, default="")
+
+    started_by: Mapped[User | None] = relationship(foreign_keys=[started_by_id])
+    ended_by: Mapped[User | None] = relationship(foreign_keys=[ended_by_id])
+
+    def longer_than_expected(self, now: datetime) -> bool:
+        expected = self.expected_until
+        return self.ended_at is None and expected is not None and now > expected
+
+
+class CheckNotDone(Base):
+    """A check that fell due and could not be done, with why (patient refused, off the ward):
+    kept in the log and the compliance report, never an assessment; the next check falls due
+    the unit's `not_done_minutes` after it."""
+
+    __tablename__ = "checks_not_done"
+    __table_args__ = (
+        Index("ix_checks_not_done_reconstruction_taken", "reconstruction_id", "taken_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reconstruction_id: Mapped[int] = mapped_column(ForeignKey("reconstructions.id"))
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    reason: Mapped[NotDoneReason] = mapped_column(vocabulary(NotDoneReason))
+    note: Mapped[str] = mapped_column(Text, default="")
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    recorded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+    recorded_by: Mapped[User] = relationship()
 
 
 class MissedCheck(Base):

@@ -188,7 +188,7 @@
     });
     urls.forEach(function (url) {
       var source = new EventSource(url);
-      ["escalation.opened", "escalation.updated", "check.recorded"].forEach(function (kind) {
+      ["escalation.opened", "escalation.updated", "check.recorded", "flap.updated"].forEach(function (kind) {
         source.addEventListener(kind, changed);
       });
       source.addEventListener("open", function () { page.setAttribute("data-live-state", "open"); });

@@ -229,6 +229,7 @@ def test_unit_list_shows_the_callers_units_with_schedule_and_rule_set_in_force(a
             ],
             "grace_minutes": 15,
             "after_last_band_minutes": 480,
+            "not_done_minutes": 30,
         },
         "rule_set_version": 1,
     }

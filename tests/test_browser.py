@@ -728,3 +728,43 @@ def test_a_nurses_red_check_reaches_the_registrars_mail_and_phone_and_she_says_s
     finally:
         relay.close()
         push_service.close()
+
+
+def test_a_nurse_pauses_a_flap_for_imaging_resumes_it_and_records_a_check_not_done(
+    chromium, live_server, make, session
+):
+    nurse = make.user("nurse", "PLAST-W3")
+    flap = make.reconstruction(make.patient(bed="5", name="Fay Imaging"), hours_ago=6)
+    make.check(flap, minutes_ago=20)
+    context, page = _logged_in_page(chromium, live_server, nurse.username, clock=False)
+    page.wait_for_url("**/units/PLAST-W3/board")
+    card = page.locator(".flap-card", has_text="Fay Imaging")
+
+    card.get_by_role("link", name="Fay Imaging", exact=True).click()
+    page.get_by_role("link", name="Pause monitoring").click()
+    page.get_by_role("group", name="Why is monitoring paused?").get_by_label("Imaging").tap()
+    page.get_by_role("group", name="Expected back in").get_by_label("1 h").tap()
+    _assert_touch_targets(page)
+    _shot(page, "pause-form-768")
+    page.get_by_role("button", name="Pause monitoring").click()
+    page.wait_for_url("**/units/PLAST-W3/board")
+    assert "state-paused" in (card.get_attribute("class") or "")
+    assert "Paused — imaging since" in card.inner_text()
+    assert "expected back" in card.inner_text()
+    _assert_touch_targets(page)
+    _shot(page, "board-paused-768")
+
+    card.get_by_role("button", name="Resume").click()
+    page.wait_for_url("**/units/PLAST-W3/board")
+    assert "resumed: the next check is due now" in page.inner_text("body")
+    assert "Paused" not in card.inner_text()
+    assert "state-due" in (card.get_attribute("class") or "")
+
+    card.get_by_role("link", name="Not done").click()  # one tap
+    _assert_touch_targets(page)
+    _shot(page, "not-done-768")
+    page.get_by_role("button", name="Patient refused").click()  # and the reason
+    page.wait_for_url("**/units/PLAST-W3/board")
+    assert "Not done" in card.inner_text() and "patient refused" in card.inner_text()
+    assert "The next check is due in 30 min" in page.inner_text("body")
+    context.close()

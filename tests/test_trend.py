@@ -99,7 +99,7 @@ def test_not_in_makes_every_other_observed_answer_abnormal_but_not_unassessable(
 
 def test_a_gap_past_due_and_grace_is_overdue_until_the_next_check():
     hourly = SchedulePolicy()
-    gaps = overdue_gaps(hourly, SURGERY, [_at(0.2), _at(1.1), _at(3.0)], until=None)
+    gaps = overdue_gaps(hourly, SURGERY, _checks(0.2, 1.1, 3.0), until=None)
     assert len(gaps) == 1
     gap = gaps[0]
     assert gap.due_at == _at(2.1)
@@ -109,12 +109,12 @@ def test_a_gap_past_due_and_grace_is_overdue_until_the_next_check():
 
 
 def test_a_check_within_grace_leaves_no_gap():
-    gaps = overdue_gaps(SchedulePolicy(), SURGERY, [_at(0.2), _at(1.2 + 0.2)], until=None)
+    gaps = overdue_gaps(SchedulePolicy(), SURGERY, _checks(0.2, 1.4), until=None)
     assert gaps == []
 
 
 def test_a_flap_still_monitored_shows_its_open_gap_up_to_now():
-    gaps = overdue_gaps(SchedulePolicy(), SURGERY, [_at(0.5)], until=_at(4))
+    gaps = overdue_gaps(SchedulePolicy(), SURGERY, _checks(0.5), until=_at(4))
     assert [(g.overdue_from, g.until, g.closed) for g in gaps] == [
         (_at(1.5) + timedelta(minutes=15), _at(4), False)
     ]
@@ -123,6 +123,23 @@ def test_a_flap_still_monitored_shows_its_open_gap_up_to_now():
 def test_no_check_at_all_is_overdue_from_the_first_due_time():
     gaps = overdue_gaps(SchedulePolicy(), SURGERY, [], until=_at(2))
     assert [g.due_at for g in gaps] == [_at(1)]
+
+
+def _checks(*hours: float) -> list[tuple[datetime, str]]:
+    return [(_at(h), "check") for h in hours]
+
+
+def test_nothing_is_overdue_while_paused_and_a_resume_is_due_at_once():
+    events = [*_checks(0.5), (_at(1.0), "pause"), (_at(3.0), "resume")]
+    assert overdue_gaps(SchedulePolicy(), SURGERY, events, until=_at(3.2)) == []
+    (gap,) = overdue_gaps(SchedulePolicy(), SURGERY, events, until=_at(4))
+    assert (gap.due_at, gap.until, gap.closed) == (_at(3.0), _at(4), False)
+
+
+def test_a_check_not_done_makes_the_next_due_half_an_hour_later():
+    events = [*_checks(0.5), (_at(1.5), "not_done")]
+    (gap,) = overdue_gaps(SchedulePolicy(), SURGERY, events, until=_at(3))
+    assert gap.due_at == _at(2.0)
 
 
 def test_schedule_bands_cover_the_chart_and_name_their_interval():

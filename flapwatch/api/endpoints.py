@@ -37,6 +37,7 @@ from flapwatch.models import (
     ContactListVersion,
     Escalation,
     EscalationChainVersion,
+    MonitoringPause,
     Patient,
     Reconstruction,
     Unit,
@@ -47,6 +48,7 @@ from flapwatch.services import Actor, records
 from flapwatch.services import chains as chain_service
 from flapwatch.services import checks as check_service
 from flapwatch.services import escalations as escalation_service
+from flapwatch.services import monitoring as monitoring_service
 from flapwatch.services import patients as patient_service
 from flapwatch.services import units as unit_service
 from flapwatch.services.idempotency import Answer
@@ -125,6 +127,7 @@ def _units(session: Session, units: list[Unit]) -> list[schemas.Unit]:
                     ],
                     grace_minutes=schedule.grace_minutes,
                     after_last_band_minutes=schedule.after_last_band_minutes,
+                    not_done_minutes=schedule.not_done_minutes,
                 ),
                 rule_set_version=setting.rule_set_version,
             )
@@ -518,6 +521,16 @@ def _reconstructions(session: Session, flaps: list[Reconstruction]) -> list[sche
             due_state=p.due_state,
             last_check_at=p.last_check_at,
             open_escalation_id=p.open_escalation_id,
+            pause=(
+                schemas.Pause(
+                    reason=p.pause.reason,
+                    note=p.pause.note,
+                    since=p.pause.started_at,
+                    expected_until=p.pause.expected_until,
+                )
+                if p.pause is not None
+                else None
+            ),
         )
         for p in records.progress_of(session, flaps, _now())
     ]
@@ -798,6 +811,114 @@ def record_check(
         session, actor, reconstruction_id, values, source=body.source, device=body.device
     )
     return recorded_check_reply(session, actor, reconstruction_id, recorded)
+
+
+def _pause_answer(session: Session, pause: MonitoringPause) -> schemas.PauseAnswer:
+    (progress,) = records.progress_of(
+        session, [session.get_one(Reconstruction, pause.reconstruction_id)], _now()
+    )
+    return schemas.PauseAnswer(
+        id=pause.id,
+        reconstruction_id=pause.reconstruction_id,
+        reason=pause.reason,
+        note=pause.note,
+        since=pause.started_at,
+        expected_until=pause.expected_until,
+        ended_at=pause.ended_at,
+        next_due_at=progress.next_due_at,
+    )
+
+
+@operation(
+    "POST",
+    "/reconstructions/{reconstruction_id}/pause",
+    summary="Pause a flap's monitoring",
+    tag="checks",
+    roles=CLINICAL,
+    body=schemas.PauseStart,
+    response=schemas.PauseAnswer,
+    status=201,
+    errors=(422,),
+    description="In theatre, at imaging, off the ward: while paused nothing falls due, the "
+    "sweep records no missed check and opens no escalation, and the reconstruction shows its "
+    "`pause` with `next_due_at` null. A flap with an open escalation is refused (422, field "
+    "`despite_open_escalation`) unless sent again with `despite_open_escalation: true`.",
+)
+def pause_monitoring(
+    actor: Actor, session: Session, reconstruction_id: int, body: schemas.PauseStart
+) -> Reply:
+    pause = monitoring_service.start_pause(
+        session,
+        actor,
+        reconstruction_id,
+        reason=body.reason,
+        note=body.note,
+        expected_minutes=body.expected_minutes,
+        despite_open_escalation=body.despite_open_escalation,
+    )
+    return Reply(_pause_answer(session, pause), status=201)
+
+
+@operation(
+    "POST",
+    "/reconstructions/{reconstruction_id}/resume",
+    summary="Resume a flap's monitoring",
+    tag="checks",
+    roles=CLINICAL,
+    body=schemas.PauseEnd,
+    response=schemas.PauseAnswer,
+    errors=(422,),
+    description="Ends the pause: the next check is due at once and overdue only after the "
+    "unit's grace period. A nurse's check recorded during a pause ends it too.",
+)
+def resume_monitoring(
+    actor: Actor, session: Session, reconstruction_id: int, body: schemas.PauseEnd
+) -> Reply:
+    pause = monitoring_service.resume(session, actor, reconstruction_id, note=body.note)
+    return Reply(_pause_answer(session, pause))
+
+
+@operation(
+    "POST",
+    "/reconstructions/{reconstruction_id}/checks-not-done",
+    summary="Record a check not done",
+    tag="checks",
+    roles=CLINICAL,
+    body=schemas.CheckNotDoneCreate,
+    response=schemas.CheckNotDone,
+    status=201,
+    errors=(422,),
+    description="The patient refused, was off the ward, the dressing could not be removed: "
+    "kept in the log and the compliance report (apart from missed checks), never an "
+    "assessment. The next check falls due the unit's `not_done_minutes` after it.",
+)
+def record_check_not_done(
+    actor: Actor, session: Session, reconstruction_id: int, body: schemas.CheckNotDoneCreate
+) -> Reply:
+    not_done = monitoring_service.record_not_done(
+        session,
+        actor,
+        reconstruction_id,
+        taken_at=body.taken_at,
+        reason=body.reason,
+        note=body.note,
+    )
+    (progress,) = records.progress_of(
+        session, [session.get_one(Reconstruction, reconstruction_id)], _now()
+    )
+    return Reply(
+        schemas.CheckNotDone(
+            id=not_done.id,
+            reconstruction_id=not_done.reconstruction_id,
+            taken_at=not_done.taken_at,
+            reason=not_done.reason,
+            note=not_done.note,
+            recorded_at=not_done.recorded_at,
+            recorded_by=actor.username,
+            next_due_at=progress.next_due_at,
+        ),
+        status=201,
+    )
 
 
 @operation(

@@ -42,6 +42,8 @@ from flapwatch.domain.vocabulary import (
     EscalationEventKind,
     EscalationOutcome,
     FlapKind,
+    NotDoneReason,
+    PauseReason,
     Pinprick,
     ReconstructionStatus,
     Role,
@@ -116,6 +118,9 @@ class Schedule(Outgoing):
     bands: list[ScheduleBand]
     grace_minutes: int
     after_last_band_minutes: int
+    not_done_minutes: int = Field(
+        description="The next check falls due this long after one not done."
+    )
 
 
 class Unit(Outgoing):
@@ -327,10 +332,76 @@ class Reconstruction(Outgoing):
     surgeon: str
     buried: bool
     status: ReconstructionStatus
-    next_due_at: Instant | None = Field(description="Null once monitoring has ended.")
+    next_due_at: Instant | None = Field(
+        description="Null once monitoring has ended, and while it is paused."
+    )
     due_state: DueState | None
     last_check_at: Instant | None = Field(description="The last bedside check.")
     open_escalation_id: int | None
+    pause: Pause | None = Field(description="The pause in force, or null.")
+
+
+class Pause(Outgoing):
+    reason: PauseReason
+    note: str
+    since: Instant
+    expected_until: Instant | None
+
+
+class PauseStart(Incoming):
+    """Pause a flap's monitoring: nothing falls due and no missed check is recorded until it
+    is resumed, when the next check is due at once."""
+
+    reason: PauseReason
+    note: Annotated[Text, Field(max_length=NOTES_MAX_LENGTH)] = Field(
+        default="", description="Required when the reason is 'other'."
+    )
+    expected_minutes: Annotated[int, Field(ge=1, le=24 * 60)] | None = Field(
+        default=None, description="When the flap is expected back, in minutes from now."
+    )
+    despite_open_escalation: bool = Field(
+        default=False,
+        description="Pause a flap with an open escalation anyway (refused with 422 otherwise; "
+        "the escalation goes on climbing).",
+    )
+
+
+class PauseEnd(Incoming):
+    note: Annotated[Text, Field(max_length=NOTES_MAX_LENGTH)] = ""
+
+
+class PauseAnswer(Outgoing):
+    id: int
+    reconstruction_id: int
+    reason: PauseReason
+    note: str
+    since: Instant
+    expected_until: Instant | None
+    ended_at: Instant | None
+    next_due_at: Instant | None = Field(description="Null while paused.")
+
+
+class CheckNotDoneCreate(Incoming):
+    """A check that fell due and could not be done. Not an assessment: it satisfies no rule
+    and does not reset the schedule's band; the next check falls due the unit's
+    `not_done_minutes` (30 by default) after it."""
+
+    taken_at: AwareDatetime = Field(description="When the check was attempted.")
+    reason: NotDoneReason
+    note: Annotated[Text, Field(max_length=NOTES_MAX_LENGTH)] = Field(
+        default="", description="Required when the reason is 'other'."
+    )
+
+
+class CheckNotDone(Outgoing):
+    id: int
+    reconstruction_id: int
+    taken_at: Instant
+    reason: NotDoneReason
+    note: str
+    recorded_at: Instant
+    recorded_by: str | None
+    next_due_at: Instant | None
 
 
 class ReconstructionCreate(Incoming):
@@ -477,7 +548,9 @@ class Check(Outgoing):
 
 class AmendedCheck(Check):
     flags_before: list[str] = Field(description="Rule ids that flagged the corrected version.")
-    next_due_at: Instant = Field(description="When the flap's next check falls due.")
+    next_due_at: Instant | None = Field(
+        description="When the flap's next check falls due (null while paused)."
+    )
     escalation_id: int | None = Field(description="The flap's open escalation, if any.")
 
 
@@ -485,7 +558,9 @@ class RecordedCheck(Check):
     escalation_id: int | None = Field(
         description="The flap's open escalation this check opened or added to, if flagged."
     )
-    next_due_at: Instant = Field(description="When the flap's next check falls due.")
+    next_due_at: Instant | None = Field(
+        description="When the flap's next check falls due (null while paused)."
+    )
 
 
 class RecordedReadings(Outgoing):
@@ -493,8 +568,9 @@ class RecordedReadings(Outgoing):
     already_stored: list[int] = Field(
         description="Ids of the checks of readings sent before (same device, time and values)."
     )
-    next_due_at: Instant = Field(
-        description="When the flap's next bedside check falls due (readings do not move it)."
+    next_due_at: Instant | None = Field(
+        description="When the flap's next bedside check falls due (readings do not move it); "
+        "null while paused."
     )
     escalation_id: int | None = Field(description="The flap's open escalation, if any.")
 

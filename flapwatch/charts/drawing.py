@@ -25,6 +25,8 @@ BLUE = "#0072b2"
 GREEN = "#009e73"
 BAND_SHADE = "#eef1f4"
 GAP_FACE = "#fbe3c4"
+# A pause of monitoring (theatre, imaging): a cool blue-grey, nothing is due under it.
+PAUSE_FACE = "#dbe4f0"
 SEVERITY_STYLE = {
     Severity.RED: {"marker": "^", "color": RED, "edge": "#5c0f0a", "line": "-"},
     Severity.AMBER: {"marker": "D", "color": AMBER, "edge": AMBER_EDGE, "line": "--"},

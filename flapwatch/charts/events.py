@@ -31,8 +31,8 @@ from flapwatch.services.review import Trend
 
 
 def markers_of(trend: Trend) -> list[Marker]:
-    """Every escalation event, and the flap's status when it is no longer monitored, in time
-    order."""
+    """Every escalation event, each pause and check not done, and the flap's status when it
+    is no longer monitored, in time order."""
     zone = ZoneInfo(trend.subject.timezone)
     markers: list[Marker] = []
     for escalation in trend.escalations:
@@ -57,6 +57,14 @@ def markers_of(trend: Trend) -> list[Marker]:
                 2.6 if theatre else 1.4,
             )
         )
+    for pause in trend.pauses:
+        when = pause.started_at.astimezone(zone).strftime("%H:%M")
+        label = f"Paused {when}: {pause.reason.label.lower()}"
+        markers.append(Marker(pause.started_at, "pause", None, label, MUTED, ":", 1.2))
+    for row in trend.not_done:
+        when = row.taken_at.astimezone(zone).strftime("%H:%M")
+        label = f"Not done {when}: {row.reason.label.lower()}"
+        markers.append(Marker(row.taken_at, "not_done", None, label, AMBER_EDGE, ":", 1.2))
     markers.sort(key=lambda marker: marker.at)
     return markers
 

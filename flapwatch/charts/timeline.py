@@ -9,7 +9,7 @@ from datetime import UTC, timedelta
 from matplotlib.axes import Axes
 from matplotlib.ticker import FixedLocator, FuncFormatter
 
-from flapwatch.charts.drawing import AMBER_EDGE, BAND_SHADE, GAP_FACE, MUTED, vspan
+from flapwatch.charts.drawing import AMBER_EDGE, BAND_SHADE, GAP_FACE, MUTED, PAUSE_FACE, vspan
 from flapwatch.charts.frame import Frame
 from flapwatch.domain.trend import overdue_gaps, schedule_bands
 from flapwatch.domain.vocabulary import CheckSource
@@ -78,13 +78,26 @@ def background(ax: Axes, frame: Frame) -> None:
                 gid=f"schedule-band:{band.interval_minutes}",
             )
     until = frame.subject.as_of if frame.subject.monitoring else None
-    gaps = overdue_gaps(
-        frame.trend.schedule,
-        frame.subject.surgery_end_at,
-        # Only a nurse's look satisfies the schedule: a device's readings leave a gap open.
-        [check.taken_at for check in frame.checks if check.source == CheckSource.BEDSIDE],
-        until,
-    )
+    trend = frame.trend
+    # Only a nurse's look satisfies the schedule: a device's readings leave a gap open.
+    events = [(c.taken_at, "check") for c in frame.checks if c.source == CheckSource.BEDSIDE]
+    events += [(row.taken_at, "not_done") for row in trend.not_done]
+    for pause in trend.pauses:
+        events.append((pause.started_at, "pause"))
+        if pause.ended_at is not None:
+            events.append((pause.ended_at, "resume"))
+    for pause in trend.pauses:
+        ended = pause.ended_at or frame.subject.as_of or pause.started_at
+        vspan(
+            ax,
+            frame.x(pause.started_at),
+            frame.x(ended),
+            facecolor=PAUSE_FACE,
+            linewidth=0,
+            zorder=0.4,
+            gid=f"pause:{pause.reason.value}",
+        )
+    gaps = overdue_gaps(trend.schedule, frame.subject.surgery_end_at, events, until)
     for gap in gaps:
         vspan(
             ax,

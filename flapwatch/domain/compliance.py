@@ -13,6 +13,11 @@ monitored, and what became of each:
 A check taken more than half an interval before its due time is an *extra* check (a closer
 look after a worry): it moves the schedule on, as every check does, but answers no scheduled
 check, so a busy night of extra looks cannot inflate the count due.
+
+A **check not done** (the patient refused, was off the ward) answers its scheduled check as
+*not done*, with its reason, counted apart from missed; the next falls due the unit's
+`not_done_minutes` after it. While monitoring is **paused** nothing falls due: a pause is
+left out of the monitored stretches.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ class SlotState(StrEnum):
     ON_TIME = "on_time"
     LATE = "late"
     MISSED = "missed"
+    NOT_DONE = "not_done"
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,7 @@ class Slot:
     band_start_hours: int
     state: SlotState
     answered_at: datetime | None = None
+    not_done_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,28 @@ def monitored_spans(
     return spans
 
 
+def without_pauses(
+    spans: Sequence[tuple[datetime, datetime | None]],
+    pauses: Iterable[tuple[datetime, datetime | None]],
+) -> list[tuple[datetime, datetime | None]]:
+    """The monitored stretches with the pauses (start, end or None: still paused) cut out."""
+    result = list(spans)
+    for pause_start, pause_end in sorted(pauses, key=lambda pause: pause[0]):
+        cut: list[tuple[datetime, datetime | None]] = []
+        for start, end in result:
+            if (end is not None and end <= pause_start) or (
+                pause_end is not None and pause_end <= start
+            ):
+                cut.append((start, end))
+                continue
+            if start < pause_start:
+                cut.append((start, pause_start))
+            if pause_end is not None and (end is None or pause_end < end):
+                cut.append((pause_end, end))
+        result = cut
+    return result
+
+
 def _monitored(spans: Sequence[tuple[datetime, datetime | None]], at: datetime) -> bool:
     return any(start <= at and (end is None or at < end) for start, end in spans)
 
@@ -106,6 +135,7 @@ def schedule_slots(
     spans: Sequence[tuple[datetime, datetime | None]],
     now: datetime,
     until: datetime | None = None,
+    not_done: Iterable[tuple[datetime, str]] = (),
 ) -> FlapSchedule:
     """Walk a flap's checks against its schedule.
 
@@ -115,37 +145,56 @@ def schedule_slots(
     the last monitored stretch) is still open and not counted. Due times from `until` on are
     not worked out (the end of the period audited).
     """
-    checks = sorted(taken_times)
+    # Checks (reason None) and checks not done (their reason), in time order.
+    events: list[tuple[datetime, str | None]] = sorted(
+        [(at, None) for at in taken_times] + [(at, reason) for at, reason in not_done],
+        key=lambda event: event[0],
+    )
     last_end = spans[-1][1] if spans else None
     horizon = now if last_end is None else min(now, last_end)
     slots: list[Slot] = []
     extras: list[datetime] = []
 
-    def following(after: datetime) -> tuple[datetime, SchedulePolicy, tuple[int, str]]:
-        """The due time one interval after `after`, by the band in force at `after`."""
+    def following(
+        after: datetime, not_done_then: bool = False
+    ) -> tuple[datetime, SchedulePolicy, tuple[int, str]]:
+        """The due time one interval after `after`, by the band in force at `after` (after a
+        check not done, the unit's `not_done_minutes`)."""
         policy = policy_at(after)
         hours = hours_since(surgery_end_at, after)
-        return after + policy.interval_at(hours), policy, band_of(policy, hours)
+        interval = (
+            timedelta(minutes=policy.not_done_minutes)
+            if not_done_then
+            else policy.interval_at(hours)
+        )
+        return after + interval, policy, band_of(policy, hours)
 
     def count(
-        due: datetime, band: tuple[int, str], state: SlotState, answer: datetime | None
+        due: datetime,
+        band: tuple[int, str],
+        state: SlotState,
+        answer: datetime | None,
+        reason: str | None = None,
     ) -> bool:
         """Count a due time if the flap was monitored then; say whether it was."""
         if not _monitored(spans, due):
             return False
-        slots.append(Slot(due, band[1], band[0], state, answer))
+        if reason is not None and state in (SlotState.ON_TIME, SlotState.LATE):
+            state = SlotState.NOT_DONE  # answered, by a check that could not be done
+        slots.append(Slot(due, band[1], band[0], state, answer, reason))
         return True
 
-    start, index = surgery_end_at, 0
+    start, index, after_not_done = surgery_end_at, 0, False
     while len(slots) < MAX_SLOTS_PER_FLAP:
-        due, policy, band = following(start)
+        due, policy, band = following(start, after_not_done)
         if until is not None and due >= until:
             break
-        taken = checks[index] if index < len(checks) else None
+        taken, reason = events[index] if index < len(events) else (None, None)
         if taken is not None and taken < due - (due - start) / 2:
-            extras.append(taken)
+            if reason is None:
+                extras.append(taken)
         elif taken is not None and taken <= due + policy.grace:
-            count(due, band, SlotState.ON_TIME, taken)
+            count(due, band, SlotState.ON_TIME, taken, reason)
         else:
             # No check by the end of the grace period. While none came, one interval after
             # each passed due time another fell due. The first passed while monitored is
@@ -173,12 +222,14 @@ def schedule_slots(
                     passed_band,
                     SlotState.LATE if late else SlotState.MISSED,
                     taken if late else None,
+                    reason if late else None,
                 )
             if taken is None:
                 break
             if not answered and came_in is not None:
-                count(*came_in, SlotState.ON_TIME, taken)
+                count(*came_in, SlotState.ON_TIME, taken, reason)
         start, index = max(taken, surgery_end_at), index + 1
+        after_not_done = reason is not None
     return FlapSchedule(tuple(slots), tuple(extras))
 
 
@@ -189,13 +240,17 @@ class Tally:
     on_time: int = 0
     late: int = 0
     missed: int = 0
+    not_done: int = 0
+    not_done_by_reason: dict[str, int] = field(default_factory=dict)
 
-    def add(self, state: SlotState) -> None:
+    def add(self, state: SlotState, reason: str | None = None) -> None:
         setattr(self, state.value, getattr(self, state.value) + 1)
+        if state == SlotState.NOT_DONE and reason is not None:
+            self.not_done_by_reason[reason] = self.not_done_by_reason.get(reason, 0) + 1
 
     @property
     def due(self) -> int:
-        return self.on_time + self.late + self.missed
+        return self.on_time + self.late + self.missed + self.not_done
 
     @property
     def on_time_percent(self) -> float | None:
@@ -244,5 +299,5 @@ class Buckets:
     def bucket(self, day: date) -> date:
         return day - timedelta(days=day.weekday()) if self.weekly else day
 
-    def add(self, day: date, state: SlotState) -> None:
-        self.tallies[self.bucket(day)].add(state)
+    def add(self, day: date, state: SlotState, reason: str | None = None) -> None:
+        self.tallies[self.bucket(day)].add(state, reason)

@@ -6,7 +6,7 @@ daylight-saving change on the ward clock neither shortens nor stretches an inter
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from flapwatch.domain.vocabulary import DueState
@@ -16,9 +16,13 @@ from flapwatch.domain.vocabulary import DueState
 DEFAULT_BANDS: tuple[tuple[int, int], ...] = ((24, 60), (48, 120), (120, 240))
 DEFAULT_GRACE_MINUTES = 15
 DEFAULT_AFTER_LAST_BAND_MINUTES = 480
+# A check that could not be done (the patient refused, was asleep after analgesia): the next
+# falls due half an hour later (DESIGN.md §2), whatever the band.
+DEFAULT_NOT_DONE_MINUTES = 30
 MIN_INTERVAL_MINUTES = 5
 MAX_INTERVAL_MINUTES = 24 * 60
 MAX_GRACE_MINUTES = 120
+MAX_NOT_DONE_MINUTES = 240
 
 
 class SchedulePolicyError(ValueError):
@@ -32,10 +36,11 @@ class SchedulePolicy:
     bands: tuple[tuple[int, int], ...] = DEFAULT_BANDS
     grace_minutes: int = DEFAULT_GRACE_MINUTES
     after_last_band_minutes: int = DEFAULT_AFTER_LAST_BAND_MINUTES
+    not_done_minutes: int = DEFAULT_NOT_DONE_MINUTES
 
     def __post_init__(self) -> None:
         problems = schedule_policy_problems(
-            self.bands, self.grace_minutes, self.after_last_band_minutes
+            self.bands, self.grace_minutes, self.after_last_band_minutes, self.not_done_minutes
         )
         if problems:
             raise SchedulePolicyError(" ".join(problems.values()))
@@ -56,6 +61,7 @@ def schedule_policy_problems(
     bands: tuple[tuple[int, int], ...],
     grace_minutes: int,
     after_last_band_minutes: int,
+    not_done_minutes: int = DEFAULT_NOT_DONE_MINUTES,
 ) -> dict[str, str]:
     """Why a policy cannot be used, keyed by the field at fault; empty when it can."""
     band_errors: list[str] = []
@@ -85,6 +91,11 @@ def schedule_policy_problems(
         problems["after_last_band_minutes"] = (
             f"Interval after the last band must be between {MIN_INTERVAL_MINUTES} and "
             f"{MAX_INTERVAL_MINUTES} minutes."
+        )
+    if not MIN_INTERVAL_MINUTES <= not_done_minutes <= MAX_NOT_DONE_MINUTES:
+        problems["not_done_minutes"] = (
+            f"After a check not done, the next must fall due between {MIN_INTERVAL_MINUTES} "
+            f"and {MAX_NOT_DONE_MINUTES} minutes later."
         )
     return problems
 
@@ -125,6 +136,59 @@ def next_due_at(
     # Added in UTC: adding to a zoned time would add wall-clock hours across a clock change.
     start = start.astimezone(UTC)
     return start + policy.interval_at(hours_since(surgery_end_at, start))
+
+
+@dataclass(frozen=True)
+class FlapClock:
+    """What a flap's next due time runs from, besides the unit's schedule: its last bedside
+    check, its latest check not done, the end of its latest pause, and the pause in force."""
+
+    surgery_end_at: datetime
+    last_bedside_at: datetime | None = None
+    not_done_at: datetime | None = None
+    resumed_at: datetime | None = None
+    paused_since: datetime | None = None
+
+    @property
+    def paused(self) -> bool:
+        return self.paused_since is not None
+
+    def after(self, kind: str, at: datetime) -> FlapClock:
+        """The clock once this happened: a bedside `check`, a check `not_done`, a `pause`
+        started or a `resume`."""
+        if kind == "check":
+            return replace(self, last_bedside_at=at)
+        if kind == "not_done":
+            return replace(self, not_done_at=at)
+        if kind == "pause":
+            return replace(self, paused_since=at)
+        if kind == "resume":
+            return replace(self, paused_since=None, resumed_at=at)
+        raise ValueError(kind)
+
+
+def next_due(policy: SchedulePolicy, clock: FlapClock) -> datetime | None:
+    """When the flap's next check falls due; None while its monitoring is paused.
+
+    By the unit's bands from the last bedside check (or the end of surgery). After a resume
+    with no check since, at once: the pause's own time is no one's fault, and the grace
+    period runs from there. After a check not done with no check since, `not_done_minutes`
+    after it (the band is not reset: a check not done is no assessment).
+    """
+    if clock.paused:
+        return None
+    due = next_due_at(policy, clock.surgery_end_at, clock.last_bedside_at)
+    since = clock.last_bedside_at
+    if clock.resumed_at is not None and (since is None or clock.resumed_at > since):
+        due, since = clock.resumed_at.astimezone(UTC), clock.resumed_at
+    if clock.not_done_at is not None and (since is None or clock.not_done_at > since):
+        due = clock.not_done_at.astimezone(UTC) + timedelta(minutes=policy.not_done_minutes)
+    return due
+
+
+def state_of(policy: SchedulePolicy, clock: FlapClock, now: datetime) -> DueState:
+    due = next_due(policy, clock)
+    return DueState.PAUSED if due is None else due_state(policy, due, now)
 
 
 def due_state(policy: SchedulePolicy, next_due: datetime, now: datetime) -> DueState:

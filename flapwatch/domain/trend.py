@@ -19,7 +19,7 @@ from flapwatch.domain.rules import (
     TREND_OPERATORS,
     RuleSet,
 )
-from flapwatch.domain.schedule import SchedulePolicy, next_due_at
+from flapwatch.domain.schedule import FlapClock, SchedulePolicy, next_due
 from flapwatch.domain.vocabulary import NOT_OBSERVED, Severity
 
 _SEVERITY_RANK = {Severity.AMBER: 1, Severity.RED: 2}
@@ -146,24 +146,26 @@ class Gap:
 def overdue_gaps(
     schedule: SchedulePolicy,
     surgery_end_at: datetime,
-    taken_times: Sequence[datetime],
+    events: Sequence[tuple[datetime, str]],
     until: datetime | None,
 ) -> list[Gap]:
-    """Each overdue stretch between checks, by the unit's schedule.
+    """Each overdue stretch of the flap, by the unit's schedule and the flap's clock.
 
-    `until` is the end of the chart for a flap still monitored (now): a check overdue then is
-    an open gap. None for a flap no longer monitored: nothing after its last check is overdue.
+    `events` are (time, kind): its bedside checks ("check"), checks not done ("not_done"),
+    pauses begun ("pause") and ended ("resume"). Nothing is overdue while paused. `until` is
+    the end of the chart for a flap still monitored (now): a check overdue then is an open
+    gap. None for a flap no longer monitored: nothing after its last event is overdue.
     """
     gaps: list[Gap] = []
-    previous: datetime | None = None
-    for taken_at in sorted(taken_times):
-        due = next_due_at(schedule, surgery_end_at, previous)
-        if taken_at > due + schedule.grace:
-            gaps.append(Gap(due, due + schedule.grace, taken_at, closed=True))
-        previous = taken_at
+    clock = FlapClock(surgery_end_at)
+    for at, kind in sorted(events, key=lambda event: event[0]):
+        due = next_due(schedule, clock)
+        if due is not None and at > due + schedule.grace:
+            gaps.append(Gap(due, due + schedule.grace, at, closed=True))
+        clock = clock.after(kind, at)
     if until is not None:
-        due = next_due_at(schedule, surgery_end_at, previous)
-        if until > due + schedule.grace:
+        due = next_due(schedule, clock)
+        if due is not None and until > due + schedule.grace:
             gaps.append(Gap(due, due + schedule.grace, until, closed=False))
     return gaps
 

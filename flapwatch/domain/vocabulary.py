@@ -119,6 +119,25 @@ class DueState(Labelled):
     OVERDUE = "overdue", "Overdue"
     DUE = "due", "Due"
     NOT_DUE = "not_due", "Not yet due"
+    PAUSED = "paused", "Paused"
+
+
+class PauseReason(Labelled):
+    """Why a flap's monitoring is paused (DESIGN.md §2; Open eObs' monitoring exceptions)."""
+
+    IN_THEATRE = "in_theatre", "In theatre"
+    IMAGING = "imaging", "Imaging"
+    OFF_WARD = "off_ward", "Off the ward"
+    OTHER = "other", "Other"
+
+
+class NotDoneReason(Labelled):
+    """Why a check that fell due could not be done (DESIGN.md §2)."""
+
+    PATIENT_REFUSED = "patient_refused", "Patient refused"
+    PATIENT_OFF_WARD = "patient_off_ward", "Patient off the ward"
+    DRESSING_NOT_REMOVABLE = "dressing_not_removable", "Dressing could not be removed"
+    OTHER = "other", "Other"
 
 
 # The "nothing observed" answer of each categorical assessment: recorded, but not an assessment.

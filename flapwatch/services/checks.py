@@ -17,13 +17,14 @@ from flapwatch.domain.checks import (
     with_derived_refill,
 )
 from flapwatch.domain.rules import Evaluation
-from flapwatch.domain.schedule import next_due_at
+from flapwatch.domain.schedule import next_due
 from flapwatch.domain.vocabulary import CheckSource
 from flapwatch.models import Check, Escalation, Reconstruction, utcnow
 from flapwatch.services import CLINICAL_ROLES, Actor, InvalidInput, NotFound, require_role
 from flapwatch.services.audit import record_event
 from flapwatch.services.escalations import evaluate_new_check, open_escalation_of
 from flapwatch.services.live import publish
+from flapwatch.services.monitoring import clock_of, end_pause, open_pause
 from flapwatch.services.patients import get_reconstruction
 from flapwatch.services.units import current_schedule_policy
 
@@ -31,7 +32,7 @@ from flapwatch.services.units import current_schedule_policy
 @dataclass(frozen=True)
 class RecordedCheck:
     check: Check
-    next_due_at: datetime
+    next_due_at: datetime | None
     evaluation: Evaluation
     escalation: Escalation | None
 
@@ -95,7 +96,16 @@ def _store(
     device: str | None,
     now: datetime,
 ) -> tuple[Check, Evaluation]:
-    """One new check, judged by the unit's rules, audited and told to the ward."""
+    """One new check, judged by the unit's rules, audited and told to the ward. A nurse's
+    check taken during a pause ends it when the check was taken: the flap is back and looked
+    at (a device's reading, an oximeter left on in theatre, does not; nor does a check from
+    before the pause entered late)."""
+    if source == CheckSource.BEDSIDE:
+        paused = open_pause(session, reconstruction.id)
+        if paused is not None and values.taken_at >= paused.started_at:
+            end_pause(
+                session, actor, reconstruction, paused, values.taken_at, "Resumed by a check."
+            )
     check = Check(
         reconstruction=reconstruction,
         recorded_at=now,
@@ -120,7 +130,7 @@ class RecordedReadings:
 
     stored: list[Check]
     already: list[Check]
-    next_due_at: datetime
+    next_due_at: datetime | None
     escalation: Escalation | None
 
 
@@ -198,15 +208,10 @@ def _tell_the_ward(session: Session, reconstruction: Reconstruction, check: Chec
     )
 
 
-def _next_due(session: Session, reconstruction: Reconstruction) -> datetime:
-    last_taken = session.scalar(
-        select(Check.taken_at)
-        .where(Check.reconstruction_id == reconstruction.id, Check.on_schedule())
-        .order_by(Check.taken_at.desc())
-        .limit(1)
-    )
+def _next_due(session: Session, reconstruction: Reconstruction) -> datetime | None:
+    """The flap's next due time as it stands in this transaction (None while paused)."""
     policy = current_schedule_policy(session, reconstruction.patient.unit_id).as_value()
-    return next_due_at(policy, reconstruction.surgery_end_at, last_taken)
+    return next_due(policy, clock_of(session, reconstruction))
 
 
 def _check_record(check: Check) -> dict[str, object]:
@@ -235,7 +240,7 @@ class AmendedCheck:
 
     check: Check
     previous: Check
-    next_due_at: datetime
+    next_due_at: datetime | None
     evaluation: Evaluation | None
     flags_before: list[str]
     flags_after: list[str]

@@ -22,21 +22,25 @@ from flapwatch.domain.compliance import (
     monitored_spans,
     schedule_slots,
     waits,
+    without_pauses,
 )
 from flapwatch.domain.episodes import Episode, episodes_of, levels_reached
 from flapwatch.domain.schedule import SchedulePolicy as Schedule
 from flapwatch.domain.vocabulary import (
     CheckSource,
     EscalationOutcome,
+    NotDoneReason,
     ReconstructionStatus,
     Severity,
 )
 from flapwatch.models import (
     AuditEvent,
     Check,
+    CheckNotDone,
     Escalation,
     EscalationEvent,
     EscalationPage,
+    MonitoringPause,
     Patient,
     Reconstruction,
     SchedulePolicy,
@@ -152,7 +156,8 @@ def compliance_report(
     checks = _current_checks(session, [flap.id for flap in flaps])
     history = _status_history(session, [flap.id for flap in flaps])
     policy_at = _schedule_at(session, unit)
-    _schedule_kept(report, flaps, checks, history, policy_at, start, end, now)
+    days = _ward_days(session, [flap.id for flap in flaps])
+    _schedule_kept(report, flaps, checks, history, days, policy_at, start, end, now)
     _entries(report, checks, start, end)
     _escalations(session, report, unit, start, end)
     _outcomes(report, flaps, history, start, end)
@@ -253,14 +258,45 @@ def _status_history(session: Session, flap_ids: list[int]) -> dict[int, list[tup
     return history
 
 
-def _spans(flap: Reconstruction, changes: list[tuple[datetime, str]]) -> list[Any]:
+@dataclass
+class _WardDay:
+    """A flap's pauses (start, end or None) and checks not done (time, reason)."""
+
+    pauses: list[tuple[datetime, datetime | None]] = field(default_factory=list)
+    not_done: list[tuple[datetime, str]] = field(default_factory=list)
+
+
+def _ward_days(session: Session, flap_ids: list[int]) -> dict[int, _WardDay]:
+    days: dict[int, _WardDay] = defaultdict(_WardDay)
+    for ids in _chunks(flap_ids):
+        for flap_id, started, ended in session.execute(
+            select(
+                MonitoringPause.reconstruction_id,
+                MonitoringPause.started_at,
+                MonitoringPause.ended_at,
+            ).where(MonitoringPause.reconstruction_id.in_(ids))
+        ):
+            days[flap_id].pauses.append((started, ended))
+        for flap_id, taken, reason in session.execute(
+            select(CheckNotDone.reconstruction_id, CheckNotDone.taken_at, CheckNotDone.reason)
+            .where(CheckNotDone.reconstruction_id.in_(ids))
+            .order_by(CheckNotDone.taken_at)
+        ):
+            days[flap_id].not_done.append((taken, str(reason)))
+    return days
+
+
+def _spans(
+    flap: Reconstruction, changes: list[tuple[datetime, str]], day: _WardDay | None = None
+) -> list[Any]:
     if not changes and flap.status != ReconstructionStatus.MONITORING:
         # A status set without an audited change (imported data): it changed when it says.
         changes = [(flap.status_changed_at or flap.surgery_end_at, flap.status)]
-    return monitored_spans(
+    spans = monitored_spans(
         flap.surgery_end_at,
         [(at, status == ReconstructionStatus.MONITORING) for at, status in changes],
     )
+    return without_pauses(spans, day.pauses) if day is not None else spans
 
 
 def _schedule_at(session: Session, unit: Unit) -> Callable[[datetime], Schedule]:
@@ -287,6 +323,7 @@ def _schedule_kept(
     flaps: list[Reconstruction],
     checks: dict[int, list[_CheckRow]],
     history: dict[int, list[tuple[datetime, str]]],
+    days: dict[int, _WardDay],
     policy_at: Callable[[datetime], Schedule],
     start: datetime,
     end: datetime,
@@ -297,22 +334,25 @@ def _schedule_kept(
     assert report.buckets is not None
     for flap in flaps:
         taken = [row.taken_at for row in checks.get(flap.id, ()) if not row.entered_in_error]
+        day = days.get(flap.id) or _WardDay()
         walked = schedule_slots(
             policy_at,
             flap.surgery_end_at,
             taken,
-            _spans(flap, history.get(flap.id, [])),
+            _spans(flap, history.get(flap.id, []), day),
             now,
             until=end,
+            not_done=day.not_done,
         )
         tally = Tally()
         for slot in walked.slots:
             if slot.due_at < start:
                 continue
-            tally.add(slot.state)
-            report.total.add(slot.state)
-            bands[(slot.band_start_hours, slot.band)].add(slot.state)
-            report.buckets.add(slot.due_at.astimezone(zone).date(), slot.state)
+            reason = slot.not_done_reason
+            tally.add(slot.state, reason)
+            report.total.add(slot.state, reason)
+            bands[(slot.band_start_hours, slot.band)].add(slot.state, reason)
+            report.buckets.add(slot.due_at.astimezone(zone).date(), slot.state, reason)
         report.extra_checks += sum(1 for at in walked.extra_checks if start <= at < end)
         if tally.due:
             report.flaps.append(
@@ -474,9 +514,13 @@ def compliance_rows(report: ComplianceReport) -> Iterator[dict[str, Any]]:
         yield row(section, group, "on_time", tally.on_time)
         yield row(section, group, "late", tally.late)
         yield row(section, group, "missed", tally.missed)
+        yield row(section, group, "not_done", tally.not_done)
         yield row(section, group, "on_time_percent", tally.on_time_percent)
 
     yield from tally_rows("schedule", "all bands", report.total)
+    for reason in NotDoneReason:
+        count = report.total.not_done_by_reason.get(reason.value, 0)
+        yield row("schedule", "all bands", f"not_done_{reason.value}", count)
     yield row("schedule", "all bands", "extra_checks", report.extra_checks)
     for band, tally in report.by_band:
         yield from tally_rows("schedule", band, tally)

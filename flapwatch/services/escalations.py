@@ -24,7 +24,7 @@ from flapwatch.domain.rules import (
     recent_history_is_enough,
     rule_set_to_json,
 )
-from flapwatch.domain.schedule import next_due_at
+from flapwatch.domain.schedule import next_due
 from flapwatch.domain.vocabulary import (
     EscalationEventKind,
     EscalationOutcome,
@@ -59,6 +59,7 @@ from flapwatch.services import (
 from flapwatch.services.audit import record_event
 from flapwatch.services.chains import start_chain
 from flapwatch.services.live import publish
+from flapwatch.services.monitoring import clock_of, clocks_of
 from flapwatch.services.notifications import queue_notification
 from flapwatch.services.patients import change_status, get_reconstruction
 from flapwatch.services.units import current_schedule_policy
@@ -589,11 +590,12 @@ def _overdue_reconstruction_ids(session: Session, now: datetime) -> list[int]:
         policy.unit_id: policy.as_value()
         for policy in session.scalars(select(SchedulePolicy).order_by(SchedulePolicy.version))
     }  # the highest version of each unit is the last one written into the dict
+    clocks = clocks_of(session, flaps, last_taken)
     overdue: dict[int, datetime] = {}
     for flap in flaps:
         schedule = schedules[flap.unit_id]
-        due = next_due_at(schedule, flap.surgery_end_at, last_taken.get(flap.id))
-        if now > due + schedule.grace:
+        due = next_due(schedule, clocks.clocks[flap.id])  # None: paused, nothing is due
+        if due is not None and now > due + schedule.grace:
             overdue[flap.id] = due
     recorded = {
         (flap_id, due)
@@ -615,13 +617,8 @@ def _sweep_one(session: Session, reconstruction_id: int, now: datetime) -> bool 
             return None
         unit_id = reconstruction.patient.unit_id
         schedule = current_schedule_policy(session, unit_id).as_value()
-        last_taken = session.scalar(
-            select(func.max(Check.taken_at)).where(
-                Check.reconstruction_id == reconstruction.id, Check.on_schedule()
-            )
-        )
-        due = next_due_at(schedule, reconstruction.surgery_end_at, last_taken)
-        if now <= due + schedule.grace:
+        due = next_due(schedule, clock_of(session, reconstruction))
+        if due is None or now <= due + schedule.grace:
             return None
         already = session.scalar(
             select(MissedCheck.id).where(

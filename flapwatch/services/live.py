@@ -33,7 +33,7 @@ from flapwatch.services.notifications import Doorbell
 # The PostgreSQL channel every event server listens on; a notification's payload is
 # "<unit id> <event id> <kind> <data>" (see `notification` and `parse_notification`).
 CHANNEL = "flapwatch_live"
-KINDS = ("check.recorded", "escalation.opened", "escalation.updated")
+KINDS = ("check.recorded", "escalation.opened", "escalation.updated", "flap.updated")
 KEEP = timedelta(hours=1)
 _PUBLISHED = "flapwatch.live_published"
 

@@ -9,11 +9,12 @@ from datetime import datetime
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, contains_eager, selectinload
 
-from flapwatch.domain.schedule import due_state, next_due_at
+from flapwatch.domain.schedule import due_state, next_due
 from flapwatch.domain.vocabulary import DueState, ReconstructionStatus
 from flapwatch.models import (
     Check,
     Escalation,
+    MonitoringPause,
     Patient,
     Reconstruction,
     RuleSetVersion,
@@ -23,6 +24,7 @@ from flapwatch.models import (
 )
 from flapwatch.services import Actor, NotFound
 from flapwatch.services.escalations import escalations_with_their_flaps
+from flapwatch.services.monitoring import clocks_of
 from flapwatch.services.patients import get_reconstruction
 from flapwatch.services.ward import get_unit_by_code, latest_checks, open_escalation_by_flap
 
@@ -161,6 +163,7 @@ class FlapProgress:
     due_state: DueState | None
     last_check_at: datetime | None
     open_escalation_id: int | None
+    pause: MonitoringPause | None = None  # in force
 
 
 def reconstructions_page(
@@ -195,6 +198,9 @@ def progress_of(
     latest = latest_checks(session, ids)
     escalations = open_escalation_by_flap(session, ids)
     settings = unit_settings(session, sorted({r.patient.unit_id for r in reconstructions}))
+    clocks = clocks_of(
+        session, reconstructions, {i: c.taken_at if (c := latest.get(i)) else None for i in ids}
+    )
     progress = []
     for reconstruction in reconstructions:
         last = latest.get(reconstruction.id)
@@ -202,10 +208,8 @@ def progress_of(
         due = state = None
         if reconstruction.monitoring:
             schedule = settings[reconstruction.patient.unit_id].schedule.as_value()
-            due = next_due_at(
-                schedule, reconstruction.surgery_end_at, last.taken_at if last else None
-            )
-            state = due_state(schedule, due, now)
+            due = next_due(schedule, clocks.clocks[reconstruction.id])
+            state = DueState.PAUSED if due is None else due_state(schedule, due, now)
         progress.append(
             FlapProgress(
                 reconstruction=reconstruction,
@@ -213,6 +217,7 @@ def progress_of(
                 due_state=state,
                 last_check_at=last.taken_at if last else None,
                 open_escalation_id=escalation.id if escalation else None,
+                pause=clocks.pauses.get(reconstruction.id),
             )
         )
     return progress

@@ -27,8 +27,10 @@ from flapwatch.domain.vocabulary import (
 )
 from flapwatch.models import (
     Check,
+    CheckNotDone,
     Escalation,
     EscalationEvent,
+    MonitoringPause,
     Patient,
     Reconstruction,
     RuleSetVersion,
@@ -73,6 +75,10 @@ class ChartSubject:
     last_event_id: int | None
     rule_set_version_id: int | None
     schedule_policy_id: int | None
+    # Pauses begun and ended, and the latest check not done: they shade and move the chart.
+    pauses: int
+    pauses_ended: int
+    last_not_done_id: int | None
     # Whether the chart has its StO₂ panel (and so its height), for the page's <img>.
     has_sto2: bool
     # The chart's right-hand edge for a monitored flap: now, to the step below. None for a
@@ -108,6 +114,11 @@ def _subjects(session: Session, where: ColumnElement[bool], now: datetime) -> li
     )
     rule_set = select(func.max(RuleSetVersion.id)).where(RuleSetVersion.unit_id == Unit.id)
     schedule = select(func.max(SchedulePolicy.id)).where(SchedulePolicy.unit_id == Unit.id)
+    pauses = select(func.count(MonitoringPause.id)).where(MonitoringPause.reconstruction_id == r.id)
+    pauses_ended = select(func.count(MonitoringPause.ended_at)).where(
+        MonitoringPause.reconstruction_id == r.id
+    )
+    not_done = select(func.max(CheckNotDone.id)).where(CheckNotDone.reconstruction_id == r.id)
     sto2 = select(Check.id).where(
         Check.reconstruction_id == r.id, Check.in_force(), Check.sto2_percent.is_not(None)
     )
@@ -136,6 +147,9 @@ def _subjects(session: Session, where: ColumnElement[bool], now: datetime) -> li
             last_event.scalar_subquery(),
             rule_set.scalar_subquery(),
             schedule.scalar_subquery(),
+            pauses.scalar_subquery(),
+            pauses_ended.scalar_subquery(),
+            not_done.scalar_subquery(),
             sto2.exists(),
         )
         .join(Patient, Patient.id == r.patient_id)
@@ -176,6 +190,8 @@ class Trend:
     subject: ChartSubject
     checks: list[Check]
     escalations: list[Escalation]
+    pauses: list[MonitoringPause]
+    not_done: list[CheckNotDone]  # oldest first
     rule_set: RuleSet
     rule_set_version: int
     schedule: Schedule
@@ -208,6 +224,20 @@ def flap_trend(session: Session, subject: ChartSubject, *, for_report: bool = Fa
             .execution_options(populate_existing=True)
         )
     )
+    pauses = list(
+        session.scalars(
+            select(MonitoringPause)
+            .where(MonitoringPause.reconstruction_id == subject.reconstruction_id)
+            .order_by(MonitoringPause.started_at, MonitoringPause.id)
+        )
+    )
+    not_done = list(
+        session.scalars(
+            select(CheckNotDone)
+            .where(CheckNotDone.reconstruction_id == subject.reconstruction_id)
+            .order_by(CheckNotDone.taken_at, CheckNotDone.id)
+        )
+    )
     rule_set_row = session.get(RuleSetVersion, subject.rule_set_version_id)
     schedule_row = session.get(SchedulePolicy, subject.schedule_policy_id)
     if rule_set_row is None or schedule_row is None:  # every unit has both from its creation
@@ -215,6 +245,8 @@ def flap_trend(session: Session, subject: ChartSubject, *, for_report: bool = Fa
     people: dict[int, str] = {}
     if for_report:
         people_ids = {check.recorded_by_id for check in checks}
+        people_ids |= {row.recorded_by_id for row in not_done}
+        people_ids |= {p.started_by_id for p in pauses} | {p.ended_by_id for p in pauses}
         for escalation in escalations:
             people_ids |= {event.actor_id for event in escalation.events}
             people_ids |= {escalation.acknowledged_by_id, escalation.closed_by_id}
@@ -226,6 +258,8 @@ def flap_trend(session: Session, subject: ChartSubject, *, for_report: bool = Fa
         subject=subject,
         checks=checks,
         escalations=escalations,
+        pauses=pauses,
+        not_done=not_done,
         rule_set=rule_set_of(rule_set_row),
         rule_set_version=rule_set_row.version,
         schedule=schedule_row.as_value(),

@@ -15,6 +15,7 @@ from flapwatch.domain.schedule import (
     DEFAULT_AFTER_LAST_BAND_MINUTES,
     DEFAULT_BANDS,
     DEFAULT_GRACE_MINUTES,
+    DEFAULT_NOT_DONE_MINUTES,
     schedule_policy_problems,
 )
 from flapwatch.models import RuleSetVersion, SchedulePolicy, Unit
@@ -144,10 +145,13 @@ def publish_schedule_policy(
     grace_minutes: int,
     after_last_band_minutes: int,
     note: str,
+    not_done_minutes: int = DEFAULT_NOT_DONE_MINUTES,
 ) -> SchedulePolicy:
     """Store a new version of the unit's schedule; earlier versions stay as they were."""
     require_role(actor, *MANAGING_ROLES)
-    problems = schedule_policy_problems(bands, grace_minutes, after_last_band_minutes)
+    problems = schedule_policy_problems(
+        bands, grace_minutes, after_last_band_minutes, not_done_minutes
+    )
     if problems:
         raise InvalidInput("The schedule could not be saved.", problems)
     with write_transaction(session):
@@ -161,6 +165,7 @@ def publish_schedule_policy(
             bands=[list(band) for band in bands],
             grace_minutes=grace_minutes,
             after_last_band_minutes=after_last_band_minutes,
+            not_done_minutes=not_done_minutes,
             note=note.strip(),
             created_by_id=actor.user_id,
         )
@@ -177,6 +182,7 @@ def publish_schedule_policy(
                 "bands": policy.bands,
                 "grace_minutes": grace_minutes,
                 "after_last_band_minutes": after_last_band_minutes,
+                "not_done_minutes": not_done_minutes,
                 "note": policy.note,
             },
         )

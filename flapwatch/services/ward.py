@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, contains_eager, selectinload
 
+from flapwatch.domain.schedule import FlapClock, due_state, hours_since, next_due
 from flapwatch.domain.schedule import SchedulePolicy as Schedule
-from flapwatch.domain.schedule import due_state, hours_since, next_due_at
 from flapwatch.domain.vocabulary import CheckSource, DueState, ReconstructionStatus, Severity
-from flapwatch.models import Check, Escalation, Patient, Reconstruction, Unit
+from flapwatch.models import (
+    Check,
+    CheckNotDone,
+    Escalation,
+    MonitoringPause,
+    Patient,
+    Reconstruction,
+    Unit,
+)
 from flapwatch.services import Actor, NotFound
+from flapwatch.services.monitoring import Clocks, clocks_of, not_done_of, pauses_of
 from flapwatch.services.patients import get_reconstruction
 from flapwatch.services.units import current_schedule_policy
 
-_URGENCY = {DueState.OVERDUE: 0, DueState.DUE: 1, DueState.NOT_DUE: 2}
+_URGENCY = {DueState.OVERDUE: 0, DueState.DUE: 1, DueState.NOT_DUE: 2, DueState.PAUSED: 3}
+_NEVER = datetime.max.replace(tzinfo=UTC)
 # An escalation no surgeon has acknowledged yet puts its flap above every due state: the
 # nurse must chase it. Once acknowledged, the surgeon has decided and the schedule rules again.
 _ESCALATION_URGENCY = {Severity.RED: 0, Severity.AMBER: 1}
@@ -29,11 +39,14 @@ class FlapStatus:
 
     reconstruction: Reconstruction
     last_check: Check | None
-    next_due_at: datetime
+    next_due_at: datetime | None  # None while paused
     due_state: DueState
     hours_since_surgery: float
     # The flap's escalation that is not yet closed, if any.
     escalation: Escalation | None = None
+    pause: MonitoringPause | None = None
+    # The latest check not done, when no bedside check came after it.
+    not_done: CheckNotDone | None = None
 
     @property
     def patient(self) -> Patient:
@@ -49,7 +62,11 @@ class FlapStatus:
             if self.escalation is not None and self.awaiting_acknowledgement
             else _NOT_ESCALATED
         )
-        return (escalated, _URGENCY[self.due_state], self.next_due_at, self.patient.bed or "")
+        due = self.next_due_at or _NEVER
+        return (escalated, _URGENCY[self.due_state], due, self.patient.bed or "")
+
+    def pause_overrunning(self, now: datetime) -> bool:
+        return self.pause is not None and self.pause.longer_than_expected(now)
 
 
 @dataclass(frozen=True)
@@ -87,17 +104,29 @@ def flap_status(
     last_check: Check | None,
     now: datetime,
     escalation: Escalation | None = None,
+    clocks: Clocks | None = None,
 ) -> FlapStatus:
-    due = next_due_at(
-        schedule, reconstruction.surgery_end_at, last_check.taken_at if last_check else None
+    """Where the flap stands: by its clock in `clocks` (pauses, checks not done), or by its
+    last bedside check alone."""
+    flap_id = reconstruction.id
+    clock = (
+        clocks.clocks[flap_id]
+        if clocks is not None
+        else FlapClock(reconstruction.surgery_end_at, last_check.taken_at if last_check else None)
     )
+    due = next_due(schedule, clock)
+    not_done = clocks.not_done.get(flap_id) if clocks is not None else None
+    if not_done is not None and last_check is not None and last_check.taken_at >= not_done.taken_at:
+        not_done = None  # answered by the check since
     return FlapStatus(
         reconstruction=reconstruction,
         last_check=last_check,
         next_due_at=due,
-        due_state=due_state(schedule, due, now),
+        due_state=DueState.PAUSED if due is None else due_state(schedule, due, now),
         hours_since_surgery=hours_since(reconstruction.surgery_end_at, now),
         escalation=escalation,
+        pause=clocks.pauses.get(flap_id) if clocks is not None else None,
+        not_done=not_done,
     )
 
 
@@ -122,8 +151,11 @@ def ward_board(session: Session, actor: Actor, unit_code: str, now: datetime) ->
     ids = [r.id for r in reconstructions]
     latest = latest_checks(session, ids)
     escalations = open_escalation_by_flap(session, ids)
+    clocks = clocks_of(
+        session, reconstructions, {i: c.taken_at if (c := latest.get(i)) else None for i in ids}
+    )
     flaps = [
-        flap_status(schedule, r, latest.get(r.id), now, escalations.get(r.id))
+        flap_status(schedule, r, latest.get(r.id), now, escalations.get(r.id), clocks)
         for r in reconstructions
     ]
     flaps.sort(key=FlapStatus.board_order)
@@ -173,6 +205,8 @@ class FlapRecord:
     unit: Unit
     schedule: Schedule
     checks: list[Check]
+    pauses: list[MonitoringPause] = field(default_factory=list)  # newest first
+    not_done: list[CheckNotDone] = field(default_factory=list)  # newest first
 
 
 def flap_record(
@@ -211,8 +245,20 @@ def flap_record(
     latest = next(
         (c for c in checks if not c.entered_in_error and c.source == CheckSource.BEDSIDE), None
     )
-    status = flap_status(schedule, reconstruction, latest, now)
-    return FlapRecord(status=status, unit=unit, schedule=schedule, checks=checks)
+    clocks = clocks_of(
+        session, [reconstruction], {reconstruction.id: latest.taken_at if latest else None}
+    )
+    status = flap_status(schedule, reconstruction, latest, now, clocks=clocks)
+    if not all_checks:
+        return FlapRecord(status=status, unit=unit, schedule=schedule, checks=checks)
+    return FlapRecord(
+        status=status,
+        unit=unit,
+        schedule=schedule,
+        checks=checks,
+        pauses=pauses_of(session, reconstruction.id)[::-1],
+        not_done=not_done_of(session, reconstruction.id),
+    )
 
 
 def flagged_check(session: Session, actor: Actor, check_id: int) -> Check:

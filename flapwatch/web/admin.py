@@ -197,6 +197,7 @@ def schedule(unit_id: int) -> Page:
             "bands": format_bands(current.as_value().bands),
             "grace_minutes": current.grace_minutes,
             "after_last_band_minutes": current.after_last_band_minutes,
+            "not_done_minutes": current.not_done_minutes,
         }
     )
     general_errors: list[str] = []
@@ -209,6 +210,11 @@ def schedule(unit_id: int) -> Page:
                 bands=form.bands.bands,
                 grace_minutes=form.grace_minutes.data or 0,
                 after_last_band_minutes=form.after_last_band_minutes.data or 0,
+                not_done_minutes=(
+                    current.not_done_minutes
+                    if form.not_done_minutes.data is None
+                    else form.not_done_minutes.data
+                ),
                 note=form.note.data or "",
             )
         except InvalidInput as refused:

@@ -132,6 +132,13 @@ class ScheduleForm(SafeForm):
     )
     grace_minutes = _minutes("Grace period", 15)
     after_last_band_minutes = _minutes("Interval after the last band", 480)
+    # Left out (an older page): the current version's value is kept.
+    not_done_minutes = IntegerField(
+        "Next check after a check not done",
+        invalid_value_message="Next check after a check not done must be a whole number of "
+        "minutes, e.g. 30.",
+        validators=[Optional()],
+    )
     note = TextAreaField(
         "Change note",
         filters=[_strip],

@@ -65,9 +65,10 @@ def new_check(reconstruction_id: int) -> str | Response | tuple[str, int]:
             if saved.evaluation.matches:
                 return redirect(url_for("checks.flagged", check_id=saved.check.id))
             patient = record.status.patient
+            due = saved.next_due_at or g.now  # a nurse's check ends a pause: never None here
             flash(
                 f"Check saved for {patient.name} (bed {patient.bed or '—'}). Next check due at "
-                f"{clock(saved.next_due_at, record.unit)} ({relative(saved.next_due_at, g.now)}).",
+                f"{clock(due, record.unit)} ({relative(due, g.now)}).",
                 "success",
             )
             return redirect(url_for("ward.board", code=record.unit.code))
@@ -152,10 +153,14 @@ def amend(check_id: int) -> str | Response | tuple[str, int]:
             what = (
                 "withdrawn as entered in error" if amended.check.entered_in_error else "corrected"
             )
+            due = (
+                f"Next check due at {clock(amended.next_due_at, record.unit)}."
+                if amended.next_due_at is not None
+                else "Monitoring is paused."
+            )
             flash(
                 f"Check of {clock(amended.check.taken_at, record.unit)} {what} "
-                f"(version {amended.check.version}). Next check due at "
-                f"{clock(amended.next_due_at, record.unit)}.",
+                f"(version {amended.check.version}). {due}",
                 "success",
             )
             return redirect(url_for(".flap", reconstruction_id=latest.reconstruction_id))

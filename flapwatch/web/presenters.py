@@ -18,7 +18,7 @@ from flapwatch.domain.vocabulary import (
     Pinprick,
     Turgor,
 )
-from flapwatch.models import Check, Escalation, Unit
+from flapwatch.models import Check, Escalation, MonitoringPause, Unit
 from flapwatch.services.live import latest_id
 
 
@@ -54,12 +54,25 @@ def relative(moment: datetime, now: datetime) -> str:
     return f"in {amount}" if delta > timedelta(0) else f"{amount} ago"
 
 
-def due_phrase(state: DueState, next_due: datetime, now: datetime, grace: timedelta) -> str:
+def due_phrase(state: DueState, next_due: datetime | None, now: datetime, grace: timedelta) -> str:
+    if next_due is None:
+        return "Nothing falls due while paused"
     if state == DueState.OVERDUE:
         return f"Overdue by {relative(now, next_due).removeprefix('in ')}"
     if state == DueState.DUE:
         return f"Due now (overdue {relative(next_due + grace, now)})"
     return f"Due {relative(next_due, now)}"
+
+
+def pause_phrase(pause: MonitoringPause, unit: Unit, now: datetime) -> str:
+    """ "Paused — imaging since 14:02 (expected back 15:00)"; once that has passed, gently
+    "longer than expected"."""
+    text = f"Paused — {pause.reason.label.lower()} since {clock(pause.started_at, unit)}"
+    if pause.expected_until is None:
+        return text
+    if pause.longer_than_expected(now):
+        return f"{text}: longer than expected (back by {clock(pause.expected_until, unit)})"
+    return f"{text} (expected back {clock(pause.expected_until, unit)})"
 
 
 def check_summary(check: Check | None) -> str:
@@ -137,6 +150,7 @@ def register(app: Flask) -> None:
         local_time=local_time, clock=clock, hours=hours, check_summary=check_summary
     )
     app.jinja_env.globals.update(
+        pause_phrase=pause_phrase,
         relative=relative,
         due_phrase=due_phrase,
         chain_state=chain_state,
