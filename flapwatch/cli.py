@@ -281,7 +281,16 @@ def restore_command(path: Path, yes: bool) -> None:
 @click.argument(
     "kind",
     type=click.Choice(
-        ["checks", "amendments", "escalations", "audit", "workbook", "compliance", "fhir"]
+        [
+            "checks",
+            "amendments",
+            "escalations",
+            "not_done",
+            "audit",
+            "workbook",
+            "compliance",
+            "fhir",
+        ]
     ),
 )
 @click.option("--unit", default=None, help="Unit code (default: every unit).")

@@ -115,6 +115,7 @@ POLICY: dict[str, object] = {
     "api.export_checks": ("auditor", "admin"),
     "api.export_amendments": ("auditor", "admin"),
     "api.export_escalations": ("auditor", "admin"),
+    "api.export_not_done": ("auditor", "admin"),
     "api.export_audit": ("auditor", "admin"),
     "api.export_workbook": ("auditor", "admin"),
     "api.export_compliance": ("auditor", "admin"),

@@ -287,7 +287,13 @@ def test_the_workbook_has_a_sheet_per_export_and_keeps_text_as_text(auditor, mak
     assert response.status_code == 200
     assert response.mimetype.endswith("spreadsheetml.sheet")
     book = openpyxl.load_workbook(io.BytesIO(response.data), read_only=True)
-    assert book.sheetnames == ["Checks", "Corrections", "Escalations", "Audit trail"]
+    assert book.sheetnames == [
+        "Checks",
+        "Corrections",
+        "Escalations",
+        "Checks not done",
+        "Audit trail",
+    ]
     header, row = list(book["Checks"].iter_rows(values_only=True))
     values = dict(zip(header, row, strict=True))
     assert list(header) == list(COLUMNS["checks"])
@@ -319,5 +325,5 @@ def test_the_command_line_writes_the_workbook(runner, make, tmp_path):
     )
     assert result.exit_code == 0, result.output
     book = openpyxl.load_workbook(target, read_only=True)
-    assert book.sheetnames == ["Checks", "Corrections", "Escalations"]
+    assert book.sheetnames == ["Checks", "Corrections", "Escalations", "Checks not done"]
     assert len(list(book["Checks"].iter_rows())) == 2

@@ -241,3 +241,56 @@ def test_the_pause_page_names_a_missing_reason(logged_in, make):
     page = refused.get_data(as_text=True)
     assert refused.status_code == 400
     assert "Choose why monitoring is paused." in page and "to CT" in page
+
+
+def test_a_check_not_done_is_exported_as_csv_and_as_a_fhir_observation_with_no_value(
+    logged_in, make, session
+):
+    from tests.test_exports import parsed
+    from tests.test_fhir import validated
+
+    flap = make.reconstruction(hours_ago=6)
+    nurse = make.actor(make.user(Role.NURSE))
+    now = datetime.now(UTC)
+    record_not_done(
+        session, nurse, flap.id, taken_at=now, reason="patient_refused", note="asleep", now=now
+    )
+    auditor, _ = logged_in(Role.AUDITOR)
+
+    (row,) = parsed(auditor.get("/exports/not_done.csv").data)
+    assert (row["reason"], row["note"], row["reconstruction_id"]) == (
+        "patient_refused",
+        "asleep",
+        str(flap.id),
+    )
+    assert datetime.fromisoformat(row["taken_at"]) == now
+    bundle = validated(auditor.get("/exports/fhir.json").data)
+    (observation,) = [
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"
+    ]
+    assert observation["status"] == "cancelled" and "valueQuantity" not in observation
+    assert observation["dataAbsentReason"]["coding"][0]["code"] == "asked-declined"
+    procedures = [e for e in bundle["entry"] if e["resource"]["resourceType"] == "Procedure"]
+    assert len(procedures) == 1  # the flap it belongs to is in the bundle
+
+
+def test_the_printed_report_lists_pauses_and_checks_not_done(logged_in, make, session):
+    import io
+
+    import pypdf
+
+    flap = make.reconstruction(hours_ago=6)
+    nurse = make.actor(make.user(Role.NURSE))
+    now = datetime.now(UTC)
+    start_pause(session, nurse, flap.id, reason="imaging", note="CT angiogram", now=now)
+    resume(session, nurse, flap.id, now=now + timedelta(minutes=1))
+    record_not_done(
+        session, nurse, flap.id, taken_at=now + timedelta(minutes=2), reason="patient_refused"
+    )
+    surgeon, _ = logged_in(Role.SURGEON)
+    pdf = surgeon.get(f"/reconstructions/{flap.id}/report.pdf").data
+
+    text = " ".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(pdf)).pages)
+    assert "Pauses and checks not done" in text
+    assert "imaging" in text and "CT angiogram" in text
+    assert "Check not done" in text and "patient refused" in text

@@ -1244,6 +1244,13 @@ def export_escalations(actor: Actor, session: Session, query: schemas.ExportQuer
 
 
 @_export_operation(
+    "not_done", "Export checks not done", " One row per check not done, with its reason."
+)
+def export_not_done(actor: Actor, session: Session, query: schemas.ExportQuery) -> Response:
+    return _export(actor, "not_done", query)
+
+
+@_export_operation(
     "audit", "Export the audit trail", " The whole trail for the period (no unit: 422)."
 )
 def export_audit(actor: Actor, session: Session, query: schemas.ExportQuery) -> Response:

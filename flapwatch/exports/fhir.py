@@ -308,6 +308,53 @@ def observation(terms: Terminology, row: Mapping[str, Any]) -> dict[str, Any]:
     return resource
 
 
+DATA_ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+# Why a check could not be done, as FHIR's data-absent reasons say it.
+NOT_DONE_ABSENT = {
+    "patient_refused": ("asked-declined", "Asked But Declined"),
+    "patient_off_ward": ("not-performed", "Not Performed"),
+    "dressing_not_removable": ("not-performed", "Not Performed"),
+    "other": ("not-performed", "Not Performed"),
+}
+NOT_DONE_WORDS = {
+    "patient_refused": "Patient refused",
+    "patient_off_ward": "Patient off the ward",
+    "dressing_not_removable": "Dressing could not be removed",
+    "other": "Other",
+}
+
+
+def observation_not_done(terms: Terminology, row: Mapping[str, Any]) -> dict[str, Any]:
+    """A check that fell due and could not be done: the check's Observation, cancelled, with
+    no value and why (`dataAbsentReason`)."""
+    reason = str(row["reason"])
+    code, display = NOT_DONE_ABSENT[reason]
+    resource: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": f"not-done-{row['id']}",
+        "identifier": [
+            {"system": terms.identifier_system("check-not-done"), "value": str(row["id"])}
+        ],
+        "status": "cancelled",
+        "category": [
+            {"coding": [{"system": OBSERVATION_CATEGORY, "code": "exam", "display": "Exam"}]}
+        ],
+        "code": {"coding": [terms.coding(*CHECK_CODE)], "text": CHECK_CODE[1]},
+        "subject": {"reference": terms.full_url("Patient", f"patient-{row['patient_id']}")},
+        "focus": [{"reference": terms.full_url("Procedure", f"flap-{row['reconstruction_id']}")}],
+        "effectiveDateTime": _instant(row["taken_at"]),
+        "issued": _instant(row["recorded_at"]),
+        "performer": [{"display": row["recorded_by"]}],
+        "dataAbsentReason": {
+            "coding": [{"system": DATA_ABSENT, "code": code, "display": display}],
+            "text": NOT_DONE_WORDS[reason],
+        },
+    }
+    if row["note"]:
+        resource["note"] = [{"text": row["note"]}]
+    return resource
+
+
 def flag(terms: Terminology, row: Mapping[str, Any]) -> dict[str, Any]:
     """The escalation as an alert on the patient's record while it was open."""
     severity = Severity(row["severity"])

@@ -96,7 +96,11 @@ class _Report:
 
     def pages(self) -> list[Figure]:
         figures = [trend_figure(self.trend, PRINT)]
-        for section in (self.checks_section(), self.escalations_section()):
+        sections = [self.checks_section()]
+        if self.trend.pauses or self.trend.not_done:
+            sections.append(self.ward_day_section())
+        sections.append(self.escalations_section())
+        for section in sections:
             figures.extend(self.paginate(section))
         total = len(figures)
         for number, figure in enumerate(figures, start=1):
@@ -268,6 +272,39 @@ class _Report:
         if check.notes:
             lines += _wrapped(f"Notes: {check.notes}", 4)
         return lines
+
+    # pauses and checks not done --------------------------------------------------------------
+
+    def ward_day_section(self) -> _Section:
+        """Each pause of monitoring and each check not done, in time order."""
+        section = _Section(title="Pauses and checks not done")
+        entries: list[tuple[datetime, list[str]]] = []
+        for pause in self.trend.pauses:
+            ended = self.local(pause.ended_at, "%H:%M") if pause.ended_at else "still paused"
+            who = self.trend.person(pause.started_by_id)
+            text = (
+                f"Paused {self.local(pause.started_at)} – {ended}: "
+                f"{pause.reason.label.lower()} ({who})"
+            )
+            if pause.expected_until is not None:
+                text += f"; expected back {self.local(pause.expected_until, '%H:%M')}"
+            if pause.note:
+                text += f". {pause.note}"
+            if pause.ended_at is not None:
+                text += f". Resumed by {self.trend.person(pause.ended_by_id)}"
+                text += f": {pause.end_note}" if pause.end_note else ""
+            entries.append((pause.started_at, _wrapped(text, 0)))
+        for row in self.trend.not_done:
+            text = (
+                f"Check not done {self.local(row.taken_at)}: {row.reason.label.lower()} "
+                f"({self.trend.person(row.recorded_by_id)})"
+            )
+            if row.note:
+                text += f". {row.note}"
+            entries.append((row.taken_at, _wrapped(text, 0)))
+        for _, lines in sorted(entries, key=lambda entry: entry[0]):
+            section.lines += [_Line(line) for line in lines]
+        return section
 
     # escalations and outcome -------------------------------------------------------------------
 

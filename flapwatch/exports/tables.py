@@ -62,6 +62,7 @@ def csv_chunks(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> Ite
 SHEET_TITLES = {
     "checks": "Checks",
     "amendments": "Corrections",
+    "not_done": "Checks not done",
     "escalations": "Escalations",
     "audit": "Audit trail",
 }

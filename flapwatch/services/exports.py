@@ -26,6 +26,7 @@ from flapwatch.models import (
     AuditEvent,
     Check,
     CheckFlag,
+    CheckNotDone,
     Escalation,
     EscalationEvent,
     Patient,
@@ -39,7 +40,7 @@ from flapwatch.services.audit import record_event
 from flapwatch.services.ward import get_unit_by_code
 
 EXPORT_ROLES = ("auditor", "admin")
-KINDS = ("checks", "amendments", "escalations", "audit")
+KINDS = ("checks", "amendments", "escalations", "not_done", "audit")
 BATCH = 1000
 
 VALUE_FIELDS = tuple(name for name in CheckValues.__dataclass_fields__ if name != "taken_at")
@@ -102,6 +103,17 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "closed_at",
         "closed_by",
         "reasons",
+    ),
+    "not_done": (
+        "not_done_id",
+        "unit",
+        "patient_mrn",
+        "reconstruction_id",
+        "taken_at",
+        "recorded_at",
+        "recorded_by",
+        "reason",
+        "note",
     ),
     "audit": (
         "event_id",
@@ -206,8 +218,46 @@ def rows(session: Session, kind: str, scope: ExportScope) -> Iterator[dict[str, 
         "checks": _check_rows,
         "amendments": _amendment_rows,
         "escalations": _escalation_rows,
+        "not_done": _not_done_rows,
         "audit": _audit_rows,
     }[kind](session, scope)
+
+
+def _not_done_rows(session: Session, scope: ExportScope) -> Iterator[dict[str, Any]]:
+    """Each check not done in the period, oldest first."""
+    query = (
+        _with_flap(
+            select(
+                CheckNotDone.id,
+                Unit.code,
+                Unit.timezone,
+                Patient.mrn,
+                CheckNotDone.reconstruction_id,
+                CheckNotDone.taken_at,
+                CheckNotDone.recorded_at,
+                User.username,
+                CheckNotDone.reason,
+                CheckNotDone.note,
+            ),
+            CheckNotDone,
+        )
+        .join(User, User.id == CheckNotDone.recorded_by_id)
+        .order_by(CheckNotDone.taken_at, CheckNotDone.id)
+    )
+    for row in _streamed(session, _in_period(query, CheckNotDone.taken_at, scope)):
+        (row_id, unit, timezone, mrn, flap_id, taken_at, recorded_at, who, reason, note) = row
+        zone = _zone(timezone)
+        yield {
+            "not_done_id": row_id,
+            "unit": unit,
+            "patient_mrn": mrn,
+            "reconstruction_id": flap_id,
+            "taken_at": _local(taken_at, zone),
+            "recorded_at": _local(recorded_at, zone),
+            "recorded_by": who,
+            "reason": reason,
+            "note": note,
+        }
 
 
 def _streamed(session: Session, query: Select[Any]) -> Iterator[Any]:
@@ -464,6 +514,11 @@ def fhir_resources(session: Session, scope: ExportScope, terms: Terminology) -> 
     escalations_in_scope = _in_period(
         _with_flap(select(Escalation.reconstruction_id), Escalation), Escalation.opened_at, scope
     )
+    not_done_in_scope = _in_period(
+        _with_flap(select(CheckNotDone.reconstruction_id), CheckNotDone),
+        CheckNotDone.taken_at,
+        scope,
+    )
     flaps = (
         select(
             Patient.id.label("patient_id"),
@@ -481,7 +536,11 @@ def fhir_resources(session: Session, scope: ExportScope, terms: Terminology) -> 
             Reconstruction.status,
         )
         .join(Patient, Patient.id == Reconstruction.patient_id)
-        .where(Reconstruction.id.in_(checks_in_scope.union(escalations_in_scope).scalar_subquery()))
+        .where(
+            Reconstruction.id.in_(
+                checks_in_scope.union(escalations_in_scope, not_done_in_scope).scalar_subquery()
+            )
+        )
         .order_by(Patient.id, Reconstruction.id)
     )
     previous_patient = None
@@ -525,6 +584,26 @@ def fhir_resources(session: Session, scope: ExportScope, terms: Terminology) -> 
         )
         values["flags"] = _flags(values["flags"])
         yield fhir.observation(terms, values)
+
+    not_done = (
+        _with_flap(
+            select(
+                CheckNotDone.id,
+                Patient.id.label("patient_id"),
+                CheckNotDone.reconstruction_id,
+                CheckNotDone.taken_at,
+                CheckNotDone.recorded_at,
+                recorder.display_name.label("recorded_by"),
+                CheckNotDone.reason,
+                CheckNotDone.note,
+            ),
+            CheckNotDone,
+        )
+        .join(recorder, recorder.id == CheckNotDone.recorded_by_id)
+        .order_by(CheckNotDone.taken_at, CheckNotDone.id)
+    )
+    for row in _streamed(session, _in_period(not_done, CheckNotDone.taken_at, scope)):
+        yield fhir.observation_not_done(terms, row._asdict())
 
     yield from _fhir_escalations(session, scope, terms, roots)
 

@@ -61,7 +61,7 @@ def fhir() -> Response:
     return fhir_response(current_actor(), unit, _day("from"), _day("to"))
 
 
-@bp.route("/exports/<any(checks, amendments, escalations, audit):kind>.csv")
+@bp.route("/exports/<any(checks, amendments, escalations, not_done, audit):kind>.csv")
 @roles_required(*EXPORTERS)
 def download(kind: str) -> Response:
     unit = request.args.get("unit", "").strip() or None
