@@ -398,6 +398,11 @@ class Escalation(Base):
     attending_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     attending_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attending_expected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # While unacknowledged: the next check falls due `recheck_minutes` after the later of the
+    # latest bedside check and `recheck_from` (the flagged check's time): the soonest recheck
+    # of the rules that raised it since it was last acknowledged.
+    recheck_minutes: Mapped[int | None] = mapped_column(Integer)
+    recheck_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     reconstruction: Mapped[Reconstruction] = relationship()
     acknowledged_by: Mapped[User | None] = relationship(foreign_keys=[acknowledged_by_id])

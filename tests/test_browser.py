@@ -402,8 +402,11 @@ def _board_kept_by_the_service_worker(chromium, live_server, username):
     """A nurse's tablet at the board, once its service worker looks after the pages."""
     context, page = _logged_in_page(chromium, live_server, username, clock=False)
     page.wait_for_url("**/units/PLAST-W3/board")
-    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    # Once the worker is active, a page loaded through it is its for sure (a page that loaded
+    # while it was still installing is left to its claim, which a busy machine can lose).
+    page.evaluate("() => navigator.serviceWorker.ready.then(() => true)")
     page.reload()  # the board, now kept by the service worker for opening offline
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
     return context, page
 
 
@@ -742,6 +745,8 @@ def test_a_nurse_pauses_a_flap_for_imaging_resumes_it_and_records_a_check_not_do
 
     card.get_by_role("link", name="Fay Imaging", exact=True).click()
     page.get_by_role("link", name="Pause monitoring").click()
+    page.wait_for_url(f"**/reconstructions/{flap.id}/pause")
+    page.wait_for_load_state()
     page.get_by_role("group", name="Why is monitoring paused?").get_by_label("Imaging").tap()
     page.get_by_role("group", name="Expected back in").get_by_label("1 h").tap()
     _assert_touch_targets(page)
@@ -761,6 +766,8 @@ def test_a_nurse_pauses_a_flap_for_imaging_resumes_it_and_records_a_check_not_do
     assert "state-due" in (card.get_attribute("class") or "")
 
     card.get_by_role("link", name="Not done").click()  # one tap
+    page.wait_for_url(f"**/reconstructions/{flap.id}/not-done")
+    page.wait_for_load_state()
     _assert_touch_targets(page)
     _shot(page, "not-done-768")
     page.get_by_role("button", name="Patient refused").click()  # and the reason

@@ -102,12 +102,13 @@ def test_demo_board_shows_overdue_due_and_not_yet_due_flaps_and_the_deterioratin
 
     page = demo_page(browser, "/units/DEMO/board")
 
-    assert "1 overdue" in page and "2 due" in page and "9 flaps monitored" in page
+    # The red flap waits for its registrar: its 15-minute recheck (the rule's) is due.
+    assert "1 overdue" in page and "3 due" in page and "9 flaps monitored" in page
     assert page.count("flap-card state-overdue") == 1
-    assert page.count("flap-card state-due") == 2
-    assert page.count("flap-card state-not_due") == 6
-    escalated = page.index("flap-card state-not_due escalated escalated-red")
-    assert escalated < page.index("state-overdue") < page.index("state-due")
+    assert page.count("flap-card state-due") == 3
+    assert page.count("flap-card state-not_due") == 5
+    escalated = page.index("flap-card state-due escalated escalated-red")
+    assert escalated < page.index("state-overdue") < page.index('state-due"')
     assert page.index("state-due") < page.index('state-not_due"')
     card = page[page.index(DETERIORATING) :].split("</li>")[0]
     assert "Purple" in card and "ΔT 2.6" in card and "V absent" in card and "StO₂ 35 %" in card
@@ -137,6 +138,8 @@ def test_demo_history_keeps_to_the_schedule_with_one_late_entry(app, session):
     states = {flap.patient.name: flap.due_state for flap in board.flaps}
     assert states.pop("Daniel Kowalski") == DueState.OVERDUE
     assert states.pop("Thomas Brennan") == states.pop("Robert Fraser") == DueState.DUE
+    # Its red escalation unacknowledged, the deteriorating flap's 15-minute recheck is due.
+    assert states.pop(DETERIORATING) == DueState.DUE
     assert set(states.values()) == {DueState.NOT_DUE}
     late_entries = 0
     for flap in board.flaps:

@@ -1061,7 +1061,7 @@ COLOURS = "pink, pale, white, mottled, dusky, blue, purple, black, not_assessabl
         pytest.param(
             with_rule(colour="pale"),
             R1 + 'unknown key "colour"; expected: id, name, severity, action, match, enabled, '
-            "conditions",
+            "recheck_minutes, conditions",
             id="unknown-rule-key",
         ),
         pytest.param(
@@ -1192,7 +1192,14 @@ def test_compare_rule_sets_counts_flagged_checks_per_rule():
             "doppler-change": 0,
             "sto2": 0,
         },
-        "total": {"checks": 4, "current": 3, "proposed": 1},
+        "total": {
+            "checks": 4,
+            "current": 3,
+            "proposed": 1,
+            # No case carries the schedule's interval: no rechecks are counted.
+            "current_rechecks": 0,
+            "proposed_rechecks": 0,
+        },
     }
 
 

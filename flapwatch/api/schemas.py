@@ -187,6 +187,11 @@ class Rule(BaseModel):
     action: Annotated[Text, Field(max_length=1000)] = ""
     match: Literal["any", "all"] | AtLeast = "any"
     enabled: bool = True
+    recheck_minutes: Annotated[int, Field(ge=5, le=240)] | None = Field(
+        default=None,
+        description="While the escalation this rule opened is unacknowledged, the next check "
+        "falls due this many minutes after the latest (the default rules: red 15, amber 30).",
+    )
     conditions: Annotated[list[Condition], Field(max_length=50)] = Field(default_factory=list)
 
 

@@ -70,7 +70,18 @@ MAX_NOTE_LENGTH = 2000
 MAX_WINDOW_MINUTES = 7 * 24 * 60
 
 _SLUG = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
-_RULE_KEYS = ("id", "name", "severity", "action", "match", "enabled", "conditions")
+_RULE_KEYS = (
+    "id",
+    "name",
+    "severity",
+    "action",
+    "match",
+    "enabled",
+    "recheck_minutes",
+    "conditions",
+)
+# A rule's recheck: how soon the next check falls due while its escalation is unanswered.
+RECHECK_MINUTES_RANGE = (5, 240)
 _RULE_SET_KEYS = ("rules", "note")
 
 # How each field reads in a reason shown to the nurse.
@@ -128,6 +139,9 @@ class Rule:
     conditions: tuple[Condition, ...]
     match: MatchMode = "any"
     enabled: bool = True
+    # While the escalation this rule opened is unacknowledged, the next check falls due this
+    # many minutes after the latest (None: the schedule's bands alone).
+    recheck_minutes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +159,7 @@ class RuleMatch:
     severity: Severity
     action: str
     reasons: tuple[str, ...]
+    recheck_minutes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -153,6 +168,12 @@ class Evaluation:
 
     matches: tuple[RuleMatch, ...]
     severity: Severity | None
+
+    @property
+    def recheck_minutes(self) -> int | None:
+        """The soonest recheck any matching rule asks for."""
+        asked = [m.recheck_minutes for m in self.matches if m.recheck_minutes is not None]
+        return min(asked, default=None)
 
 
 @dataclass(frozen=True)
@@ -177,6 +198,16 @@ class RuleSetError(ValueError):
 
 _CALL_REGISTRAR = "Call the on-call plastic surgery registrar now and stay with the patient."
 _RECHECK = "Recheck within 15 minutes and inform the nurse in charge."
+# Rechecks while an escalation waits for a surgeon (DESIGN.md §2b). Red: every 15 minutes. A
+# compromised flap is saved by the time from the first sign to theatre (salvaged flaps reached
+# it a median 71 min after the sign, lost ones 103 min: Devine 2001): a sign that worsens
+# while the surgeon is on the way is what the surgeon must hear next, and at the hourly
+# interval of the first day it could wait most of that hour. Amber: every 30 minutes, the
+# closest interval any common schedule keeps in the first day (Canniesburn): one cooling or
+# one soft sign is often the probe or the room, and a look half an hour on tells a trend from
+# a one-off (Khouri & Shaw 1992's 1.8 °C is a change, not a value).
+RED_RECHECK_MINUTES = 15
+AMBER_RECHECK_MINUTES = 30
 
 
 def _choices(field: str, op: str, *values: str) -> Condition:
@@ -192,6 +223,7 @@ DEFAULT_RULE_SET = RuleSet(
             id="arterial",
             name="Arterial insufficiency suspected",
             severity=Severity.RED,
+            recheck_minutes=RED_RECHECK_MINUTES,
             action=_CALL_REGISTRAR,
             conditions=(
                 _choices("colour", "in", "pale", "white", "mottled"),
@@ -207,6 +239,7 @@ DEFAULT_RULE_SET = RuleSet(
             id="venous",
             name="Venous congestion suspected",
             severity=Severity.RED,
+            recheck_minutes=RED_RECHECK_MINUTES,
             action=_CALL_REGISTRAR,
             conditions=(
                 _choices("colour", "in", "dusky", "blue", "purple"),
@@ -220,6 +253,7 @@ DEFAULT_RULE_SET = RuleSet(
             id="necrosis",
             name="Flap necrosis suspected",
             severity=Severity.RED,
+            recheck_minutes=RED_RECHECK_MINUTES,
             action=_CALL_REGISTRAR,
             conditions=(_choices("colour", "in", "black"),),
         ),
@@ -230,6 +264,7 @@ DEFAULT_RULE_SET = RuleSet(
             id="temperature",
             name="Flap cooling",
             severity=Severity.AMBER,
+            recheck_minutes=AMBER_RECHECK_MINUTES,
             action=_RECHECK,
             conditions=(
                 Condition(TEMPERATURE_DIFFERENCE, ">=", value=1.8),
@@ -241,6 +276,7 @@ DEFAULT_RULE_SET = RuleSet(
             id="doppler-change",
             name="Doppler signal lost",
             severity=Severity.RED,
+            recheck_minutes=RED_RECHECK_MINUTES,
             action=_CALL_REGISTRAR,
             conditions=(
                 Condition(
@@ -260,6 +296,7 @@ DEFAULT_RULE_SET = RuleSet(
             id="sto2",
             name="Low or falling StO₂",
             severity=Severity.RED,
+            recheck_minutes=RED_RECHECK_MINUTES,
             action=_CALL_REGISTRAR,
             conditions=(
                 Condition("sto2_percent", "<", value=30),
@@ -302,7 +339,14 @@ def evaluate(rule_set: RuleSet, check: CheckValues, history: Iterable[CheckValue
         ]
         if _enough_met(rule, len(reasons)):
             matches.append(
-                RuleMatch(rule.id, rule.name, Severity(rule.severity), rule.action, tuple(reasons))
+                RuleMatch(
+                    rule.id,
+                    rule.name,
+                    Severity(rule.severity),
+                    rule.action,
+                    tuple(reasons),
+                    rule.recheck_minutes,
+                )
             )
     severity = max((m.severity for m in matches), key=_SEVERITY_RANK.__getitem__, default=None)
     return Evaluation(matches=tuple(matches), severity=severity)
@@ -355,17 +399,28 @@ def overdue_rule(rule_set: RuleSet) -> Rule | None:
 def compare_rule_sets(
     current: RuleSet,
     proposed: RuleSet,
-    cases: Iterable[tuple[CheckValues, Iterable[CheckValues]]],
+    cases: Iterable[tuple[CheckValues, Iterable[CheckValues]]]
+    | Iterable[tuple[CheckValues, Iterable[CheckValues], int]],
 ) -> dict[str, dict[str, int]]:
     """Alarm burden of a proposed rule set against the current one, on past checks.
 
     Returns `{"current": {rule_id: checks flagged}, "proposed": {...}, "total": {"checks": n,
-    "current": checks flagged by any rule, "proposed": ...}}`. Every rule evaluated on checks
-    is listed, with 0 when it flags nothing; `overdue` is not (it is not about checks).
+    "current": checks flagged by any rule, "proposed": ..., "current_rechecks": ...,
+    "proposed_rechecks": ...}}`. Every rule evaluated on checks is listed, with 0 when it
+    flags nothing; `overdue` is not (it is not about checks). A case may carry the schedule's
+    interval (minutes) at its check: a flag whose rules ask for a recheck sooner than that adds
+    the checks that fall due before the next scheduled one (an hourly flap flagged by a rule
+    with a 15-minute recheck: 3), the extra checks the rechecks cost if nobody acknowledged.
     """
     counts = {name: _zero_counts(rule_set) for name, rule_set in _named(current, proposed)}
-    total = {"checks": 0, "current": 0, "proposed": 0}
-    for check, history in cases:
+    total = {
+        "checks": 0,
+        "current": 0,
+        "proposed": 0,
+        "current_rechecks": 0,
+        "proposed_rechecks": 0,
+    }
+    for check, history, *interval in cases:
         earlier = list(history)
         total["checks"] += 1
         for name, rule_set in _named(current, proposed):
@@ -373,6 +428,9 @@ def compare_rule_sets(
             for match in evaluation.matches:
                 counts[name][match.rule_id] += 1
             total[name] += bool(evaluation.matches)
+            recheck = evaluation.recheck_minutes
+            if interval and recheck is not None and recheck < interval[0]:
+                total[f"{name}_rechecks"] += -(-interval[0] // recheck) - 1
     return {**counts, "total": total}
 
 
@@ -568,6 +626,7 @@ def _rule_to_json(rule: Rule) -> dict[str, Any]:
         "action": rule.action,
         "match": match,
         "enabled": rule.enabled,
+        **({"recheck_minutes": rule.recheck_minutes} if rule.recheck_minutes is not None else {}),
         "conditions": [_condition_to_json(condition) for condition in rule.conditions],
     }
 
@@ -726,6 +785,14 @@ class _Parser:
         enabled = raw.get("enabled", True)
         if not isinstance(enabled, bool):
             report(f'"enabled" must be true or false, not {_json_type(enabled)}')
+        recheck = raw.get("recheck_minutes")
+        low, high = RECHECK_MINUTES_RANGE
+        if recheck is not None and (
+            isinstance(recheck, bool) or not isinstance(recheck, int) or not low <= recheck <= high
+        ):
+            report(f'"recheck_minutes" must be a whole number of minutes from {low} to {high}')
+        elif recheck is not None and rule_id == OVERDUE_RULE_ID:
+            report('the overdue rule has no "recheck_minutes": its schedule is the unit\'s')
         conditions = self.conditions(index, rule_id, raw, report)
         raw_conditions = raw.get("conditions")
         count = len(raw_conditions) if isinstance(raw_conditions, list) else None
@@ -741,6 +808,7 @@ class _Parser:
             conditions=conditions,
             match=match,
             enabled=enabled,
+            recheck_minutes=recheck,
         )
 
     @staticmethod

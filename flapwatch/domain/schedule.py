@@ -148,6 +148,10 @@ class FlapClock:
     not_done_at: datetime | None = None
     resumed_at: datetime | None = None
     paused_since: datetime | None = None
+    # An unacknowledged escalation's recheck: every `recheck_minutes` from the later of the
+    # last bedside check and the flagged check (`recheck_from`).
+    recheck_minutes: int | None = None
+    recheck_from: datetime | None = None
 
     @property
     def paused(self) -> bool:
@@ -173,7 +177,8 @@ def next_due(policy: SchedulePolicy, clock: FlapClock) -> datetime | None:
     By the unit's bands from the last bedside check (or the end of surgery). After a resume
     with no check since, at once: the pause's own time is no one's fault, and the grace
     period runs from there. After a check not done with no check since, `not_done_minutes`
-    after it (the band is not reset: a check not done is no assessment).
+    after it (the band is not reset: a check not done is no assessment). While an escalation
+    with a recheck waits for its acknowledgement, no later than the recheck.
     """
     if clock.paused:
         return None
@@ -183,6 +188,11 @@ def next_due(policy: SchedulePolicy, clock: FlapClock) -> datetime | None:
         due, since = clock.resumed_at.astimezone(UTC), clock.resumed_at
     if clock.not_done_at is not None and (since is None or clock.not_done_at > since):
         due = clock.not_done_at.astimezone(UTC) + timedelta(minutes=policy.not_done_minutes)
+    if clock.recheck_minutes is not None:
+        latest = [t for t in (clock.last_bedside_at, clock.recheck_from) if t is not None]
+        if latest:
+            recheck = max(latest).astimezone(UTC) + timedelta(minutes=clock.recheck_minutes)
+            due = min(due, recheck)
     return due
 
 

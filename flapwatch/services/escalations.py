@@ -230,6 +230,10 @@ def evaluate_new_check(
             reasons=reasons,
             at=check.recorded_at,
             check_id=check.id,
+            recheck_minutes=min(
+                (m.recheck_minutes for m in new if m.recheck_minutes is not None), default=None
+            ),
+            recheck_from=check.taken_at,
         )
     return evaluation
 
@@ -252,11 +256,15 @@ def escalate(
     at: datetime,
     check_id: int | None = None,
     kind: EscalationEventKind | None = None,
+    recheck_minutes: int | None = None,
+    recheck_from: datetime | None = None,
 ) -> Escalation:
     """Open the flap's escalation, or add to the one already open (DESIGN.md §2).
 
     A further sign after acknowledgement makes it unacknowledged again: the surgeon who
-    reviewed the earlier sign has not seen this one.
+    reviewed the earlier sign has not seen this one. `recheck_minutes` (the rules' soonest
+    recheck, from the flagged check at `recheck_from`) tightens the flap's schedule until the
+    escalation is acknowledged.
     """
     # The flap's row lock (callers normally hold it already): a check and the overdue sweep
     # cannot both open an escalation.
@@ -276,6 +284,8 @@ def escalate(
             reasons=list(reasons),
             opened_at=at,
             opened_by_check_id=check_id,
+            recheck_minutes=recheck_minutes,
+            recheck_from=recheck_from if recheck_minutes is not None else None,
         )
         session.add(escalation)
         session.flush()
@@ -290,6 +300,14 @@ def escalate(
             escalation.acknowledged_by_id = None
             escalation.outcome = None
             escalation.note = None
+            escalation.recheck_minutes = escalation.recheck_from = None
+        if recheck_minutes is not None:
+            kept = escalation.recheck_minutes
+            escalation.recheck_minutes = min(kept, recheck_minutes) if kept else recheck_minutes
+            escalation.recheck_from = max(
+                (t for t in (escalation.recheck_from, recheck_from) if t is not None),
+                default=at,
+            )
         event_kind = EscalationEventKind.FLAG_ADDED
         action = "escalation.attach"
     session.add(

@@ -307,7 +307,7 @@ def clocks_of(
     reconstructions: Iterable[Timed],
     last_bedside: Mapping[int, datetime | None] | None = None,
 ) -> Clocks:
-    """The clocks of these flaps, in four queries however many (three with `last_bedside`,
+    """The clocks of these flaps, in five queries however many (four with `last_bedside`,
     each flap's last bedside check time, given)."""
     flaps = {r.id: r for r in reconstructions}
     ids = list(flaps)
@@ -352,6 +352,19 @@ def clocks_of(
             )
         )
     }
+    rechecks = {
+        flap_id: (minutes, since)
+        for flap_id, minutes, since in session.execute(
+            select(
+                Escalation.reconstruction_id, Escalation.recheck_minutes, Escalation.recheck_from
+            ).where(
+                Escalation.reconstruction_id.in_(ids),
+                Escalation.closed_at.is_(None),
+                Escalation.acknowledged_at.is_(None),
+                Escalation.recheck_minutes.is_not(None),
+            )
+        )
+    }
     clocks = {
         flap_id: FlapClock(
             surgery_end_at=flap.surgery_end_at,
@@ -359,6 +372,8 @@ def clocks_of(
             not_done_at=not_done[flap_id].taken_at if flap_id in not_done else None,
             resumed_at=resumed.get(flap_id),
             paused_since=pauses[flap_id].started_at if flap_id in pauses else None,
+            recheck_minutes=rechecks[flap_id][0] if flap_id in rechecks else None,
+            recheck_from=rechecks[flap_id][1] if flap_id in rechecks else None,
         )
         for flap_id, flap in flaps.items()
     }

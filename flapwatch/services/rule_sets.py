@@ -8,7 +8,7 @@ had over the last days with the proposed rules, compared with the rules in force
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -17,9 +17,12 @@ from sqlalchemy.orm import Session
 
 from flapwatch.domain.checks import CheckValues
 from flapwatch.domain.rules import OVERDUE_RULE_ID, RuleSet, compare_rule_sets, parse_rule_set
+from flapwatch.domain.schedule import SchedulePolicy as Schedule
+from flapwatch.domain.schedule import hours_since
 from flapwatch.models import Check, Patient, Reconstruction, RuleSetVersion, Unit, User
 from flapwatch.services import MANAGING_ROLES, Actor, InvalidInput, NotFound, require_role
 from flapwatch.services.escalations import current_rule_set
+from flapwatch.services.units import current_schedule_policy
 
 # A week or two shows the alarm burden of a typical run of admissions; three months is as far
 # back as a coordinator can sensibly compare (the unit's case mix changes over a season).
@@ -84,6 +87,10 @@ class DryRun:
     flagged_now: int
     flagged_proposed: int
     rules: tuple[RuleBurden, ...]
+    # Checks the rules' rechecks would add, had no flag been acknowledged before the next
+    # scheduled check.
+    rechecks_now: int = 0
+    rechecks_proposed: int = 0
 
 
 def unit_for_rules(session: Session, actor: Actor, unit_id: int) -> Unit:
@@ -141,7 +148,8 @@ def dry_run(
     in_force = current_rule_set(session, unit.id)
     current = parse_rule_set(in_force.definition)
     since = now - timedelta(days=days)
-    counts = compare_rule_sets(current, proposed, _cases(session, unit.id, since, now))
+    schedule = current_schedule_policy(session, unit.id).as_value()
+    counts = compare_rule_sets(current, proposed, _cases(session, unit.id, since, now, schedule))
     total = counts["total"]
     return DryRun(
         days=days,
@@ -152,13 +160,16 @@ def dry_run(
         flagged_now=total["current"],
         flagged_proposed=total["proposed"],
         rules=_burdens(current, proposed, counts["current"], counts["proposed"]),
+        rechecks_now=total["current_rechecks"],
+        rechecks_proposed=total["proposed_rechecks"],
     )
 
 
 def _cases(
-    session: Session, unit_id: int, since: datetime, until: datetime
-) -> list[tuple[CheckValues, list[CheckValues]]]:
-    """Each check taken in (since, until], with the same flap's earlier checks."""
+    session: Session, unit_id: int, since: datetime, until: datetime, schedule: Schedule
+) -> list[tuple[CheckValues, list[CheckValues], int]]:
+    """Each check taken in (since, until], with the same flap's earlier checks and the
+    schedule's interval (minutes) when it was taken."""
     checked_flaps = (
         select(Check.reconstruction_id)
         .join(Reconstruction, Reconstruction.id == Check.reconstruction_id)
@@ -171,23 +182,32 @@ def _cases(
         )
     )
     rows = session.execute(
-        select(Check.reconstruction_id, *_VALUE_COLUMNS)
+        select(Check.reconstruction_id, Reconstruction.surgery_end_at, *_VALUE_COLUMNS)
+        .join(Reconstruction, Reconstruction.id == Check.reconstruction_id)
         .where(Check.reconstruction_id.in_(checked_flaps), Check.in_force())
         .order_by(Check.reconstruction_id, Check.taken_at, Check.id)
     )
     by_flap: dict[int, list[CheckValues]] = defaultdict(list)
-    for reconstruction_id, *values in rows:
+    surgery: dict[int, datetime] = {}
+    for reconstruction_id, surgery_end_at, *values in rows:
         by_flap[reconstruction_id].append(CheckValues(*values))
-    return list(_in_window(by_flap.values(), since, until))
+        surgery[reconstruction_id] = surgery_end_at
+    return list(_in_window(by_flap, surgery, since, until, schedule))
 
 
 def _in_window(
-    flaps: Iterable[list[CheckValues]], since: datetime, until: datetime
-) -> Iterator[tuple[CheckValues, list[CheckValues]]]:
-    for checks in flaps:
+    flaps: dict[int, list[CheckValues]],
+    surgery: dict[int, datetime],
+    since: datetime,
+    until: datetime,
+    schedule: Schedule,
+) -> Iterator[tuple[CheckValues, list[CheckValues], int]]:
+    for flap_id, checks in flaps.items():
         for index, check in enumerate(checks):
             if since < check.taken_at <= until:
-                yield check, checks[:index]
+                hours = hours_since(surgery[flap_id], check.taken_at)
+                interval = int(schedule.interval_at(hours).total_seconds() // 60)
+                yield check, checks[:index], interval
 
 
 def _burdens(

@@ -156,6 +156,7 @@ class RuleRow(Form):
     match = SelectField("Flags when", choices=MATCH_CHOICES, validate_choice=False)
     at_least = StringField("N", filters=[_strip])
     enabled = BooleanField("Enabled")
+    recheck_minutes = StringField("Recheck every (min) while unanswered", filters=[_strip])
     remove = BooleanField("Remove this rule")
     conditions = FieldList(FormField(ConditionRow))
 
@@ -227,6 +228,7 @@ def _rule_row(rule: Rule) -> dict[str, Any]:
         "match": "at_least" if at_least else rule.match,
         "at_least": str(rule.match.n) if isinstance(rule.match, AtLeast) else "",
         "enabled": rule.enabled,
+        "recheck_minutes": "" if rule.recheck_minutes is None else str(rule.recheck_minutes),
         "conditions": [_condition_row(condition) for condition in rule.conditions],
     }
 
@@ -345,6 +347,11 @@ def _rule_json(row: RuleRow, conditions: list[dict[str, Any]]) -> dict[str, Any]
         "action": row.action.data or "",
         "match": match,
         "enabled": bool(row.enabled.data),
+        **(
+            {"recheck_minutes": _whole_or_text(row.recheck_minutes.data)}
+            if row.recheck_minutes.data
+            else {}
+        ),
         "conditions": conditions,
     }
 
