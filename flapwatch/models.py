@@ -210,6 +210,9 @@ class Reconstruction(Base):
         vocabulary(ReconstructionStatus), default=ReconstructionStatus.MONITORING
     )
     status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Time zero of the schedule when it restarted on the flap's return from theatre (the first
+    # band's frequency again); None: the end of surgery.
+    time_zero_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     patient: Mapped[Patient] = relationship(back_populates="reconstructions")
@@ -224,6 +227,17 @@ class Reconstruction(Base):
     @property
     def monitoring(self) -> bool:
         return self.status == ReconstructionStatus.MONITORING
+
+    @property
+    def time_zero(self) -> datetime:
+        """Where the schedule's bands count from: the end of surgery, or the restart."""
+        return self.time_zero_at or self.surgery_end_at
+
+    @property
+    def resumed_at(self) -> datetime | None:
+        """When monitoring last came back (from theatre, stopped): the next check was due
+        then."""
+        return self.status_changed_at if self.monitoring else None
 
 
 class Check(Base):

@@ -695,6 +695,32 @@ def test_recording_an_outcome_sets_the_flaps_status(
     assert "Returned to theatre" in text(browser.get("/admin/patients?unit=PLAST-W3"))
 
 
+def test_back_from_theatre_the_coordinator_chooses_whether_the_schedule_restarts(
+    logged_in: Any, make: Factory, session: Session
+) -> None:
+    browser, _ = logged_in(Role.UNIT_ADMIN, "PLAST-W3")
+    flap = make.reconstruction(make.patient(name="Theo Theatre"))
+    status_url = f"/admin/reconstructions/{flap.id}/status"
+    browser.post(status_url, {"status": "returned_to_theatre", "note": "Venous thrombosis"})
+    page = text(browser.get(f"/admin/reconstructions/{flap.id}/edit"))
+    assert (
+        'name="time_zero" value="restart"' in page and 'name="time_zero" value="continue"' in page
+    )
+
+    unsaid = browser.post(status_url, {"status": "monitoring", "note": "Back, anastomosis redone"})
+    assert unsaid.status_code == 400
+    assert "say whether the schedule starts again" in text(unsaid)
+    assert "Back, anastomosis redone" in text(unsaid)  # what was typed is kept
+    resumed = browser.post(
+        status_url, {"status": "monitoring", "time_zero": "restart", "note": "Back"}
+    )
+
+    assert resumed.status_code == 302
+    seen(session)
+    assert flap.status == ReconstructionStatus.MONITORING and flap.time_zero_at is not None
+    assert "Theo Theatre" in text(browser.get("/units/PLAST-W3/board"))
+
+
 def test_unknown_status_is_refused_on_the_status_field(
     logged_in: Any, make: Factory, session: Session
 ) -> None:

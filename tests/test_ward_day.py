@@ -294,3 +294,77 @@ def test_the_printed_report_lists_pauses_and_checks_not_done(logged_in, make, se
     assert "Pauses and checks not done" in text
     assert "imaging" in text and "CT angiogram" in text
     assert "Check not done" in text and "patient refused" in text
+
+
+def test_back_from_theatre_the_next_check_is_due_at_once_and_time_zero_is_chosen(
+    make, session, flap
+):
+    from flapwatch.domain.vocabulary import ReconstructionStatus
+    from flapwatch.services.patients import set_reconstruction_status
+
+    coordinator = make.actor(make.user(Role.UNIT_ADMIN))
+    set_reconstruction_status(
+        session, coordinator, flap.id, ReconstructionStatus.RETURNED_TO_THEATRE, now=at(10)
+    )
+    with pytest.raises(InvalidInput) as unsaid:
+        set_reconstruction_status(
+            session, coordinator, flap.id, ReconstructionStatus.MONITORING, now=at(14)
+        )
+    assert "restart" in unsaid.value.problems["time_zero"]
+
+    set_reconstruction_status(
+        session,
+        coordinator,
+        flap.id,
+        ReconstructionStatus.MONITORING,
+        time_zero="restart",
+        now=at(14),
+    )
+
+    assert _card(session, at(14)).next_due_at == at(14)  # at once, not overdue since 10:30
+    assert sweep_overdue(session, now=at(14, 10)).missed == 0
+    record_check(
+        session, flap.nurse, flap.id, CheckValues(taken_at=at(14, 5), colour="pink"), now=at(14, 5)
+    )
+    assert _card(session, at(14, 6)).next_due_at == at(15, 5)  # hourly: the first band again
+    audit = session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "reconstruction.time_zero")
+    ).one()
+    assert audit.after["choice"] == "restart"
+
+
+def test_continuing_after_theatre_keeps_the_bands_of_the_first_surgery(make, session):
+    from flapwatch.domain.vocabulary import ReconstructionStatus
+    from flapwatch.services.patients import set_reconstruction_status
+
+    flap = make.reconstruction(surgery_end_at=at(-26))  # day 2: two-hourly checks
+    nurse = make.actor(make.user(Role.NURSE))
+    record_check(session, nurse, flap.id, CheckValues(taken_at=at(0), colour="pink"), now=at(0))
+    coordinator = make.actor(make.user(Role.UNIT_ADMIN))
+    set_reconstruction_status(
+        session, coordinator, flap.id, ReconstructionStatus.RETURNED_TO_THEATRE, now=at(1)
+    )
+    set_reconstruction_status(
+        session,
+        coordinator,
+        flap.id,
+        ReconstructionStatus.MONITORING,
+        time_zero="continue",
+        now=at(3),
+    )
+    record_check(session, nurse, flap.id, CheckValues(taken_at=at(3), colour="pink"), now=at(3))
+    assert _card(session, at(3, 1)).next_due_at == at(5)  # still two-hourly
+
+
+def test_the_api_resumes_after_theatre_only_with_a_time_zero_choice(api, make):
+    flap = make.reconstruction(hours_ago=30)
+    coordinator = api(Role.UNIT_ADMIN)
+    path = f"/reconstructions/{flap.id}"
+    assert coordinator.patch(path, {"status": "returned_to_theatre"}).status_code == 200
+
+    unsaid = coordinator.patch(path, {"status": "monitoring"})
+    resumed = coordinator.patch(path, {"status": "monitoring", "time_zero": "restart"})
+
+    assert unsaid.status_code == 422 and "time_zero" in unsaid.json["error"]["fields"]
+    assert resumed.status_code == 200
+    assert resumed.json["due_state"] == "due"  # the next check at once, not overdue

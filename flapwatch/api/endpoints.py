@@ -677,7 +677,7 @@ def change_reconstruction(
     actor: Actor, session: Session, reconstruction_id: int, body: schemas.ReconstructionChange
 ) -> schemas.Reconstruction:
     flap = patient_service.get_reconstruction(session, actor, reconstruction_id)
-    sent = body.model_fields_set - {"status", "status_note"}
+    sent = body.model_fields_set - {"status", "status_note", "time_zero"}
     if sent:
         current = {
             name: getattr(flap, name)
@@ -700,7 +700,13 @@ def change_reconstruction(
         )
     if body.status is not None:
         flap = patient_service.set_reconstruction_status(
-            session, actor, reconstruction_id, body.status, note=body.status_note
+            session,
+            actor,
+            reconstruction_id,
+            body.status,
+            note=body.status_note,
+            time_zero=body.time_zero,
+            now=_now(),
         )
     return _reconstructions(session, [flap])[0]
 

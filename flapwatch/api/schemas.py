@@ -433,6 +433,12 @@ class ReconstructionChange(Incoming):
     buried: bool | None = None
     status: ReconstructionStatus | None = None
     status_note: Annotated[Text, Field(max_length=2000)] = ""
+    time_zero: Literal["restart", "continue"] | None = Field(
+        default=None,
+        description="Resuming monitoring after a return to theatre (required then): "
+        "`restart` counts the schedule's bands from now (the first band's checks again), "
+        "`continue` from the end of the first surgery.",
+    )
 
 
 # --- checks ----------------------------------------------------------------------------------

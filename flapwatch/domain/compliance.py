@@ -136,14 +136,16 @@ def schedule_slots(
     now: datetime,
     until: datetime | None = None,
     not_done: Iterable[tuple[datetime, str]] = (),
+    restarted_at: datetime | None = None,
 ) -> FlapSchedule:
     """Walk a flap's checks against its schedule.
 
     `policy_at` gives the schedule in force at a moment (a unit may change it); the interval
-    after a check is the one in force when the check was taken. Only due times while the flap
-    was monitored count. A due time whose grace has not yet run out by `now` (or by the end of
-    the last monitored stretch) is still open and not counted. Due times from `until` on are
-    not worked out (the end of the period audited).
+    after a check is the one in force when the check was taken, in the band of its hours since
+    surgery (since `restarted_at`, from then on, when the schedule restarted after theatre).
+    Only due times while the flap was monitored count. A due time whose grace has not yet run
+    out by `now` (or by the end of the last monitored stretch) is still open and not counted.
+    Due times from `until` on are not worked out (the end of the period audited).
     """
     # Checks (reason None) and checks not done (their reason), in time order.
     events: list[tuple[datetime, str | None]] = sorted(
@@ -161,7 +163,9 @@ def schedule_slots(
         """The due time one interval after `after`, by the band in force at `after` (after a
         check not done, the unit's `not_done_minutes`)."""
         policy = policy_at(after)
-        hours = hours_since(surgery_end_at, after)
+        # Back from theatre with the schedule restarted: its bands count from the restart.
+        zero = restarted_at if restarted_at is not None and after >= restarted_at else None
+        hours = hours_since(zero or surgery_end_at, after)
         interval = (
             timedelta(minutes=policy.not_done_minutes)
             if not_done_then

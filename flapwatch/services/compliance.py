@@ -343,6 +343,7 @@ def _schedule_kept(
             now,
             until=end,
             not_done=day.not_done,
+            restarted_at=flap.time_zero_at,
         )
         tally = Tally()
         for slot in walked.slots:

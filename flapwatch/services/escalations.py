@@ -592,7 +592,14 @@ def _overdue_reconstruction_ids(session: Session, now: datetime) -> list[int]:
     lock; `_sweep_one` decides again under the flap's lock.
     """
     flaps = session.execute(
-        select(Reconstruction.id, Reconstruction.surgery_end_at, Patient.unit_id)
+        select(
+            Reconstruction.id,
+            func.coalesce(Reconstruction.time_zero_at, Reconstruction.surgery_end_at).label(
+                "time_zero"
+            ),
+            Reconstruction.status_changed_at.label("resumed_at"),  # all monitored: came back
+            Patient.unit_id,
+        )
         .join(Reconstruction.patient)
         .where(Reconstruction.status == ReconstructionStatus.MONITORING)
     ).all()

@@ -284,13 +284,17 @@ def not_done_of(session: Session, reconstruction_id: int) -> list[CheckNotDone]:
 
 
 class Timed(Protocol):
-    """A flap as far as its clock goes (a Reconstruction, or a row of its id and time zero)."""
+    """A flap as far as its clock goes (a Reconstruction, or a row of the same names): its
+    id, its schedule's time zero, and when its monitoring last came back."""
 
     @property
     def id(self) -> int: ...
 
     @property
-    def surgery_end_at(self) -> datetime: ...
+    def time_zero(self) -> datetime: ...
+
+    @property
+    def resumed_at(self) -> datetime | None: ...
 
 
 @dataclass(frozen=True)
@@ -367,10 +371,10 @@ def clocks_of(
     }
     clocks = {
         flap_id: FlapClock(
-            surgery_end_at=flap.surgery_end_at,
+            surgery_end_at=flap.time_zero,
             last_bedside_at=last_bedside.get(flap_id),
             not_done_at=not_done[flap_id].taken_at if flap_id in not_done else None,
-            resumed_at=resumed.get(flap_id),
+            resumed_at=_latest(resumed.get(flap_id), flap.resumed_at),
             paused_since=pauses[flap_id].started_at if flap_id in pauses else None,
             recheck_minutes=rechecks[flap_id][0] if flap_id in rechecks else None,
             recheck_from=rechecks[flap_id][1] if flap_id in rechecks else None,
@@ -378,6 +382,10 @@ def clocks_of(
         for flap_id, flap in flaps.items()
     }
     return Clocks(clocks, pauses, not_done)
+
+
+def _latest(*moments: datetime | None) -> datetime | None:
+    return max((m for m in moments if m is not None), default=None)
 
 
 def clock_of(session: Session, reconstruction: Reconstruction) -> FlapClock:

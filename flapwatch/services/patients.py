@@ -279,6 +279,9 @@ def update_reconstruction(
     return reconstruction
 
 
+TIME_ZERO_CHOICES = ("restart", "continue")
+
+
 def set_reconstruction_status(
     session: Session,
     actor: Actor,
@@ -286,17 +289,57 @@ def set_reconstruction_status(
     status: ReconstructionStatus,
     *,
     note: str = "",
+    time_zero: str | None = None,
+    now: datetime | None = None,
 ) -> Reconstruction:
-    """Stop monitoring or record the outcome; setting `monitoring` again resumes it."""
+    """Stop monitoring or record the outcome; setting `monitoring` again resumes it, and the
+    next check is due at once. Back from a return to theatre, the person resuming says
+    whether the schedule's time zero restarts (`restart`: the first band's frequency again,
+    counted from now) or `continue`s from the end of the first surgery; the choice is
+    recorded."""
     require_role(actor, *MANAGING_ROLES)
+    now = now or utcnow()
     if status not in ReconstructionStatus.values():
         raise InvalidInput(
             "Unknown status.",
             {"status": f"Status must be one of: {', '.join(ReconstructionStatus.values())}."},
         )
+    if time_zero is not None and time_zero not in TIME_ZERO_CHOICES:
+        raise InvalidInput(
+            "Monitoring was not resumed.",
+            {"time_zero": "Time zero must be 'restart' or 'continue'."},
+        )
     with write_transaction(session):
         reconstruction = get_reconstruction(session, actor, reconstruction_id, for_update=True)
-        change_status(session, actor, reconstruction, ReconstructionStatus(status), note, utcnow())
+        back_from_theatre = (
+            status == ReconstructionStatus.MONITORING
+            and reconstruction.status == ReconstructionStatus.RETURNED_TO_THEATRE
+        )
+        if back_from_theatre and time_zero is None:
+            raise InvalidInput(
+                "Monitoring was not resumed.",
+                {
+                    "time_zero": "Back from theatre: say whether the schedule starts again "
+                    "from now (restart: the first band's checks) or continues from the first "
+                    "surgery."
+                },
+            )
+        if not back_from_theatre:
+            time_zero = None
+        before_zero = reconstruction.time_zero_at
+        change_status(session, actor, reconstruction, ReconstructionStatus(status), note, now)
+        if time_zero == "restart":
+            reconstruction.time_zero_at = now
+        if time_zero is not None:
+            record_event(
+                session,
+                actor,
+                "reconstruction.time_zero",
+                "reconstruction",
+                reconstruction.id,
+                before={"time_zero_at": before_zero},
+                after={"choice": time_zero, "time_zero_at": reconstruction.time_zero_at},
+            )
     return reconstruction
 
 

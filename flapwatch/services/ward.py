@@ -112,7 +112,11 @@ def flap_status(
     clock = (
         clocks.clocks[flap_id]
         if clocks is not None
-        else FlapClock(reconstruction.surgery_end_at, last_check.taken_at if last_check else None)
+        else FlapClock(
+            reconstruction.time_zero,
+            last_check.taken_at if last_check else None,
+            resumed_at=reconstruction.resumed_at,
+        )
     )
     due = next_due(schedule, clock)
     not_done = clocks.not_done.get(flap_id) if clocks is not None else None

@@ -519,7 +519,13 @@ def reconstruction_status(reconstruction_id: int) -> Page:
         status = ReconstructionStatus(status_form.status.data)
         try:
             set_reconstruction_status(
-                session, actor, reconstruction.id, status, note=status_form.note.data or ""
+                session,
+                actor,
+                reconstruction.id,
+                status,
+                note=status_form.note.data or "",
+                time_zero=status_form.time_zero.data or None,
+                now=g.now,
             )
         except InvalidInput as refused:
             general_errors = attach_problems(status_form, refused.problems)

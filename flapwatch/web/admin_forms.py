@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from wtforms import (
     BooleanField,
     DateField,
+    HiddenField,
     IntegerField,
     PasswordField,
     RadioField,
@@ -269,3 +270,5 @@ class StatusForm(SafeForm):
     note = TextAreaField(
         "Note (why)", filters=[_strip], validators=[_at_most("Note", NOTE_MAX_LENGTH)]
     )
+    # Back from theatre: the schedule restarts from now, or continues (the button pressed).
+    time_zero = HiddenField()
