@@ -94,3 +94,22 @@ def test_events_older_than_an_hour_are_forgotten_by_the_sweep(make, session):
     assert forget_old(session, now=utcnow() + timedelta(minutes=59)) == 0
     assert forget_old(session, now=event.at + timedelta(hours=1, seconds=1)) == 1
     assert session.scalars(select(LiveEvent)).all() == []
+
+
+def test_a_pause_a_resume_and_a_check_not_done_update_the_board_at_once(api, make, session):
+    from flapwatch.models import utcnow
+    from flapwatch.services.monitoring import record_not_done, resume, start_pause
+
+    nurse_api = api(Role.NURSE)
+    flap = make.reconstruction()
+    nurse = make.actor(make.user(Role.NURSE))
+    start = latest_id(session)
+    start_pause(session, nurse, flap.id, reason="imaging")
+    resume(session, nurse, flap.id)
+    record_not_done(session, nurse, flap.id, taken_at=utcnow(), reason="patient_refused")
+
+    events = events_of(
+        nurse_api.get(f"/units/PLAST-W3/events?after={start}").get_data(as_text=True)
+    )
+    assert [e["event"] for e in events] == ["flap.updated"] * 3
+    assert {e["reconstruction_id"] for e in events} == {flap.id}
