@@ -368,3 +368,25 @@ def test_the_api_resumes_after_theatre_only_with_a_time_zero_choice(api, make):
     assert unsaid.status_code == 422 and "time_zero" in unsaid.json["error"]["fields"]
     assert resumed.status_code == 200
     assert resumed.json["due_state"] == "due"  # the next check at once, not overdue
+
+
+def test_a_pause_open_when_the_flap_goes_back_to_theatre_ends_with_it(make, session, flap):
+    from flapwatch.domain.vocabulary import ReconstructionStatus
+    from flapwatch.services.patients import set_reconstruction_status
+
+    start_pause(session, flap.nurse, flap.id, reason="in_theatre", now=at(10))
+    coordinator = make.actor(make.user(Role.UNIT_ADMIN))
+    set_reconstruction_status(
+        session, coordinator, flap.id, ReconstructionStatus.RETURNED_TO_THEATRE, now=at(10, 30)
+    )
+    set_reconstruction_status(
+        session,
+        coordinator,
+        flap.id,
+        ReconstructionStatus.MONITORING,
+        time_zero="continue",
+        now=at(13),
+    )
+    card = _card(session, at(13))
+    assert card.pause is None and card.next_due_at == at(13)  # due now, not left paused
+    start_pause(session, flap.nurse, flap.id, reason="imaging", now=at(14))  # a new one can

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from flapwatch.db import write_transaction
 from flapwatch.domain.vocabulary import FlapKind, ReconstructionStatus, Side
-from flapwatch.models import Patient, Reconstruction, Unit, utcnow
+from flapwatch.models import MonitoringPause, Patient, Reconstruction, Unit, utcnow
 from flapwatch.services import (
     MANAGING_ROLES,
     Actor,
@@ -351,7 +351,10 @@ def change_status(
     note: str,
     at: datetime,
 ) -> None:
-    """Inside the caller's transaction (flap locked): set the status, audited; no-op if same."""
+    """Inside the caller's transaction (flap locked): set the status, audited; no-op if same.
+
+    A pause of monitoring still open ends with it: monitoring that comes back is due at once,
+    never left paused by a pause nobody can see any more."""
     before = reconstruction.status
     if before == status:
         return
@@ -366,6 +369,25 @@ def change_status(
         before={"status": before},
         after={"status": status, "note": note.strip()},
     )
+    paused = session.scalars(
+        select(MonitoringPause).where(
+            MonitoringPause.reconstruction_id == reconstruction.id,
+            MonitoringPause.ended_at.is_(None),
+        )
+    ).first()
+    if paused is not None:
+        paused.ended_at = max(at, paused.started_at)
+        paused.ended_by_id = actor.user_id
+        paused.end_note = f"Ended with the flap's status: {status.label}."
+        session.flush()
+        record_event(
+            session,
+            actor,
+            "monitoring.resume",
+            "reconstruction",
+            reconstruction.id,
+            after={"pause_id": paused.id, "ended_at": paused.ended_at, "end_note": paused.end_note},
+        )
 
 
 def get_reconstruction(
