@@ -819,10 +819,14 @@ def record_check(
     return recorded_check_reply(session, actor, reconstruction_id, recorded)
 
 
-def _pause_answer(session: Session, pause: MonitoringPause) -> schemas.PauseAnswer:
+def _next_due_of(session: Session, reconstruction_id: int) -> datetime | None:
     (progress,) = records.progress_of(
-        session, [session.get_one(Reconstruction, pause.reconstruction_id)], _now()
+        session, [session.get_one(Reconstruction, reconstruction_id)], _now()
     )
+    return progress.next_due_at
+
+
+def _pause_answer(session: Session, pause: MonitoringPause) -> schemas.PauseAnswer:
     return schemas.PauseAnswer(
         id=pause.id,
         reconstruction_id=pause.reconstruction_id,
@@ -831,7 +835,7 @@ def _pause_answer(session: Session, pause: MonitoringPause) -> schemas.PauseAnsw
         since=pause.started_at,
         expected_until=pause.expected_until,
         ended_at=pause.ended_at,
-        next_due_at=progress.next_due_at,
+        next_due_at=_next_due_of(session, pause.reconstruction_id),
     )
 
 
@@ -909,9 +913,6 @@ def record_check_not_done(
         reason=body.reason,
         note=body.note,
     )
-    (progress,) = records.progress_of(
-        session, [session.get_one(Reconstruction, reconstruction_id)], _now()
-    )
     return Reply(
         schemas.CheckNotDone(
             id=not_done.id,
@@ -921,7 +922,7 @@ def record_check_not_done(
             note=not_done.note,
             recorded_at=not_done.recorded_at,
             recorded_by=actor.username,
-            next_due_at=progress.next_due_at,
+            next_due_at=_next_due_of(session, reconstruction_id),
         ),
         status=201,
     )

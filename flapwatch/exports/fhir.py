@@ -31,6 +31,7 @@ from flapwatch.domain.vocabulary import (
     EscalationOutcome,
     FlapKind,
     Labelled,
+    NotDoneReason,
     Pinprick,
     ReconstructionStatus,
     Severity,
@@ -256,6 +257,21 @@ def _component(terms: Terminology, field: str, value: Any) -> dict[str, Any]:
     return {"code": {"coding": coding, "text": display}, **entry}
 
 
+def _check_of_flap(terms: Terminology, row: Mapping[str, Any]) -> dict[str, Any]:
+    """What every Observation of a check says, done or not: a flap check of this patient's
+    flap, when it was taken and by whom."""
+    return {
+        "category": [
+            {"coding": [{"system": OBSERVATION_CATEGORY, "code": "exam", "display": "Exam"}]}
+        ],
+        "code": {"coding": [terms.coding(*CHECK_CODE)], "text": CHECK_CODE[1]},
+        "subject": {"reference": terms.full_url("Patient", f"patient-{row['patient_id']}")},
+        "focus": [{"reference": terms.full_url("Procedure", f"flap-{row['reconstruction_id']}")}],
+        "effectiveDateTime": _instant(row["taken_at"]),
+        "performer": [{"display": row["recorded_by"]}],
+    }
+
+
 def observation(terms: Terminology, row: Mapping[str, Any]) -> dict[str, Any]:
     """A check's current version. `root_id` is the check's first version: the Observation's
     id through every correction."""
@@ -269,15 +285,8 @@ def observation(terms: Terminology, row: Mapping[str, Any]) -> dict[str, Any]:
         "meta": {"versionId": str(row["version"]), "lastUpdated": _instant(row["recorded_at"])},
         "identifier": [{"system": terms.identifier_system("check"), "value": str(row["root_id"])}],
         "status": status,
-        "category": [
-            {"coding": [{"system": OBSERVATION_CATEGORY, "code": "exam", "display": "Exam"}]}
-        ],
-        "code": {"coding": [terms.coding(*CHECK_CODE)], "text": CHECK_CODE[1]},
-        "subject": {"reference": terms.full_url("Patient", f"patient-{row['patient_id']}")},
-        "focus": [{"reference": terms.full_url("Procedure", f"flap-{row['reconstruction_id']}")}],
-        "effectiveDateTime": _instant(row["taken_at"]),
+        **_check_of_flap(terms, row),
         "issued": _instant(row["first_recorded_at"]),
-        "performer": [{"display": row["recorded_by"]}],
     }
     if row.get("source") == "device":
         # A device's reading: the device that measured it, the account that sent it.
@@ -316,12 +325,6 @@ NOT_DONE_ABSENT = {
     "dressing_not_removable": ("not-performed", "Not Performed"),
     "other": ("not-performed", "Not Performed"),
 }
-NOT_DONE_WORDS = {
-    "patient_refused": "Patient refused",
-    "patient_off_ward": "Patient off the ward",
-    "dressing_not_removable": "Dressing could not be removed",
-    "other": "Other",
-}
 
 
 def observation_not_done(terms: Terminology, row: Mapping[str, Any]) -> dict[str, Any]:
@@ -336,18 +339,11 @@ def observation_not_done(terms: Terminology, row: Mapping[str, Any]) -> dict[str
             {"system": terms.identifier_system("check-not-done"), "value": str(row["id"])}
         ],
         "status": "cancelled",
-        "category": [
-            {"coding": [{"system": OBSERVATION_CATEGORY, "code": "exam", "display": "Exam"}]}
-        ],
-        "code": {"coding": [terms.coding(*CHECK_CODE)], "text": CHECK_CODE[1]},
-        "subject": {"reference": terms.full_url("Patient", f"patient-{row['patient_id']}")},
-        "focus": [{"reference": terms.full_url("Procedure", f"flap-{row['reconstruction_id']}")}],
-        "effectiveDateTime": _instant(row["taken_at"]),
+        **_check_of_flap(terms, row),
         "issued": _instant(row["recorded_at"]),
-        "performer": [{"display": row["recorded_by"]}],
         "dataAbsentReason": {
             "coding": [{"system": DATA_ABSENT, "code": code, "display": display}],
-            "text": NOT_DONE_WORDS[reason],
+            "text": NotDoneReason(reason).label,
         },
     }
     if row["note"]:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from flapwatch.db import write_transaction
 from flapwatch.domain.vocabulary import FlapKind, ReconstructionStatus, Side
-from flapwatch.models import MonitoringPause, Patient, Reconstruction, Unit, utcnow
+from flapwatch.models import Patient, Reconstruction, Unit, utcnow
 from flapwatch.services import (
     MANAGING_ROLES,
     Actor,
@@ -369,24 +369,18 @@ def change_status(
         before={"status": before},
         after={"status": status, "note": note.strip()},
     )
-    paused = session.scalars(
-        select(MonitoringPause).where(
-            MonitoringPause.reconstruction_id == reconstruction.id,
-            MonitoringPause.ended_at.is_(None),
-        )
-    ).first()
+    # Deferred: the monitoring service reads flaps through this module.
+    from flapwatch.services.monitoring import end_pause, open_pause
+
+    paused = open_pause(session, reconstruction.id)
     if paused is not None:
-        paused.ended_at = max(at, paused.started_at)
-        paused.ended_by_id = actor.user_id
-        paused.end_note = f"Ended with the flap's status: {status.label}."
-        session.flush()
-        record_event(
+        end_pause(
             session,
             actor,
-            "monitoring.resume",
-            "reconstruction",
-            reconstruction.id,
-            after={"pause_id": paused.id, "ended_at": paused.ended_at, "end_note": paused.end_note},
+            reconstruction,
+            paused,
+            at,
+            f"Ended with the flap's status: {status.label}.",
         )
 
 

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, contains_eager, selectinload
 
-from flapwatch.domain.schedule import FlapClock, due_state, hours_since, next_due
 from flapwatch.domain.schedule import SchedulePolicy as Schedule
+from flapwatch.domain.schedule import due_state, hours_since, next_due
 from flapwatch.domain.vocabulary import CheckSource, DueState, ReconstructionStatus, Severity
 from flapwatch.models import (
     Check,
@@ -103,23 +103,13 @@ def flap_status(
     reconstruction: Reconstruction,
     last_check: Check | None,
     now: datetime,
-    escalation: Escalation | None = None,
-    clocks: Clocks | None = None,
+    escalation: Escalation | None,
+    clocks: Clocks,
 ) -> FlapStatus:
-    """Where the flap stands: by its clock in `clocks` (pauses, checks not done), or by its
-    last bedside check alone."""
+    """Where the flap stands, by its clock in `clocks` (pauses, checks not done, rechecks)."""
     flap_id = reconstruction.id
-    clock = (
-        clocks.clocks[flap_id]
-        if clocks is not None
-        else FlapClock(
-            reconstruction.time_zero,
-            last_check.taken_at if last_check else None,
-            resumed_at=reconstruction.resumed_at,
-        )
-    )
-    due = next_due(schedule, clock)
-    not_done = clocks.not_done.get(flap_id) if clocks is not None else None
+    due = next_due(schedule, clocks.clocks[flap_id])
+    not_done = clocks.not_done.get(flap_id)
     if not_done is not None and last_check is not None and last_check.taken_at >= not_done.taken_at:
         not_done = None  # answered by the check since
     return FlapStatus(
@@ -129,7 +119,7 @@ def flap_status(
         due_state=DueState.PAUSED if due is None else due_state(schedule, due, now),
         hours_since_surgery=hours_since(reconstruction.surgery_end_at, now),
         escalation=escalation,
-        pause=clocks.pauses.get(flap_id) if clocks is not None else None,
+        pause=clocks.pauses.get(flap_id),
         not_done=not_done,
     )
 
@@ -252,7 +242,7 @@ def flap_record(
     clocks = clocks_of(
         session, [reconstruction], {reconstruction.id: latest.taken_at if latest else None}
     )
-    status = flap_status(schedule, reconstruction, latest, now, clocks=clocks)
+    status = flap_status(schedule, reconstruction, latest, now, None, clocks)
     if not all_checks:
         return FlapRecord(status=status, unit=unit, schedule=schedule, checks=checks)
     return FlapRecord(
