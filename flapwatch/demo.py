@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -26,6 +26,7 @@ from flapwatch.domain.vocabulary import (
     DopplerVenous,
     EscalationOutcome,
     FlapKind,
+    OverrideKind,
     Pinprick,
     Role,
     Side,
@@ -37,6 +38,7 @@ from flapwatch.services.accounts import create_user
 from flapwatch.services.chains import advance_chains, current_contacts, publish_contacts
 from flapwatch.services.checks import record_check
 from flapwatch.services.escalations import acknowledge_escalation, attend_escalation
+from flapwatch.services.monitoring import set_override
 from flapwatch.services.patients import (
     PatientDetails,
     ReconstructionDetails,
@@ -177,6 +179,8 @@ class DemoFlap:
     surgeon: str
     observations: Observations
     buried: bool = False
+    # A settled flap the surgeon lets sleep: no checks from the next 01:00 for four hours.
+    quiet_night: bool = False
 
 
 @dataclass(frozen=True)
@@ -284,6 +288,7 @@ PATIENTS: tuple[DemoPatient, ...] = (
                 Side.RIGHT,
                 LIMB_SURGEON,
                 PEDICLED,
+                quiet_night=True,
             ),
         ),
     ),
@@ -537,6 +542,26 @@ def _admit_with_history(
                     note=review,
                     now=reviewed_at,
                 )
+        if flap.quiet_night:
+            _quiet_night(session, actors[REGISTRAR], reconstruction.id, now)
+
+
+def _quiet_night(session: Session, surgeon: Actor, reconstruction_id: int, now: datetime) -> None:
+    """No checks from the ward's next 01:00 (at least two hours away) until 05:00."""
+    zone = ZoneInfo(DEMO_TIMEZONE)
+    night = datetime.combine((now + timedelta(hours=2)).astimezone(zone).date(), time(1), zone)
+    if night < now + timedelta(hours=2):
+        night += timedelta(days=1)
+    set_override(
+        session,
+        surgeon,
+        reconstruction_id,
+        kind=OverrideKind.OMIT,
+        starts_at=night.astimezone(UTC),
+        ends_at=(night + timedelta(hours=4)).astimezone(UTC),
+        reason="Pedicle settled, Doppler strong: let him sleep. The replant is checked as usual.",
+        now=now,
+    )
 
 
 def _sweep_minutes(session: Session, until: datetime) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    CheckConstraint,
     Column,
     Date,
     Enum,
@@ -31,6 +32,7 @@ from flapwatch.db import Base as _Base
 from flapwatch.db import UTCDateTime
 from flapwatch.domain.checks import CheckValues, is_late_entry, temperature_difference
 from flapwatch.domain.schedule import SchedulePolicy as SchedulePolicyValue
+from flapwatch.domain.schedule import ScheduleWindow
 from flapwatch.domain.vocabulary import (
     CapillaryRefill,
     CheckSource,
@@ -42,6 +44,7 @@ from flapwatch.domain.vocabulary import (
     EscalationOutcome,
     FlapKind,
     NotDoneReason,
+    OverrideKind,
     PauseReason,
     Pinprick,
     ReconstructionStatus,
@@ -577,6 +580,62 @@ class CheckNotDone(Base):
     recorded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
 
     recorded_by: Mapped[User] = relationship()
+
+
+class ScheduleOverride(Base):
+    """A surgeon's schedule for one flap over a window, in place of the unit's: checks every
+    `interval_minutes` (every 15 minutes for two hours after a worrying sign) or none
+    (`omit`: let the patient sleep from 01:00 to 05:00), with the reason.
+
+    Each is a version of the flap's schedule, numbered from 1. Nothing in it is edited: a
+    change withdraws it (from that moment, never before) and sets the next version, so the
+    schedule in force at any past moment stays what it was then.
+    """
+
+    __tablename__ = "schedule_overrides"
+    __table_args__ = (
+        UniqueConstraint("reconstruction_id", "version", name="uq_schedule_overrides_version"),
+        CheckConstraint(
+            "(kind = 'interval') = (interval_minutes IS NOT NULL)",
+            name="interval",
+        ),
+        CheckConstraint("ends_at > starts_at", name="window"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reconstruction_id: Mapped[int] = mapped_column(ForeignKey("reconstructions.id"))
+    version: Mapped[int]
+    kind: Mapped[OverrideKind] = mapped_column(vocabulary(OverrideKind))
+    interval_minutes: Mapped[int | None]
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    reason: Mapped[str] = mapped_column(Text)
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    set_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    replaces_id: Mapped[int | None] = mapped_column(ForeignKey("schedule_overrides.id"))
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    withdrawn_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    withdraw_note: Mapped[str] = mapped_column(Text, default="")
+
+    set_by: Mapped[User] = relationship(foreign_keys=[set_by_id])
+    withdrawn_by: Mapped[User | None] = relationship(foreign_keys=[withdrawn_by_id])
+
+    @property
+    def in_force_until(self) -> datetime:
+        """Its end, or its withdrawal if that came first (at its start: never in force)."""
+        if self.withdrawn_at is None:
+            return self.ends_at
+        return max(self.starts_at, min(self.ends_at, self.withdrawn_at))
+
+    @property
+    def ever_in_force(self) -> bool:
+        return self.in_force_until > self.starts_at
+
+    def holds(self, at: datetime) -> bool:
+        return self.starts_at <= at < self.in_force_until
+
+    def as_window(self) -> ScheduleWindow:
+        return ScheduleWindow(self.starts_at, self.in_force_until, self.interval_minutes)
 
 
 class MissedCheck(Base):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import func, select
 
 from flapwatch.domain.vocabulary import Role
-from flapwatch.models import Escalation
+from flapwatch.models import Escalation, utcnow
+from flapwatch.services.monitoring import set_override
 
 ALL_ROLES = tuple(Role.values())
 READERS = ("nurse", "surgeon", "unit_admin", "admin", "auditor")
@@ -14,6 +17,7 @@ CLINICAL = ("nurse", "surgeon", "unit_admin", "admin")
 MANAGERS = ("unit_admin", "admin")
 ADMINS = ("admin",)
 REVIEWERS = ("surgeon", "unit_admin", "admin")
+SURGEONS = ("surgeon",)
 PUBLIC = "public"
 ANY_USER = "any logged-in user"
 
@@ -35,6 +39,8 @@ POLICY: dict[str, object] = {
     "monitoring.pause": CLINICAL,
     "monitoring.resume_monitoring": CLINICAL,
     "monitoring.not_done": CLINICAL,
+    "monitoring.schedule_override": SURGEONS,
+    "monitoring.withdraw_schedule_override": SURGEONS,
     "checks.flagged": READERS,
     "checks.amend": CLINICAL,
     "checks.history": READERS,
@@ -99,6 +105,9 @@ POLICY: dict[str, object] = {
     "api.record_check": CLINICAL,
     "api.record_readings": CLINICAL,
     "api.pause_monitoring": CLINICAL,
+    "api.list_schedule_overrides": READERS,
+    "api.create_schedule_override": SURGEONS,
+    "api.withdraw_schedule_override": SURGEONS,
     "api.resume_monitoring": CLINICAL,
     "api.record_check_not_done": CLINICAL,
     "api.amend_check": CLINICAL,
@@ -147,7 +156,13 @@ def ward(make):
     colleague = make.user("nurse", "PLAST-W3")
     check = make.check(reconstruction, colour="dusky")  # flagged: opens an escalation
     escalation_id = make.session.scalar(select(Escalation.id))
+    override = set_override(
+        make.session, make.actor(make.user("surgeon", "PLAST-W3")), reconstruction.id,
+        kind="interval", interval_minutes=15, starts_at=None, ends_at=utcnow() + timedelta(hours=2),
+        reason="Congested",
+    )  # fmt: skip
     return {
+        "override_id": override.id,
         "check_id": check.id,
         "escalation_id": escalation_id,
         "version": 1,

@@ -775,3 +775,44 @@ def test_a_nurse_pauses_a_flap_for_imaging_resumes_it_and_records_a_check_not_do
     assert "Not done" in card.inner_text() and "patient refused" in card.inner_text()
     assert "The next check is due in 30 min" in page.inner_text("body")
     context.close()
+
+
+def test_a_surgeon_on_a_phone_sets_a_flap_s_schedule_and_the_nurse_s_board_shows_it(
+    chromium, live_server, make, session
+):
+    surgeon = make.user("surgeon", "PLAST-W3")
+    nurse = make.user("nurse", "PLAST-W3")
+    flap = make.reconstruction(make.patient(bed="2", name="Gil Congested"), hours_ago=6)
+    make.check(flap, minutes_ago=20)
+    context, page = _logged_in_page(chromium, live_server, surgeon.username, PHONE, clock=False)
+    page.wait_for_url("**/units/PLAST-W3/board")
+    page.goto(f"{live_server}/reconstructions/{flap.id}")
+    page.get_by_role("link", name="Set this flap's schedule").click()
+    page.wait_for_url(f"**/reconstructions/{flap.id}/schedule")
+    page.wait_for_load_state()
+    page.get_by_role("group", name="Checks every").get_by_label("15 min").tap()
+    hours = page.get_by_role("group", name="For", exact=True)
+    assert hours.get_by_label("2 h", exact=True).is_checked()  # two hours unless changed
+    page.fill("#reason", "Venous congestion settling after leech: every 15 min")
+    _assert_touch_targets(page)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE[0]
+    _documented(page, "phone-flap-schedule")
+    page.get_by_role("button", name="Set the schedule").click()
+    page.wait_for_url(f"**/reconstructions/{flap.id}")
+    override = page.locator(".flap-override").first
+    assert "Per-flap schedule: checks every 15 min until" in override.inner_text()
+    assert "Version 1" in page.inner_text("#schedule-title + .ward-day")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE[0]
+    _assert_touch_targets(page)
+    _shot(page, "flap-schedule-390")
+    assert _axe_problems(page) == []
+    context.close()
+
+    context, page = _logged_in_page(chromium, live_server, nurse.username, clock=False)
+    page.wait_for_url("**/units/PLAST-W3/board")
+    card = page.locator(".flap-card", has_text="Gil Congested")
+    assert "Per-flap schedule: checks every 15 min until" in card.inner_text()
+    # The last check was 20 minutes ago: under a 15-minute schedule it is due now.
+    assert "state-due" in (card.get_attribute("class") or "")
+    _shot(page, "board-schedule-768")
+    context.close()

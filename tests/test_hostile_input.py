@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from flapwatch.models import Escalation
+from flapwatch.models import Escalation, utcnow
+from flapwatch.services.monitoring import set_override
 from tests.conftest import Browser
 
 PAYLOADS = [
@@ -67,7 +69,13 @@ def ward(make, session) -> dict[str, Any]:
     colleague = make.user("nurse", "PLAST-W3")
     check = make.check(flap, colour="dusky")  # flagged: an escalation to acknowledge
     escalation_id = session.scalar(select(Escalation.id))
+    override = set_override(
+        session, make.actor(make.user("surgeon", "PLAST-W3")), flap.id, kind="interval",
+        interval_minutes=15, starts_at=None, ends_at=utcnow() + timedelta(hours=2),
+        reason="Congested",
+    )  # fmt: skip
     return {
+        "override_id": override.id,
         "unit_id": unit.id,
         "unit_code": unit.code,
         "patient_id": patient.id,
@@ -142,9 +150,29 @@ def test_every_form_refuses_or_stores_hostile_values_without_a_server_error(
         answer = browser.client.post(action, data={**form, "csrf_token": token})
         _assert_safe(answer, action, value)
         if answer.status_code in (200, 400, 422) and answer.mimetype == "text/html":
-            # Refused: the form again, with what is wrong said on its fields.
+            # Refused: the form again, with what is wrong said on its fields. A digit in every
+            # field is a valid dry run of the rule editor (every rule ticked for removal, the
+            # last N days): its answer is the result, shown above the form.
             text = answer.get_data(as_text=True)
-            assert 'class="field-error"' in text or 'class="form-errors"' in text, action
+            refused = 'class="field-error"' in text or 'class="form-errors"' in text
+            dry_run = answer.status_code == 200 and 'id="dry-run"' in text
+            assert refused or dry_run, (action, answer.status_code, value)
+
+
+@HOSTILE_SETTINGS
+@given(value=HOSTILE)
+def test_the_surgeon_s_schedule_form_refuses_hostile_values_naming_the_field(
+    logged_in, ward, value
+):
+    browser, _ = logged_in("surgeon", "PLAST-W3")
+    url = f"/reconstructions/{ward['reconstruction_id']}/schedule"
+    fields = _fields(browser.get(url).get_data(as_text=True), url, url)
+    assert fields is not None
+    answer = browser.post(url, data=dict.fromkeys(fields, value))
+    _assert_safe(answer, url, value)
+    if answer.status_code != 302:
+        text = answer.get_data(as_text=True)
+        assert answer.status_code == 400 and 'class="form-errors"' in text, value
 
 
 def test_the_log_in_form_takes_hostile_credentials_as_a_failed_log_in(client):
@@ -176,6 +204,7 @@ def _api_writes(app, w: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
         "reconstruction_id": w["reconstruction_id"],
         "check_id": w["check_id"],
         "escalation_id": w["escalation_id"],
+        "override_id": w["override_id"],
     }
     writes = []
     for template, operations in document["paths"].items():

@@ -3,7 +3,7 @@ turns what it returns into the documented JSON."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Response, current_app, g, url_for
@@ -20,7 +20,15 @@ from flapwatch.api.framework import (
 from flapwatch.api.openapi import openapi_document
 from flapwatch.domain.checks import ASSESSMENT_FIELDS, CheckValues
 from flapwatch.domain.rules import RuleSetError, parse_rule_set, rule_set_to_json
-from flapwatch.http.access import ADMINS, CLINICAL, EXPORTERS, MANAGERS, READERS, REVIEWERS
+from flapwatch.http.access import (
+    ADMINS,
+    CLINICAL,
+    EXPORTERS,
+    MANAGERS,
+    READERS,
+    REVIEWERS,
+    SCHEDULERS,
+)
 from flapwatch.http.downloads import (
     XLSX,
     chart_response,
@@ -40,11 +48,12 @@ from flapwatch.models import (
     MonitoringPause,
     Patient,
     Reconstruction,
+    ScheduleOverride,
     Unit,
     User,
     utcnow,
 )
-from flapwatch.services import Actor, records
+from flapwatch.services import Actor, InvalidInput, records
 from flapwatch.services import chains as chain_service
 from flapwatch.services import checks as check_service
 from flapwatch.services import escalations as escalation_service
@@ -531,9 +540,22 @@ def _reconstructions(session: Session, flaps: list[Reconstruction]) -> list[sche
                 if p.pause is not None
                 else None
             ),
+            schedule_overrides=[_override_brief(o) for o in p.overrides],
         )
         for p in records.progress_of(session, flaps, _now())
     ]
+
+
+def _override_brief(override: ScheduleOverride) -> schemas.ScheduleOverrideBrief:
+    return schemas.ScheduleOverrideBrief(
+        id=override.id,
+        version=override.version,
+        kind=override.kind,
+        interval_minutes=override.interval_minutes,
+        starts_at=override.starts_at,
+        ends_at=override.in_force_until,
+        reason=override.reason,
+    )
 
 
 @operation(
@@ -886,6 +908,102 @@ def resume_monitoring(
 ) -> Reply:
     pause = monitoring_service.resume(session, actor, reconstruction_id, note=body.note)
     return Reply(_pause_answer(session, pause))
+
+
+def _override(override: ScheduleOverride, next_due_at: datetime | None) -> schemas.ScheduleOverride:
+    return schemas.ScheduleOverride(
+        **_override_brief(override).model_dump(),
+        reconstruction_id=override.reconstruction_id,
+        set_at=override.set_at,
+        set_by=override.set_by.username if override.set_by else None,
+        replaces=override.replaces_id,
+        planned_ends_at=override.ends_at,
+        withdrawn_at=override.withdrawn_at,
+        withdrawn_by=override.withdrawn_by.username if override.withdrawn_by else None,
+        withdraw_note=override.withdraw_note,
+        next_due_at=next_due_at,
+    )
+
+
+@operation(
+    "GET",
+    "/reconstructions/{reconstruction_id}/schedule-overrides",
+    summary="List a flap's own schedules",
+    tag="checks",
+    roles=READERS,
+    response=schemas.ScheduleOverrideList,
+    description="Every version of the schedules a surgeon set for this flap over a window, "
+    "withdrawn ones too, oldest first.",
+)
+def list_schedule_overrides(actor: Actor, session: Session, reconstruction_id: int) -> Reply:
+    patient_service.get_reconstruction(session, actor, reconstruction_id)
+    due = _next_due_of(session, reconstruction_id)
+    overrides = monitoring_service.overrides_of(session, reconstruction_id)
+    return Reply(schemas.ScheduleOverrideList(items=[_override(o, due) for o in overrides]))
+
+
+@operation(
+    "POST",
+    "/reconstructions/{reconstruction_id}/schedule-overrides",
+    summary="Set a flap's own schedule for a window",
+    tag="checks",
+    roles=SCHEDULERS,
+    body=schemas.ScheduleOverrideCreate,
+    response=schemas.ScheduleOverride,
+    status=201,
+    errors=(422,),
+    description="A surgeon's order for one flap, in place of the unit's schedule over "
+    "[starts_at, ends_at): checks every `interval_minutes` (`kind: interval`, e.g. every 15 "
+    "minutes for 2 hours after a worrying sign) or none (`kind: omit`, e.g. 01:00–05:00 on "
+    "night 2; at most 12 hours). Due times, the overdue sweep and the compliance report follow "
+    "it inside its window only. It starts now or later, never in the past, and overlaps no "
+    "other still to run unless it `replaces` it. Audited; answers with the flap's next due "
+    "time under it.",
+)
+def create_schedule_override(
+    actor: Actor, session: Session, reconstruction_id: int, body: schemas.ScheduleOverrideCreate
+) -> Reply:
+    now = _now()
+    ends_at = body.ends_at
+    if body.duration_minutes is not None:
+        if ends_at is not None:
+            raise InvalidInput(
+                "The flap's schedule was not changed.",
+                {"duration_minutes": "Give either ends_at or duration_minutes, not both."},
+            )
+        ends_at = (body.starts_at or now) + timedelta(minutes=body.duration_minutes)
+    override = monitoring_service.set_override(
+        session,
+        actor,
+        reconstruction_id,
+        kind=body.kind,
+        interval_minutes=body.interval_minutes,
+        starts_at=body.starts_at,
+        ends_at=ends_at,
+        reason=body.reason,
+        replaces=body.replaces,
+        now=now,
+    )
+    return Reply(_override(override, _next_due_of(session, reconstruction_id)), status=201)
+
+
+@operation(
+    "POST",
+    "/schedule-overrides/{override_id}/withdraw",
+    summary="Withdraw a flap's own schedule",
+    tag="checks",
+    roles=SCHEDULERS,
+    body=schemas.ScheduleOverrideWithdraw,
+    response=schemas.ScheduleOverride,
+    errors=(422,),
+    description="Ends it from now (one not yet begun is never in force): the unit's schedule "
+    "rules again. What it made due before now stays as it was.",
+)
+def withdraw_schedule_override(
+    actor: Actor, session: Session, override_id: int, body: schemas.ScheduleOverrideWithdraw
+) -> Reply:
+    override = monitoring_service.withdraw_override(session, actor, override_id, note=body.note)
+    return Reply(_override(override, _next_due_of(session, override.reconstruction_id)))
 
 
 @operation(

@@ -43,6 +43,7 @@ from flapwatch.domain.vocabulary import (
     EscalationOutcome,
     FlapKind,
     NotDoneReason,
+    OverrideKind,
     PauseReason,
     Pinprick,
     ReconstructionStatus,
@@ -344,6 +345,65 @@ class Reconstruction(Outgoing):
     last_check_at: Instant | None = Field(description="The last bedside check.")
     open_escalation_id: int | None
     pause: Pause | None = Field(description="The pause in force, or null.")
+    schedule_overrides: list[ScheduleOverrideBrief] = Field(
+        description="The flap's own schedules in force now or still to come, soonest first."
+    )
+
+
+class ScheduleOverrideBrief(Outgoing):
+    id: int
+    version: int
+    kind: OverrideKind
+    interval_minutes: int | None = Field(description="Null when checks are omitted.")
+    starts_at: Instant
+    ends_at: Instant = Field(description="Its end, or its withdrawal if that came first.")
+    reason: str
+
+
+class ScheduleOverride(ScheduleOverrideBrief):
+    reconstruction_id: int
+    set_at: Instant
+    set_by: str | None
+    replaces: int | None = Field(description="The version this one replaced, if any.")
+    planned_ends_at: Instant = Field(description="The end it was set with.")
+    withdrawn_at: Instant | None
+    withdrawn_by: str | None
+    withdraw_note: str
+    next_due_at: Instant | None = Field(
+        description="The flap's next due time now (null while paused or no longer monitored)."
+    )
+
+
+class ScheduleOverrideCreate(Incoming):
+    """A surgeon's schedule for one flap over a window, in place of the unit's."""
+
+    kind: OverrideKind = Field(
+        description="`interval`: checks every `interval_minutes`; `omit`: no checks at all "
+        "(at most 12 hours)."
+    )
+    interval_minutes: Annotated[int, Field(ge=5, le=24 * 60)] | None = Field(
+        default=None, description="Required for `interval`."
+    )
+    starts_at: AwareDatetime | None = Field(
+        default=None, description="Now when left out; never in the past."
+    )
+    ends_at: AwareDatetime | None = Field(default=None, description="Or `duration_minutes`.")
+    duration_minutes: Annotated[int, Field(ge=1, le=7 * 24 * 60)] | None = Field(
+        default=None, description="How long from the start, instead of `ends_at`."
+    )
+    reason: Annotated[Text, Field(min_length=1, max_length=500)]
+    replaces: Id | None = Field(
+        default=None,
+        description="A version still to run that this one replaces (withdrawn from now).",
+    )
+
+
+class ScheduleOverrideWithdraw(Incoming):
+    note: Annotated[Text, Field(max_length=NOTES_MAX_LENGTH)] = ""
+
+
+class ScheduleOverrideList(Outgoing):
+    items: list[ScheduleOverride] = Field(description="Every version, oldest first.")
 
 
 class Pause(Outgoing):

@@ -9,7 +9,15 @@ from datetime import UTC, timedelta
 from matplotlib.axes import Axes
 from matplotlib.ticker import FixedLocator, FuncFormatter
 
-from flapwatch.charts.drawing import AMBER_EDGE, BAND_SHADE, GAP_FACE, MUTED, PAUSE_FACE, vspan
+from flapwatch.charts.drawing import (
+    AMBER_EDGE,
+    BAND_SHADE,
+    BLUE,
+    GAP_FACE,
+    MUTED,
+    PAUSE_FACE,
+    vspan,
+)
 from flapwatch.charts.frame import Frame
 from flapwatch.domain.trend import overdue_gaps, schedule_bands
 from flapwatch.domain.vocabulary import CheckSource
@@ -97,7 +105,23 @@ def background(ax: Axes, frame: Frame) -> None:
             zorder=0.4,
             gid=f"pause:{pause.reason.value}",
         )
-    gaps = overdue_gaps(trend.schedule, frame.subject.surgery_end_at, events, until)
+    # A surgeon's schedule for this flap: its window outlined in dots, nothing filled, so the
+    # bands and gaps under it still read.
+    for override in trend.overrides:
+        kind = f"interval:{override.interval_minutes}" if override.interval_minutes else "omit"
+        vspan(
+            ax,
+            frame.x(override.starts_at),
+            frame.x(override.in_force_until),
+            facecolor="none",
+            edgecolor=BLUE,
+            linestyle=":",
+            linewidth=1.0,
+            zorder=0.45,
+            gid=f"override:{kind}",
+        )
+    windows = [override.as_window() for override in trend.overrides]
+    gaps = overdue_gaps(trend.schedule, frame.subject.surgery_end_at, events, until, windows)
     for gap in gaps:
         vspan(
             ax,

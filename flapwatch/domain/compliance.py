@@ -17,7 +17,9 @@ check, so a busy night of extra looks cannot inflate the count due.
 A **check not done** (the patient refused, was off the ward) answers its scheduled check as
 *not done*, with its reason, counted apart from missed; the next falls due the unit's
 `not_done_minutes` after it. While monitoring is **paused** nothing falls due: a pause is
-left out of the monitored stretches.
+left out of the monitored stretches. Where a surgeon set the flap's own schedule for a
+window, due times follow it there (a tighter interval, or none at all while checks are
+omitted), and its slots are counted under that schedule, not the unit's band.
 """
 
 from __future__ import annotations
@@ -28,7 +30,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
-from flapwatch.domain.schedule import SchedulePolicy, hours_since
+from flapwatch.domain.schedule import (
+    SchedulePolicy,
+    ScheduleWindow,
+    due_from,
+    hours_since,
+    interval_words,
+    window_at,
+)
 
 # Beyond this many scheduled checks a flap's walk stops: a flap left "monitoring" for years
 # by mistake must not stall a report (5-minute checks for a year are about 105,000).
@@ -67,16 +76,9 @@ def band_of(policy: SchedulePolicy, hours: float) -> tuple[int, str]:
     start = 0
     for until_hour, interval in policy.bands:
         if hours < until_hour:
-            return start, f"{start}–{until_hour} h, every {_minutes(interval)}"
+            return start, f"{start}–{until_hour} h, every {interval_words(interval)}"
         start = until_hour
-    return start, f"from {start} h, every {_minutes(policy.after_last_band_minutes)}"
-
-
-def _minutes(interval: int) -> str:
-    hours, minutes = divmod(interval, 60)
-    if minutes:
-        return f"{interval} min"
-    return "hour" if hours == 1 else f"{hours} h"
+    return start, f"from {start} h, every {interval_words(policy.after_last_band_minutes)}"
 
 
 def monitored_spans(
@@ -137,6 +139,7 @@ def schedule_slots(
     until: datetime | None = None,
     not_done: Iterable[tuple[datetime, str]] = (),
     restarted_at: datetime | None = None,
+    windows: Sequence[ScheduleWindow] = (),
 ) -> FlapSchedule:
     """Walk a flap's checks against its schedule.
 
@@ -145,7 +148,8 @@ def schedule_slots(
     surgery (since `restarted_at`, from then on, when the schedule restarted after theatre).
     Only due times while the flap was monitored count. A due time whose grace has not yet run
     out by `now` (or by the end of the last monitored stretch) is still open and not counted.
-    Due times from `until` on are not worked out (the end of the period audited).
+    Due times from `until` on are not worked out (the end of the period audited). `windows`
+    are the flap's own schedules, each in force over its window (`schedule.due_from`).
     """
     # Checks (reason None) and checks not done (their reason), in time order.
     events: list[tuple[datetime, str | None]] = sorted(
@@ -161,17 +165,21 @@ def schedule_slots(
         after: datetime, not_done_then: bool = False
     ) -> tuple[datetime, SchedulePolicy, tuple[int, str]]:
         """The due time one interval after `after`, by the band in force at `after` (after a
-        check not done, the unit's `not_done_minutes`)."""
+        check not done, the unit's `not_done_minutes`), or by the flap's own schedule."""
         policy = policy_at(after)
         # Back from theatre with the schedule restarted: its bands count from the restart.
         zero = restarted_at if restarted_at is not None and after >= restarted_at else None
         hours = hours_since(zero or surgery_end_at, after)
-        interval = (
-            timedelta(minutes=policy.not_done_minutes)
-            if not_done_then
-            else policy.interval_at(hours)
-        )
-        return after + interval, policy, band_of(policy, hours)
+        if not_done_then:
+            wait = timedelta(minutes=policy.not_done_minutes)
+            due = due_from(after, wait, windows, lambda own: min(own, wait))
+        else:
+            due = due_from(after, policy.interval_at(hours), windows)
+        own = window_at(windows, due)
+        if own is not None and own.interval_minutes is not None:
+            words = f"per-flap schedule, every {interval_words(own.interval_minutes)}"
+            return due, policy, (band_of(policy, hours)[0], words)
+        return due, policy, band_of(policy, hours)
 
     def count(
         due: datetime,

@@ -6,7 +6,8 @@ daylight-saving change on the ward clock neither shortens nor stretches an inter
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from flapwatch.domain.vocabulary import DueState
@@ -23,6 +24,10 @@ MIN_INTERVAL_MINUTES = 5
 MAX_INTERVAL_MINUTES = 24 * 60
 MAX_GRACE_MINUTES = 120
 MAX_NOT_DONE_MINUTES = 240
+# A per-flap schedule lasts at most a week; one that omits checks at most 12 hours (a night's
+# sleep, never a day without a look at the flap).
+MAX_OVERRIDE_MINUTES = 7 * 24 * 60
+MAX_OMIT_MINUTES = 12 * 60
 
 
 class SchedulePolicyError(ValueError):
@@ -123,6 +128,14 @@ def format_bands(bands: tuple[tuple[int, int], ...]) -> str:
     return ", ".join(f"{until}:{interval}" for until, interval in bands)
 
 
+def interval_words(minutes: int) -> str:
+    """An interval as "every …" finishes it: "15 min", "hour", "2 h"."""
+    hours, rest = divmod(minutes, 60)
+    if rest:
+        return f"{minutes} min"
+    return "hour" if hours == 1 else f"{hours} h"
+
+
 def hours_since(surgery_end_at: datetime, at: datetime) -> float:
     # In UTC: Python subtracts two times of the same zone by their wall clocks.
     return (at.astimezone(UTC) - surgery_end_at.astimezone(UTC)).total_seconds() / 3600
@@ -139,6 +152,61 @@ def next_due_at(
 
 
 @dataclass(frozen=True)
+class ScheduleWindow:
+    """A per-flap schedule in force over [starts_at, ends_at): checks every
+    `interval_minutes`, or none at all (`interval_minutes` None: checks omitted)."""
+
+    starts_at: datetime
+    ends_at: datetime
+    interval_minutes: int | None
+
+    @property
+    def omits(self) -> bool:
+        return self.interval_minutes is None
+
+    def holds(self, at: datetime) -> bool:
+        return self.starts_at <= at < self.ends_at
+
+
+def window_at(windows: Sequence[ScheduleWindow], at: datetime) -> ScheduleWindow | None:
+    """The per-flap schedule in force at a moment, if any."""
+    return next((window for window in windows if window.holds(at)), None)
+
+
+def due_from(
+    start: datetime,
+    interval: timedelta,
+    windows: Sequence[ScheduleWindow],
+    in_window: Callable[[timedelta], timedelta] = lambda own: own,
+) -> datetime:
+    """The first moment, from `start`, at which the time since `start` reaches the interval
+    in force at that moment: `interval` (the unit's) outside the flap's windows, the window's
+    own (through `in_window`) inside one, and never inside a window that omits checks.
+
+    So a tighter window starting after `start` makes a check due as it starts, or one of its
+    intervals after `start`, whichever is later; a looser one stretches the wait; a window
+    that omits checks holds everything due inside it until it ends; and once a window ends
+    the unit's interval from `start` rules again.
+    """
+    start = start.astimezone(UTC)
+    cursor = start
+    for window in sorted(windows, key=lambda w: w.starts_at):
+        if window.ends_at <= cursor:
+            continue
+        if cursor < window.starts_at:
+            candidate = max(cursor, start + interval)
+            if candidate < window.starts_at:
+                return candidate
+            cursor = window.starts_at.astimezone(UTC)
+        if window.interval_minutes is not None:
+            candidate = max(cursor, start + in_window(timedelta(minutes=window.interval_minutes)))
+            if candidate < window.ends_at:
+                return candidate
+        cursor = window.ends_at.astimezone(UTC)
+    return max(cursor, start + interval)
+
+
+@dataclass(frozen=True)
 class FlapClock:
     """What a flap's next due time runs from, besides the unit's schedule: its last bedside
     check, its latest check not done, the end of its latest pause, and the pause in force."""
@@ -152,6 +220,8 @@ class FlapClock:
     # last bedside check and the flagged check (`recheck_from`).
     recheck_minutes: int | None = None
     recheck_from: datetime | None = None
+    # The flap's own schedules, each in force over its window (ScheduleWindow).
+    windows: tuple[ScheduleWindow, ...] = field(default=())
 
     @property
     def paused(self) -> bool:
@@ -174,20 +244,26 @@ class FlapClock:
 def next_due(policy: SchedulePolicy, clock: FlapClock) -> datetime | None:
     """When the flap's next check falls due; None while its monitoring is paused.
 
-    By the unit's bands from the last bedside check (or the end of surgery). After a resume
-    with no check since, at once: the pause's own time is no one's fault, and the grace
-    period runs from there. After a check not done with no check since, `not_done_minutes`
-    after it (the band is not reset: a check not done is no assessment). While an escalation
-    with a recheck waits for its acknowledgement, no later than the recheck.
+    By the unit's bands from the last bedside check (or the end of surgery), or by the flap's
+    own schedule where one is in force (`due_from`). After a resume with no check since, at
+    once: the pause's own time is no one's fault, and the grace period runs from there. After
+    a check not done with no check since, `not_done_minutes` after it (the band is not reset:
+    a check not done is no assessment), or the flap's tighter interval. While an escalation
+    with a recheck waits for its acknowledgement, no later than the recheck, even inside a
+    window that omits checks: an unanswered flag outranks a night's sleep.
     """
     if clock.paused:
         return None
-    due = next_due_at(policy, clock.surgery_end_at, clock.last_bedside_at)
+    zero = clock.surgery_end_at
+    start = zero if clock.last_bedside_at is None else max(clock.last_bedside_at, zero)
+    due = due_from(start, policy.interval_at(hours_since(zero, start)), clock.windows)
     since = clock.last_bedside_at
     if clock.resumed_at is not None and (since is None or clock.resumed_at > since):
-        due, since = clock.resumed_at.astimezone(UTC), clock.resumed_at
+        due = due_from(clock.resumed_at, timedelta(0), clock.windows, lambda _: timedelta(0))
+        since = clock.resumed_at
     if clock.not_done_at is not None and (since is None or clock.not_done_at > since):
-        due = clock.not_done_at.astimezone(UTC) + timedelta(minutes=policy.not_done_minutes)
+        wait = timedelta(minutes=policy.not_done_minutes)
+        due = due_from(clock.not_done_at, wait, clock.windows, lambda own: min(own, wait))
     if clock.recheck_minutes is not None:
         latest = [t for t in (clock.last_bedside_at, clock.recheck_from) if t is not None]
         if latest:

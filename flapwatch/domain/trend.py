@@ -19,7 +19,7 @@ from flapwatch.domain.rules import (
     TREND_OPERATORS,
     RuleSet,
 )
-from flapwatch.domain.schedule import FlapClock, SchedulePolicy, next_due
+from flapwatch.domain.schedule import FlapClock, SchedulePolicy, ScheduleWindow, next_due
 from flapwatch.domain.vocabulary import NOT_OBSERVED, Severity
 
 _SEVERITY_RANK = {Severity.AMBER: 1, Severity.RED: 2}
@@ -148,16 +148,18 @@ def overdue_gaps(
     surgery_end_at: datetime,
     events: Sequence[tuple[datetime, str]],
     until: datetime | None,
+    windows: Sequence[ScheduleWindow] = (),
 ) -> list[Gap]:
     """Each overdue stretch of the flap, by the unit's schedule and the flap's clock.
 
     `events` are (time, kind): its bedside checks ("check"), checks not done ("not_done"),
-    pauses begun ("pause") and ended ("resume"). Nothing is overdue while paused. `until` is
+    pauses begun ("pause") and ended ("resume"); `windows` its own schedules. Nothing is
+    overdue while paused. `until` is
     the end of the chart for a flap still monitored (now): a check overdue then is an open
     gap. None for a flap no longer monitored: nothing after its last event is overdue.
     """
     gaps: list[Gap] = []
-    clock = FlapClock(surgery_end_at)
+    clock = FlapClock(surgery_end_at, windows=tuple(windows))
     for at, kind in sorted(events, key=lambda event: event[0]):
         due = next_due(schedule, clock)
         if due is not None and at > due + schedule.grace:

@@ -131,6 +131,14 @@ class PauseReason(Labelled):
     OTHER = "other", "Other"
 
 
+class OverrideKind(Labelled):
+    """How a per-flap schedule changes the unit's for its window: checks at another interval
+    (every 15 minutes after a worrying sign), or none at all (let the patient sleep)."""
+
+    INTERVAL = "interval", "Checks every"
+    OMIT = "omit", "No checks"
+
+
 class NotDoneReason(Labelled):
     """Why a check that fell due could not be done (DESIGN.md §2)."""
 

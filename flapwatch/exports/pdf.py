@@ -24,6 +24,7 @@ from flapwatch.charts.figure import trend_figure
 from flapwatch.charts.spec import PRINT
 from flapwatch.domain.checks import LATE_ENTRY_AFTER
 from flapwatch.domain.rule_words import reasons_by_rule
+from flapwatch.domain.schedule import interval_words
 from flapwatch.domain.vocabulary import Severity
 from flapwatch.models import Check, Escalation
 from flapwatch.services.review import Trend
@@ -97,7 +98,7 @@ class _Report:
     def pages(self) -> list[Figure]:
         figures = [trend_figure(self.trend, PRINT)]
         sections = [self.checks_section()]
-        if self.trend.pauses or self.trend.not_done:
+        if self.trend.pauses or self.trend.not_done or self.trend.overrides:
             sections.append(self.ward_day_section())
         sections.append(self.escalations_section())
         for section in sections:
@@ -276,8 +277,10 @@ class _Report:
     # pauses and checks not done --------------------------------------------------------------
 
     def ward_day_section(self) -> _Section:
-        """Each pause of monitoring and each check not done, in time order."""
-        section = _Section(title="Pauses and checks not done")
+        """Each pause of monitoring, each check not done and each of the flap's own
+        schedules, in time order."""
+        title = "Pauses and checks not done"
+        section = _Section(title=f"{title}; per-flap schedules" if self.trend.overrides else title)
         entries: list[tuple[datetime, list[str]]] = []
         for pause in self.trend.pauses:
             ended = self.local(pause.ended_at, "%H:%M") if pause.ended_at else "still paused"
@@ -302,6 +305,21 @@ class _Report:
             if row.note:
                 text += f". {row.note}"
             entries.append((row.taken_at, _wrapped(text, 0)))
+        for override in self.trend.overrides:
+            what = (
+                f"checks every {interval_words(override.interval_minutes)}"
+                if override.interval_minutes is not None
+                else "no checks"
+            )
+            text = (
+                f"Per-flap schedule v{override.version} {self.local(override.starts_at)} – "
+                f"{self.local(override.in_force_until, '%d %b %H:%M')}: {what} "
+                f"({self.trend.person(override.set_by_id)}). {override.reason}"
+            )
+            if override.withdrawn_at is not None:
+                text += f". Withdrawn {self.local(override.withdrawn_at, '%d %b %H:%M')}"
+                text += f": {override.withdraw_note}" if override.withdraw_note else ""
+            entries.append((override.starts_at, _wrapped(text, 0)))
         for _, lines in sorted(entries, key=lambda entry: entry[0]):
             section.lines += [_Line(line) for line in lines]
         return section

@@ -14,6 +14,7 @@ from flapwatch.models import User
 from flapwatch.services import CLINICAL_ROLES, MANAGING_ROLES, Actor
 from flapwatch.services.escalations import REVIEWING_ROLES
 from flapwatch.services.exports import EXPORT_ROLES
+from flapwatch.services.monitoring import OVERRIDE_ROLES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -25,6 +26,7 @@ CLINICAL = CLINICAL_ROLES
 MANAGERS = MANAGING_ROLES
 REVIEWERS = REVIEWING_ROLES
 EXPORTERS = EXPORT_ROLES
+SCHEDULERS = OVERRIDE_ROLES  # a flap's own schedule: a surgeon's order
 ADMINS = (Role.ADMIN.value,)
 
 

@@ -26,6 +26,7 @@ from flapwatch.domain.compliance import (
 )
 from flapwatch.domain.episodes import Episode, episodes_of, levels_reached
 from flapwatch.domain.schedule import SchedulePolicy as Schedule
+from flapwatch.domain.schedule import ScheduleWindow
 from flapwatch.domain.vocabulary import (
     CheckSource,
     EscalationOutcome,
@@ -43,6 +44,7 @@ from flapwatch.models import (
     MonitoringPause,
     Patient,
     Reconstruction,
+    ScheduleOverride,
     SchedulePolicy,
     Unit,
 )
@@ -260,10 +262,12 @@ def _status_history(session: Session, flap_ids: list[int]) -> dict[int, list[tup
 
 @dataclass
 class _WardDay:
-    """A flap's pauses (start, end or None) and checks not done (time, reason)."""
+    """A flap's pauses (start, end or None), checks not done (time, reason) and own
+    schedules."""
 
     pauses: list[tuple[datetime, datetime | None]] = field(default_factory=list)
     not_done: list[tuple[datetime, str]] = field(default_factory=list)
+    windows: list[ScheduleWindow] = field(default_factory=list)
 
 
 def _ward_days(session: Session, flap_ids: list[int]) -> dict[int, _WardDay]:
@@ -283,6 +287,11 @@ def _ward_days(session: Session, flap_ids: list[int]) -> dict[int, _WardDay]:
             .order_by(CheckNotDone.taken_at)
         ):
             days[flap_id].not_done.append((taken, str(reason)))
+        for override in session.scalars(
+            select(ScheduleOverride).where(ScheduleOverride.reconstruction_id.in_(ids))
+        ):
+            if override.ever_in_force:
+                days[override.reconstruction_id].windows.append(override.as_window())
     return days
 
 
@@ -344,6 +353,7 @@ def _schedule_kept(
             until=end,
             not_done=day.not_done,
             restarted_at=flap.time_zero_at,
+            windows=day.windows,
         )
         tally = Tally()
         for slot in walked.slots:

@@ -1,7 +1,7 @@
 """The ward's real day around the schedule: pausing a flap's monitoring (theatre, imaging, off
-the ward) and resuming it, recording a check that could not be done, and each flap's clock
-(what its next due time runs from), read for one flap or a whole board in a fixed number of
-queries.
+the ward) and resuming it, recording a check that could not be done, a surgeon's schedule for
+one flap over a window, and each flap's clock (what its next due time runs from), read for
+one flap or a whole board in a fixed number of queries.
 """
 
 from __future__ import annotations
@@ -16,17 +16,25 @@ from sqlalchemy.orm import Session
 
 from flapwatch.db import write_transaction
 from flapwatch.domain.checks import BEFORE_SURGERY_TOLERANCE, FUTURE_TOLERANCE, NOTES_MAX_LENGTH
-from flapwatch.domain.schedule import FlapClock
-from flapwatch.domain.vocabulary import NotDoneReason, PauseReason
+from flapwatch.domain.schedule import (
+    MAX_INTERVAL_MINUTES,
+    MAX_OMIT_MINUTES,
+    MAX_OVERRIDE_MINUTES,
+    MIN_INTERVAL_MINUTES,
+    FlapClock,
+    interval_words,
+)
+from flapwatch.domain.vocabulary import NotDoneReason, OverrideKind, PauseReason
 from flapwatch.models import (
     Check,
     CheckNotDone,
     Escalation,
     MonitoringPause,
     Reconstruction,
+    ScheduleOverride,
     utcnow,
 )
-from flapwatch.services import CLINICAL_ROLES, Actor, InvalidInput, require_role
+from flapwatch.services import CLINICAL_ROLES, Actor, InvalidInput, NotFound, require_role
 from flapwatch.services.audit import record_event
 from flapwatch.services.live import publish
 from flapwatch.services.patients import get_reconstruction
@@ -280,6 +288,211 @@ def not_done_of(session: Session, reconstruction_id: int) -> list[CheckNotDone]:
     )
 
 
+# --- per-flap schedules ----------------------------------------------------------------------
+
+# A flap's own schedule is a clinical order: the surgeon's, as a change of the unit's is the
+# coordinator's.
+OVERRIDE_ROLES = ("surgeon",)
+OVERRIDE_INTERVAL_CHOICES = (10, 15, 20, 30, 60, 120, 240)
+REASON_MAX_LENGTH = 500
+
+
+def set_override(
+    session: Session,
+    actor: Actor,
+    reconstruction_id: int,
+    *,
+    kind: str,
+    starts_at: datetime | None,
+    ends_at: datetime | None,
+    reason: str,
+    interval_minutes: int | None = None,
+    replaces: int | None = None,
+    now: datetime | None = None,
+) -> ScheduleOverride:
+    """Set the flap's own schedule for [starts_at, ends_at) (from now without a start): checks
+    every `interval_minutes`, or none (`omit`). It overlaps no other per-flap schedule still to
+    run, except the one it `replaces`, which is withdrawn from now in the same transaction.
+    A window cannot start in the past: what was due before it was set stays due."""
+    require_role(actor, *OVERRIDE_ROLES)
+    now = now or utcnow()
+    starts_at = starts_at or now
+    reason = (reason or "").strip()
+    problems: dict[str, str] = {}
+    if kind not in OverrideKind.values():
+        problems["kind"] = f"Kind must be one of: {', '.join(OverrideKind.values())}."
+    elif kind == OverrideKind.INTERVAL:
+        if interval_minutes is None:
+            problems["interval_minutes"] = "Checks every: say how many minutes."
+        elif not MIN_INTERVAL_MINUTES <= interval_minutes <= MAX_INTERVAL_MINUTES:
+            problems["interval_minutes"] = (
+                f"Checks every: between {MIN_INTERVAL_MINUTES} and {MAX_INTERVAL_MINUTES} minutes."
+            )
+    else:
+        interval_minutes = None  # omitted checks have no interval
+    for name, moment in (("starts_at", starts_at), ("ends_at", ends_at)):
+        if moment is not None and moment.tzinfo is None:
+            raise ValueError(f"{name} must carry a time zone")
+    if starts_at < now - FUTURE_TOLERANCE:
+        problems["starts_at"] = (
+            "Start is in the past: a per-flap schedule starts now or later, so what was due "
+            "before it was set stays due."
+        )
+    if ends_at is None:
+        problems["ends_at"] = "End: say when this schedule ends."
+    elif ends_at <= starts_at:
+        problems["ends_at"] = "End must be after the start."
+    else:
+        omits = kind == OverrideKind.OMIT
+        longest = MAX_OMIT_MINUTES if omits else MAX_OVERRIDE_MINUTES
+        if ends_at - starts_at > timedelta(minutes=longest):
+            problems["ends_at"] = (
+                "Checks can be left out for at most 12 hours."
+                if omits
+                else "A per-flap schedule lasts at most 7 days."
+            )
+    if not reason:
+        problems["reason"] = "Reason: say why this flap's schedule differs from the unit's."
+    elif len(reason) > REASON_MAX_LENGTH:
+        problems["reason"] = f"Reason can be at most {REASON_MAX_LENGTH} characters."
+    with write_transaction(session):
+        reconstruction = get_reconstruction(session, actor, reconstruction_id, for_update=True)
+        if not reconstruction.monitoring:
+            problems[""] = (
+                f"Monitoring of this flap has ended ({reconstruction.status.label}): it has no "
+                "schedule to change."
+            )
+        existing = overrides_of(session, reconstruction.id)
+        replaced = None
+        if replaces is not None:
+            replaced = next((o for o in existing if o.id == replaces), None)
+            if replaced is None or replaced.in_force_until <= now:
+                problems["replaces"] = (
+                    "The version being changed has ended or was withdrawn meanwhile: set a "
+                    "new schedule instead."
+                )
+        if ends_at is not None and not problems:
+            for other in existing:
+                if other is replaced or other.in_force_until <= max(now, starts_at):
+                    continue
+                if other.starts_at < ends_at and starts_at < other.in_force_until:
+                    problems["starts_at"] = (
+                        f"This window overlaps version {other.version} ({describe(other)}): "
+                        "change or withdraw that one instead."
+                    )
+                    break
+        if problems:
+            raise InvalidInput("The flap's schedule was not changed.", problems)
+        assert ends_at is not None
+        if replaced is not None:
+            _withdraw(session, actor, reconstruction, replaced, now, "Replaced by a new version.")
+        override = ScheduleOverride(
+            reconstruction_id=reconstruction.id,
+            version=max((o.version for o in existing), default=0) + 1,
+            kind=OverrideKind(kind),
+            interval_minutes=interval_minutes,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            reason=reason,
+            set_at=now,
+            set_by_id=actor.user_id,
+            replaces_id=replaced.id if replaced is not None else None,
+            withdraw_note="",
+        )
+        session.add(override)
+        session.flush()
+        record_event(session, actor, "schedule.override", "reconstruction", reconstruction.id,
+                     after=_override_record(override))  # fmt: skip
+        _tell_the_ward(session, reconstruction)
+    return override
+
+
+def withdraw_override(
+    session: Session,
+    actor: Actor,
+    override_id: int,
+    *,
+    note: str = "",
+    reconstruction_id: int | None = None,
+    now: datetime | None = None,
+) -> ScheduleOverride:
+    """End a per-flap schedule from now (one not yet begun is then never in force): the
+    unit's schedule rules again. What it made due before now stays as it was. With
+    `reconstruction_id`, only a schedule of that flap."""
+    require_role(actor, *OVERRIDE_ROLES)
+    now = now or utcnow()
+    note = (note or "").strip()
+    override = session.get(ScheduleOverride, override_id)
+    if override is None or reconstruction_id not in (None, override.reconstruction_id):
+        raise NotFound(f"No per-flap schedule {override_id}.")
+    with write_transaction(session):
+        reconstruction = get_reconstruction(
+            session, actor, override.reconstruction_id, for_update=True
+        )
+        session.refresh(override)
+        problems: dict[str, str] = {}
+        if override.in_force_until <= now:
+            problems[""] = "This per-flap schedule has already ended."
+        problem = _note_problem(note, False, "Note")
+        if problem:
+            problems["note"] = problem
+        if problems:
+            raise InvalidInput("The per-flap schedule was not withdrawn.", problems)
+        _withdraw(session, actor, reconstruction, override, now, note)
+    return override
+
+
+def _withdraw(
+    session: Session,
+    actor: Actor,
+    reconstruction: Reconstruction,
+    override: ScheduleOverride,
+    at: datetime,
+    note: str,
+) -> None:
+    before = _override_record(override)
+    override.withdrawn_at = at
+    override.withdrawn_by_id = actor.user_id
+    override.withdraw_note = note
+    session.flush()
+    record_event(session, actor, "schedule.override_withdrawn", "reconstruction",
+                 reconstruction.id, before=before, after=_override_record(override))  # fmt: skip
+    _tell_the_ward(session, reconstruction)
+
+
+def _override_record(override: ScheduleOverride) -> dict[str, object]:
+    return {
+        "override_id": override.id,
+        "version": override.version,
+        "kind": override.kind,
+        "interval_minutes": override.interval_minutes,
+        "starts_at": override.starts_at,
+        "ends_at": override.ends_at,
+        "reason": override.reason,
+        "replaces_id": override.replaces_id,
+        "withdrawn_at": override.withdrawn_at,
+        "withdraw_note": override.withdraw_note,
+    }
+
+
+def describe(override: ScheduleOverride) -> str:
+    """Its schedule in words: "checks every 15 min" or "no checks"."""
+    if override.interval_minutes is None:
+        return "no checks"
+    return f"checks every {interval_words(override.interval_minutes)}"
+
+
+def overrides_of(session: Session, reconstruction_id: int) -> list[ScheduleOverride]:
+    """Every version of a flap's own schedule, oldest first."""
+    return list(
+        session.scalars(
+            select(ScheduleOverride)
+            .where(ScheduleOverride.reconstruction_id == reconstruction_id)
+            .order_by(ScheduleOverride.version)
+        )
+    )
+
+
 # --- the clock -------------------------------------------------------------------------------
 
 
@@ -299,11 +512,13 @@ class Timed(Protocol):
 
 @dataclass(frozen=True)
 class Clocks:
-    """Each flap's clock, its pause in force and its latest check not done."""
+    """Each flap's clock, its pause in force, its latest check not done, and its own
+    schedules ever in force (oldest first)."""
 
     clocks: dict[int, FlapClock]
     pauses: dict[int, MonitoringPause]
     not_done: dict[int, CheckNotDone]
+    overrides: dict[int, list[ScheduleOverride]]
 
 
 def clocks_of(
@@ -311,12 +526,12 @@ def clocks_of(
     reconstructions: Iterable[Timed],
     last_bedside: Mapping[int, datetime | None] | None = None,
 ) -> Clocks:
-    """The clocks of these flaps, in five queries however many (four with `last_bedside`,
+    """The clocks of these flaps, in six queries however many (five with `last_bedside`,
     each flap's last bedside check time, given)."""
     flaps = {r.id: r for r in reconstructions}
     ids = list(flaps)
     if not ids:
-        return Clocks({}, {}, {})
+        return Clocks({}, {}, {}, {})
     if last_bedside is None:
         last_bedside = dict(
             session.execute(
@@ -369,6 +584,14 @@ def clocks_of(
             )
         )
     }
+    overrides: dict[int, list[ScheduleOverride]] = {}
+    for override in session.scalars(
+        select(ScheduleOverride)
+        .where(ScheduleOverride.reconstruction_id.in_(ids))
+        .order_by(ScheduleOverride.starts_at, ScheduleOverride.id)
+    ):
+        if override.ever_in_force:
+            overrides.setdefault(override.reconstruction_id, []).append(override)
     clocks = {
         flap_id: FlapClock(
             surgery_end_at=flap.time_zero,
@@ -378,10 +601,11 @@ def clocks_of(
             paused_since=pauses[flap_id].started_at if flap_id in pauses else None,
             recheck_minutes=rechecks[flap_id][0] if flap_id in rechecks else None,
             recheck_from=rechecks[flap_id][1] if flap_id in rechecks else None,
+            windows=tuple(o.as_window() for o in overrides.get(flap_id, ())),
         )
         for flap_id, flap in flaps.items()
     }
-    return Clocks(clocks, pauses, not_done)
+    return Clocks(clocks, pauses, not_done, overrides)
 
 
 def _latest(*moments: datetime | None) -> datetime | None:

@@ -18,6 +18,7 @@ from flapwatch.models import (
     Patient,
     Reconstruction,
     RuleSetVersion,
+    ScheduleOverride,
     SchedulePolicy,
     Unit,
     User,
@@ -164,6 +165,8 @@ class FlapProgress:
     last_check_at: datetime | None
     open_escalation_id: int | None
     pause: MonitoringPause | None = None  # in force
+    # The flap's own schedules in force now or still to come, soonest first.
+    overrides: tuple[ScheduleOverride, ...] = ()
 
 
 def reconstructions_page(
@@ -218,6 +221,9 @@ def progress_of(
                 last_check_at=last.taken_at if last else None,
                 open_escalation_id=escalation.id if escalation else None,
                 pause=clocks.pauses.get(reconstruction.id),
+                overrides=tuple(
+                    o for o in clocks.overrides.get(reconstruction.id, ()) if o.in_force_until > now
+                ),
             )
         )
     return progress

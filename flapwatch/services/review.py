@@ -34,6 +34,7 @@ from flapwatch.models import (
     Patient,
     Reconstruction,
     RuleSetVersion,
+    ScheduleOverride,
     SchedulePolicy,
     Unit,
     User,
@@ -79,6 +80,9 @@ class ChartSubject:
     pauses: int
     pauses_ended: int
     last_not_done_id: int | None
+    # The flap's own schedules set and withdrawn: they move its due times.
+    overrides: int
+    overrides_withdrawn: int
     # Whether the chart has its StO₂ panel (and so its height), for the page's <img>.
     has_sto2: bool
     # The chart's right-hand edge for a monitored flap: now, to the step below. None for a
@@ -119,6 +123,12 @@ def _subjects(session: Session, where: ColumnElement[bool], now: datetime) -> li
         MonitoringPause.reconstruction_id == r.id
     )
     not_done = select(func.max(CheckNotDone.id)).where(CheckNotDone.reconstruction_id == r.id)
+    overrides = select(func.count(ScheduleOverride.id)).where(
+        ScheduleOverride.reconstruction_id == r.id
+    )
+    overrides_withdrawn = select(func.count(ScheduleOverride.withdrawn_at)).where(
+        ScheduleOverride.reconstruction_id == r.id
+    )
     sto2 = select(Check.id).where(
         Check.reconstruction_id == r.id, Check.in_force(), Check.sto2_percent.is_not(None)
     )
@@ -150,6 +160,8 @@ def _subjects(session: Session, where: ColumnElement[bool], now: datetime) -> li
             pauses.scalar_subquery(),
             pauses_ended.scalar_subquery(),
             not_done.scalar_subquery(),
+            overrides.scalar_subquery(),
+            overrides_withdrawn.scalar_subquery(),
             sto2.exists(),
         )
         .join(Patient, Patient.id == r.patient_id)
@@ -192,6 +204,7 @@ class Trend:
     escalations: list[Escalation]
     pauses: list[MonitoringPause]
     not_done: list[CheckNotDone]  # oldest first
+    overrides: list[ScheduleOverride]  # the flap's own schedules ever in force, oldest first
     rule_set: RuleSet
     rule_set_version: int
     schedule: Schedule
@@ -238,6 +251,15 @@ def flap_trend(session: Session, subject: ChartSubject, *, for_report: bool = Fa
             .order_by(CheckNotDone.taken_at, CheckNotDone.id)
         )
     )
+    overrides = [
+        override
+        for override in session.scalars(
+            select(ScheduleOverride)
+            .where(ScheduleOverride.reconstruction_id == subject.reconstruction_id)
+            .order_by(ScheduleOverride.starts_at, ScheduleOverride.id)
+        )
+        if override.ever_in_force
+    ]
     rule_set_row = session.get(RuleSetVersion, subject.rule_set_version_id)
     schedule_row = session.get(SchedulePolicy, subject.schedule_policy_id)
     if rule_set_row is None or schedule_row is None:  # every unit has both from its creation
@@ -247,6 +269,7 @@ def flap_trend(session: Session, subject: ChartSubject, *, for_report: bool = Fa
         people_ids = {check.recorded_by_id for check in checks}
         people_ids |= {row.recorded_by_id for row in not_done}
         people_ids |= {p.started_by_id for p in pauses} | {p.ended_by_id for p in pauses}
+        people_ids |= {o.set_by_id for o in overrides}
         for escalation in escalations:
             people_ids |= {event.actor_id for event in escalation.events}
             people_ids |= {escalation.acknowledged_by_id, escalation.closed_by_id}
@@ -260,6 +283,7 @@ def flap_trend(session: Session, subject: ChartSubject, *, for_report: bool = Fa
         escalations=escalations,
         pauses=pauses,
         not_done=not_done,
+        overrides=overrides,
         rule_set=rule_set_of(rule_set_row),
         rule_set_version=rule_set_row.version,
         schedule=schedule_row.as_value(),

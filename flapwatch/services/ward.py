@@ -18,10 +18,17 @@ from flapwatch.models import (
     MonitoringPause,
     Patient,
     Reconstruction,
+    ScheduleOverride,
     Unit,
 )
 from flapwatch.services import Actor, NotFound
-from flapwatch.services.monitoring import Clocks, clocks_of, not_done_of, pauses_of
+from flapwatch.services.monitoring import (
+    Clocks,
+    clocks_of,
+    not_done_of,
+    overrides_of,
+    pauses_of,
+)
 from flapwatch.services.patients import get_reconstruction
 from flapwatch.services.units import current_schedule_policy
 
@@ -47,6 +54,8 @@ class FlapStatus:
     pause: MonitoringPause | None = None
     # The latest check not done, when no bedside check came after it.
     not_done: CheckNotDone | None = None
+    # The flap's own schedules in force now or still to come, soonest first.
+    overrides: tuple[ScheduleOverride, ...] = ()
 
     @property
     def patient(self) -> Patient:
@@ -67,6 +76,14 @@ class FlapStatus:
 
     def pause_overrunning(self, now: datetime) -> bool:
         return self.pause is not None and self.pause.longer_than_expected(now)
+
+    def override_at(self, now: datetime) -> ScheduleOverride | None:
+        """The flap's own schedule in force now, if any."""
+        return next((o for o in self.overrides if o.holds(now)), None)
+
+    def override_coming(self, now: datetime) -> ScheduleOverride | None:
+        """The next of the flap's own schedules still to begin, if any."""
+        return next((o for o in self.overrides if o.starts_at > now), None)
 
 
 @dataclass(frozen=True)
@@ -121,6 +138,7 @@ def flap_status(
         escalation=escalation,
         pause=clocks.pauses.get(flap_id),
         not_done=not_done,
+        overrides=tuple(o for o in clocks.overrides.get(flap_id, ()) if o.in_force_until > now),
     )
 
 
@@ -201,6 +219,7 @@ class FlapRecord:
     checks: list[Check]
     pauses: list[MonitoringPause] = field(default_factory=list)  # newest first
     not_done: list[CheckNotDone] = field(default_factory=list)  # newest first
+    overrides: list[ScheduleOverride] = field(default_factory=list)  # every version, newest first
 
 
 def flap_record(
@@ -252,6 +271,7 @@ def flap_record(
         checks=checks,
         pauses=pauses_of(session, reconstruction.id)[::-1],
         not_done=not_done_of(session, reconstruction.id),
+        overrides=overrides_of(session, reconstruction.id)[::-1],
     )
 
 

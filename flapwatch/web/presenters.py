@@ -18,8 +18,9 @@ from flapwatch.domain.vocabulary import (
     Pinprick,
     Turgor,
 )
-from flapwatch.models import Check, Escalation, MonitoringPause, Unit
+from flapwatch.models import Check, Escalation, MonitoringPause, ScheduleOverride, Unit
 from flapwatch.services.live import latest_id
+from flapwatch.services.monitoring import describe
 
 
 def zone(unit: Unit) -> ZoneInfo:
@@ -73,6 +74,26 @@ def pause_phrase(pause: MonitoringPause, unit: Unit, now: datetime) -> str:
     if pause.longer_than_expected(now):
         return f"{text}: longer than expected (back by {clock(pause.expected_until, unit)})"
     return f"{text} (expected back {clock(pause.expected_until, unit)})"
+
+
+def _on_the_day(moment: datetime, unit: Unit, now: datetime) -> str:
+    """14:00 today; "Tue 01:00" on another day of the ward's clock."""
+    if moment.astimezone(zone(unit)).date() == now.astimezone(zone(unit)).date():
+        return clock(moment, unit)
+    return local_time(moment, unit, "%a %H:%M")
+
+
+def override_phrase(override: ScheduleOverride, unit: Unit, now: datetime) -> str:
+    """ "Per-flap schedule: checks every 15 min until 16:00", or, still to come, "Per-flap
+    schedule from Tue 01:00: no checks until 05:00"."""
+    if override.holds(now):
+        until = _on_the_day(override.in_force_until, unit, now)
+        return f"Per-flap schedule: {describe(override)} until {until}"
+    until = _on_the_day(override.in_force_until, unit, override.starts_at)
+    return (
+        f"Per-flap schedule from {_on_the_day(override.starts_at, unit, now)}: "
+        f"{describe(override)} until {until}"
+    )
 
 
 def check_summary(check: Check | None) -> str:
@@ -151,6 +172,8 @@ def register(app: Flask) -> None:
     )
     app.jinja_env.globals.update(
         pause_phrase=pause_phrase,
+        override_phrase=override_phrase,
+        describe_override=describe,
         relative=relative,
         due_phrase=due_phrase,
         chain_state=chain_state,
