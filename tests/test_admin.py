@@ -670,7 +670,11 @@ def test_stopping_monitoring_takes_the_flap_off_the_board_and_resuming_puts_it_b
         .scalars(select(AuditEvent).where(AuditEvent.action == "reconstruction.status"))
         .one()
     )
-    assert event.after == {"status": "stopped", "note": "Day 5, flap healthy"}
+    assert event.after == {
+        "status": "stopped",
+        "note": "Day 5, flap healthy",
+        "changed_at": flap.status_changed_at.isoformat(),
+    }
 
     assert browser.post(status_url, {"status": "monitoring"}).status_code == 302
     assert "Sam Stopped" in text(browser.get("/units/PLAST-W3/board"))

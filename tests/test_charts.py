@@ -385,3 +385,49 @@ def test_the_phone_charts_smallest_text_reads_at_a_phones_width(make, session):
     sizes = [text.get_fontsize() for text in figure.findobj(lambda a: hasattr(a, "get_fontsize"))]
     points_to_css = 340 / (72 * PHONE.width_in)
     assert min(sizes) * points_to_css >= 11
+
+
+def _gaps(figure: Figure) -> set[tuple[float, float]]:
+    return {
+        (round(gap.get_x(), 4), round(gap.get_x() + gap.get_width(), 4))
+        for gap in _drawn(figure, "overdue-gap")
+    }
+
+
+def test_no_overdue_stretch_is_hatched_while_the_flap_was_back_in_theatre(make, session):
+    from flapwatch.domain.vocabulary import ReconstructionStatus
+    from flapwatch.services.patients import set_reconstruction_status
+
+    flap = make.reconstruction(hours_ago=10)
+    start = flap.surgery_end_at
+    for hour in range(1, 6):
+        make.check(flap, taken_at=start + timedelta(hours=hour))
+    coordinator = make.actor(make.user(Role.UNIT_ADMIN))
+    set_reconstruction_status(
+        session, coordinator, flap.id, ReconstructionStatus.RETURNED_TO_THEATRE,
+        now=start + timedelta(hours=5, minutes=30),
+    )  # fmt: skip
+    back = start + timedelta(hours=8)
+    set_reconstruction_status(
+        session, coordinator, flap.id, ReconstructionStatus.MONITORING, time_zero="restart",
+        now=back,
+    )  # fmt: skip
+    make.check(flap, taken_at=back + timedelta(minutes=5))
+
+    figure = _figure(session, flap, now=back + timedelta(minutes=20))
+    assert _gaps(figure) == set()  # three hours away, and nothing was overdue
+
+
+def test_an_unanswered_red_flag_s_recheck_is_hatched_when_it_is_missed(make, session):
+    flap = make.reconstruction(hours_ago=6)
+    start = flap.surgery_end_at
+    make.check(flap, taken_at=start + timedelta(hours=4))
+    flagged = make.check(
+        flap, taken_at=start + timedelta(hours=5), colour="dusky", capillary_refill="brisk"
+    )
+    assert session.scalar(select(Escalation.recheck_minutes)) == 15
+    make.check(flap, taken_at=start + timedelta(hours=5, minutes=50))
+
+    figure = _figure(session, flap, now=start + timedelta(hours=5, minutes=55))
+    recheck_overdue = _hours(flap, flagged) + 0.25 + 0.25  # 15 min recheck, 15 min grace
+    assert (round(recheck_overdue, 4), round(5 + 50 / 60, 4)) in _gaps(figure)

@@ -94,6 +94,21 @@ def background(ax: Axes, frame: Frame) -> None:
         events.append((pause.started_at, "pause"))
         if pause.ended_at is not None:
             events.append((pause.ended_at, "resume"))
+    # Away from monitoring (back to theatre, stopped) nothing is overdue; on return the next
+    # check is due at once, from a restarted time zero if the schedule restarted.
+    events += [(at, "resume" if monitored else "pause") for at, monitored in trend.status_changes]
+    if frame.subject.time_zero_at is not None:
+        events.append((frame.subject.time_zero_at, "restart"))
+    # An unanswered escalation's recheck brings the next check forward until acknowledged.
+    for escalation in trend.escalations:
+        if escalation.recheck_minutes is None:
+            continue
+        # From its first flagged check (a check entered late opens it after it was taken).
+        flagged = min(t for t in (escalation.opened_at, escalation.recheck_from) if t)
+        events.append((flagged, f"recheck:{escalation.recheck_minutes}"))
+        answered = escalation.acknowledged_at or escalation.closed_at
+        if answered is not None:
+            events.append((answered, "answered"))
     for pause in trend.pauses:
         ended = pause.ended_at or frame.subject.as_of or pause.started_at
         vspan(

@@ -198,7 +198,8 @@ def due_from(
             if candidate < window.starts_at:
                 return candidate
             cursor = window.starts_at.astimezone(UTC)
-        if window.interval_minutes is not None:
+        if not window.omits:
+            assert window.interval_minutes is not None
             candidate = max(cursor, start + in_window(timedelta(minutes=window.interval_minutes)))
             if candidate < window.ends_at:
                 return candidate
@@ -229,7 +230,9 @@ class FlapClock:
 
     def after(self, kind: str, at: datetime) -> FlapClock:
         """The clock once this happened: a bedside `check`, a check `not_done`, a `pause`
-        started or a `resume`."""
+        started (or monitoring stopped: back to theatre) or a `resume`, a `restart` of the
+        schedule's time zero, an escalation asking for a `recheck:<minutes>`, or its
+        acknowledgement (`answered`)."""
         if kind == "check":
             return replace(self, last_bedside_at=at)
         if kind == "not_done":
@@ -238,6 +241,12 @@ class FlapClock:
             return replace(self, paused_since=at)
         if kind == "resume":
             return replace(self, paused_since=None, resumed_at=at)
+        if kind == "restart":
+            return replace(self, surgery_end_at=at, paused_since=None, resumed_at=at)
+        if kind.startswith("recheck:"):
+            return replace(self, recheck_minutes=int(kind.partition(":")[2]), recheck_from=at)
+        if kind == "answered":
+            return replace(self, recheck_minutes=None, recheck_from=None)
         raise ValueError(kind)
 
 

@@ -152,9 +152,10 @@ def overdue_gaps(
 ) -> list[Gap]:
     """Each overdue stretch of the flap, by the unit's schedule and the flap's clock.
 
-    `events` are (time, kind): its bedside checks ("check"), checks not done ("not_done"),
-    pauses begun ("pause") and ended ("resume"); `windows` its own schedules. Nothing is
-    overdue while paused. `until` is
+    `events` are (time, kind), the kinds of `FlapClock.after`: its bedside checks, checks not
+    done, pauses (and stretches away from monitoring) begun and ended, a restart of time zero,
+    rechecks asked for and answered; `windows` its own schedules. Nothing is overdue while
+    paused. `until` is
     the end of the chart for a flap still monitored (now): a check overdue then is an open
     gap. None for a flap no longer monitored: nothing after its last event is overdue.
     """

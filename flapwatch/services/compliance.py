@@ -35,7 +35,6 @@ from flapwatch.domain.vocabulary import (
     Severity,
 )
 from flapwatch.models import (
-    AuditEvent,
     Check,
     CheckNotDone,
     Escalation,
@@ -50,9 +49,8 @@ from flapwatch.models import (
 )
 from flapwatch.services import Actor, InvalidInput, require_role
 from flapwatch.services.exports import EXPORT_ROLES, escalation_sources
+from flapwatch.services.patients import IN_CHUNKS, status_history
 from flapwatch.services.ward import get_unit_by_code, visible_units
-
-IN_CHUNKS = 500  # ids per IN (...) list: well under every database's parameter limit
 
 
 @dataclass(frozen=True)
@@ -156,7 +154,7 @@ def compliance_report(
 
     flaps = _flaps_in_scope(session, unit, start, end)
     checks = _current_checks(session, [flap.id for flap in flaps])
-    history = _status_history(session, [flap.id for flap in flaps])
+    history = status_history(session, [flap.id for flap in flaps])
     policy_at = _schedule_at(session, unit)
     days = _ward_days(session, [flap.id for flap in flaps])
     _schedule_kept(report, flaps, checks, history, days, policy_at, start, end, now)
@@ -240,24 +238,6 @@ def _current_checks(session: Session, flap_ids: list[int]) -> dict[int, list[_Ch
         for flap_id, *values in session.execute(query):
             checks[flap_id].append(_CheckRow(*values))
     return checks
-
-
-def _status_history(session: Session, flap_ids: list[int]) -> dict[int, list[tuple[datetime, str]]]:
-    """Each flap's status changes, from the audit trail (the record of who changed what)."""
-    history: dict[int, list[tuple[datetime, str]]] = defaultdict(list)
-    for ids in _chunks(flap_ids):
-        query = (
-            select(AuditEvent.object_id, AuditEvent.at, AuditEvent.after)
-            .where(
-                AuditEvent.object_type == "reconstruction",
-                AuditEvent.action == "reconstruction.status",
-                AuditEvent.object_id.in_([str(i) for i in ids]),
-            )
-            .order_by(AuditEvent.id)
-        )
-        for object_id, at, after in session.execute(query):
-            history[int(object_id)].append((at, (after or {}).get("status", "")))
-    return history
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -10,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from flapwatch.db import write_transaction
 from flapwatch.domain.vocabulary import FlapKind, ReconstructionStatus, Side
-from flapwatch.models import Patient, Reconstruction, Unit, utcnow
+from flapwatch.models import AuditEvent, Patient, Reconstruction, Unit, utcnow
 from flapwatch.services import (
     MANAGING_ROLES,
     Actor,
@@ -367,7 +368,9 @@ def change_status(
         "reconstruction",
         reconstruction.id,
         before={"status": before},
-        after={"status": status, "note": note.strip()},
+        # `changed_at`: the clinical time of the change, which the event's own time (when it
+        # was written) may trail.
+        after={"status": status, "note": note.strip(), "changed_at": at},
     )
     # Deferred: the monitoring service reads flaps through this module.
     from flapwatch.services.monitoring import end_pause, open_pause
@@ -397,3 +400,31 @@ def get_reconstruction(
     if reconstruction is None or not actor.works_in(reconstruction.patient.unit.code):
         raise NotFound(f"No reconstruction {reconstruction_id}.")
     return reconstruction
+
+
+IN_CHUNKS = 500  # ids per IN (...) list: well under every database's parameter limit
+
+
+def status_history(session: Session, flap_ids: list[int]) -> dict[int, list[tuple[datetime, str]]]:
+    """Each flap's status changes (time, the status after), oldest first, from the audit
+    trail (the record of who changed what)."""
+    history: dict[int, list[tuple[datetime, str]]] = defaultdict(list)
+    for offset in range(0, len(flap_ids), IN_CHUNKS):
+        ids = flap_ids[offset : offset + IN_CHUNKS]
+        query = (
+            select(AuditEvent.object_id, AuditEvent.at, AuditEvent.after)
+            .where(
+                AuditEvent.object_type == "reconstruction",
+                AuditEvent.action == "reconstruction.status",
+                AuditEvent.object_id.in_([str(i) for i in ids]),
+            )
+            .order_by(AuditEvent.id)
+        )
+        for object_id, written_at, after in session.execute(query):
+            after = after or {}
+            changed = after.get("changed_at")
+            at = datetime.fromisoformat(changed) if isinstance(changed, str) else written_at
+            history[int(object_id)].append((at, after.get("status", "")))
+    for flap_changes in history.values():
+        flap_changes.sort(key=lambda change: change[0])
+    return history

@@ -42,6 +42,7 @@ from flapwatch.models import (
 from flapwatch.services import Actor, NotFound
 from flapwatch.services.audit import record_event
 from flapwatch.services.escalations import rule_set_of
+from flapwatch.services.patients import status_history
 from flapwatch.services.ward import FlapStatus, WardBoard, ward_board
 
 # The chart of a flap still monitored runs to "now" (an overdue stretch grows with the clock),
@@ -63,6 +64,7 @@ class ChartSubject:
     buried: bool
     status: ReconstructionStatus
     status_changed_at: datetime | None
+    time_zero_at: datetime | None  # the schedule restarted after theatre, if it did
     patient_name: str
     mrn: str
     date_of_birth: date
@@ -144,6 +146,7 @@ def _subjects(session: Session, where: ColumnElement[bool], now: datetime) -> li
             r.buried,
             r.status,
             r.status_changed_at,
+            r.time_zero_at,
             Patient.name,
             Patient.mrn,
             Patient.date_of_birth,
@@ -205,6 +208,8 @@ class Trend:
     pauses: list[MonitoringPause]
     not_done: list[CheckNotDone]  # oldest first
     overrides: list[ScheduleOverride]  # the flap's own schedules ever in force, oldest first
+    # Its status changes: (time, monitored after?), oldest first.
+    status_changes: list[tuple[datetime, bool]]
     rule_set: RuleSet
     rule_set_version: int
     schedule: Schedule
@@ -260,6 +265,12 @@ def flap_trend(session: Session, subject: ChartSubject, *, for_report: bool = Fa
         )
         if override.ever_in_force
     ]
+    status_changes = [
+        (at, status == ReconstructionStatus.MONITORING)
+        for at, status in status_history(session, [subject.reconstruction_id]).get(
+            subject.reconstruction_id, []
+        )
+    ]
     rule_set_row = session.get(RuleSetVersion, subject.rule_set_version_id)
     schedule_row = session.get(SchedulePolicy, subject.schedule_policy_id)
     if rule_set_row is None or schedule_row is None:  # every unit has both from its creation
@@ -284,6 +295,7 @@ def flap_trend(session: Session, subject: ChartSubject, *, for_report: bool = Fa
         pauses=pauses,
         not_done=not_done,
         overrides=overrides,
+        status_changes=status_changes,
         rule_set=rule_set_of(rule_set_row),
         rule_set_version=rule_set_row.version,
         schedule=schedule_row.as_value(),
