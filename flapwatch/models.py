@@ -285,9 +285,14 @@ class Check(Base):
     # When the check was first written down: a correction is recorded later, but whether the
     # observation was a late entry is a fact about the first record.
     first_recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Who took the check: its first version's recorder, kept by every correction (each
+    # version's `recorded_by` is whoever wrote that version: the corrector of a correction).
+    # Set on every row written since migration 0018, which filled it in for the rows before.
+    taken_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
     reconstruction: Mapped[Reconstruction] = relationship()
-    recorded_by: Mapped[User] = relationship()
+    recorded_by: Mapped[User] = relationship(foreign_keys=[recorded_by_id])
+    taken_by: Mapped[User | None] = relationship(foreign_keys=[taken_by_id])
     flags: Mapped[list[CheckFlag]] = relationship(
         back_populates="check", order_by="CheckFlag.id", cascade="all, delete-orphan"
     )

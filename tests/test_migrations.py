@@ -81,3 +81,73 @@ def test_units_existing_before_escalation_rules_get_the_default_rule_set(tmp_pat
 
     as_then = tuple(replace(rule, recheck_minutes=None) for rule in DEFAULT_RULE_SET.rules)
     assert parse_rule_set(json.loads(rows[0][1])).rules == as_then
+
+
+def test_checks_recorded_before_0018_keep_who_took_them_through_their_corrections(
+    backend, tmp_path, request
+):
+    from alembic import command
+
+    from flapwatch.migrate import alembic_config
+
+    url, cleanup = _empty_database_url(backend, tmp_path, request)
+    engine = make_engine(url)
+    config = alembic_config(url)
+    at = "2026-11-20 10:00:00+00:00"
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0017")
+            connection.execute(
+                text(
+                    "INSERT INTO units (id, code, name, timezone, created_at) "
+                    "VALUES (1, 'OLD-W1', 'Old ward', 'Europe/London', :at)"
+                ),
+                {"at": at},
+            )
+            for user_id, name in ((1, "nurse.ada"), (2, "nurse.bea"), (3, "surgeon.cy")):
+                connection.execute(
+                    text(
+                        "INSERT INTO users (id, username, display_name, password_hash, role, "
+                        "active, created_at) VALUES (:id, :name, :name, 'x', 'nurse', true, :at)"
+                    ),
+                    {"id": user_id, "name": name, "at": at},
+                )
+            connection.execute(
+                text(
+                    "INSERT INTO patients (id, mrn, name, date_of_birth, unit_id, created_at) "
+                    "VALUES (1, 'M1', 'Old patient', '1960-01-01', 1, :at)"
+                ),
+                {"at": at},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO reconstructions (id, patient_id, procedure, flap_kind, site, "
+                    "side, surgery_end_at, surgeon, buried, status, created_at) VALUES (1, 1, "
+                    "'DIEP', 'free', 'breast', 'left', :at, 'Ms S', false, 'monitoring', :at)"
+                ),
+                {"at": at},
+            )
+            # Ada's check, corrected by Bea, then by Cy; and Bea's own check.
+            for check_id, recorder, version, amends in ((1, 1, 1, None), (2, 2, 2, 1),
+                                                        (3, 3, 3, 2), (4, 2, 1, None)):  # fmt: skip
+                connection.execute(
+                    text(
+                        "INSERT INTO checks (id, reconstruction_id, taken_at, recorded_at, "
+                        "recorded_by_id, version, amends_id, first_recorded_at, colour) "
+                        "VALUES (:id, 1, :at, :at, :by, :version, :amends, :at, 'pink')"
+                    ),
+                    {"id": check_id, "at": at, "by": recorder, "version": version,
+                     "amends": amends},
+                )  # fmt: skip
+        upgrade_to_head(engine)
+        with engine.connect() as connection:
+            taken = dict(connection.execute(text("SELECT id, taken_by_id FROM checks")).all())
+        assert taken == {1: 1, 2: 1, 3: 1, 4: 2}
+    finally:
+        engine.dispose()
+        if cleanup:
+            admin, schema = cleanup
+            with admin.begin() as connection:
+                connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            admin.dispose()

@@ -739,10 +739,15 @@ def change_reconstruction(
 def _check_fields(
     check: Check, recorded_by: str | None, rule_version: int | None
 ) -> dict[str, Any]:
+    """`recorded_by`: who wrote this version; who took the check is the first version's."""
+    taken_by = recorded_by if check.taken_by_id == check.recorded_by_id else None
+    if taken_by is None and check.taken_by is not None:
+        taken_by = check.taken_by.username
     return {
         "id": check.id,
         "reconstruction_id": check.reconstruction_id,
         "taken_at": check.taken_at,
+        "taken_by": taken_by,
         "recorded_at": check.recorded_at,
         "recorded_by": recorded_by,
         "late_entry": check.late_entry,

@@ -585,8 +585,14 @@ class Check(Outgoing):
     id: int
     reconstruction_id: int
     taken_at: Instant
+    taken_by: str | None = Field(
+        description="Who took the check: its first version's recorder, however often it was "
+        "corrected since."
+    )
     recorded_at: Instant
-    recorded_by: str | None
+    recorded_by: str | None = Field(
+        description="Who wrote this version: for a correction, the corrector."
+    )
     late_entry: bool = Field(description="Recorded more than 60 minutes after it was taken.")
     colour: Colour | None
     flap_temperature_c: float | None

@@ -268,7 +268,8 @@ def _check_of_flap(terms: Terminology, row: Mapping[str, Any]) -> dict[str, Any]
         "subject": {"reference": terms.full_url("Patient", f"patient-{row['patient_id']}")},
         "focus": [{"reference": terms.full_url("Procedure", f"flap-{row['reconstruction_id']}")}],
         "effectiveDateTime": _instant(row["taken_at"]),
-        "performer": [{"display": row["recorded_by"]}],
+        # Who took it: a correction changes what was written, not who looked at the flap.
+        "performer": [{"display": row.get("taken_by") or row["recorded_by"]}],
     }
 
 

@@ -245,7 +245,10 @@ class _Report:
             word(check.pinprick),
             number(check.sto2_percent, "{:g}%"),
             flags,
-            check.device or "" if check.from_device else self.trend.person(check.recorded_by_id),
+            # Who took it: a correction names its corrector in the notes below.
+            check.device or ""
+            if check.from_device
+            else self.trend.person(check.taken_by_id or check.recorded_by_id),
         ]
 
     def check_notes(self, check: Check) -> list[str]:

@@ -292,6 +292,9 @@ def _compare_checks(rows: Iterable[Any]) -> tuple[int, Break | None]:
         ]
         if check.recorded_by_id != recorder:
             differing.append("recorded_by_id")
+        # Who took it is in the record of every check written since it was kept.
+        if "taken_by_id" in after and check.taken_by_id != after["taken_by_id"]:
+            differing.append("taken_by_id")
         if differing:
             return count, Break(
                 f"check {check.id}", f"differs from what was recorded ({', '.join(differing)})"

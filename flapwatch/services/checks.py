@@ -111,6 +111,7 @@ def _store(
         recorded_at=now,
         first_recorded_at=now,
         recorded_by_id=actor.user_id,
+        taken_by_id=actor.user_id,
         source=source,
         device=device.strip() if device else None,
         **values.as_dict(),
@@ -228,6 +229,7 @@ def _check_record(check: Check) -> dict[str, object]:
         "entered_in_error": check.entered_in_error,
         "amendment_reason": check.amendment_reason,
         "first_recorded_at": check.first_recorded_at,
+        "taken_by_id": check.taken_by_id,
     }
 
 
@@ -308,6 +310,7 @@ def amend_check(
             version=previous.version + 1,
             amends_id=previous.id,
             first_recorded_at=previous.first_recorded_at,
+            taken_by_id=previous.taken_by_id,  # still the nurse who took it
             entered_in_error=entered_in_error,
             amendment_reason=reason,
             source=previous.source,  # a correction changes values, not where they came from

@@ -24,7 +24,7 @@ from flapwatch.domain.compliance import (
     waits,
     without_pauses,
 )
-from flapwatch.domain.episodes import Episode, episodes_of, levels_reached
+from flapwatch.domain.episodes import Episode, levels_reached
 from flapwatch.domain.schedule import SchedulePolicy as Schedule
 from flapwatch.domain.schedule import ScheduleWindow
 from flapwatch.domain.vocabulary import (
@@ -38,8 +38,6 @@ from flapwatch.models import (
     Check,
     CheckNotDone,
     Escalation,
-    EscalationEvent,
-    EscalationPage,
     MonitoringPause,
     Patient,
     Reconstruction,
@@ -48,7 +46,11 @@ from flapwatch.models import (
     Unit,
 )
 from flapwatch.services import Actor, InvalidInput, require_role
-from flapwatch.services.exports import EXPORT_ROLES, escalation_sources
+from flapwatch.services.exports import (
+    EXPORT_ROLES,
+    episodes_of_escalations,
+    escalation_sources,
+)
 from flapwatch.services.patients import IN_CHUNKS, status_history
 from flapwatch.services.ward import get_unit_by_code, visible_units
 
@@ -392,7 +394,7 @@ def _escalations(
     report.escalations_opened = len(escalations)
     severities = Counter(str(severity) for severity, _ in escalations)
     report.escalations_by_severity = {s.value: severities[s.value] for s in reversed(Severity)}
-    report.episodes = _episodes(session, opened)
+    report.episodes = episodes_of_escalations(session, opened)
     answered = [e for e in report.episodes if e.answered]
     report.wait = waits([e.minutes_to(e.acknowledged_at) or 0.0 for e in answered])
     report.to_attending = waits(
@@ -422,30 +424,6 @@ def _escalations(
         (RuleCount(rule_id, names[rule_id], len(ids)) for rule_id, ids in by_rule.items()),
         key=lambda count: (-count.escalations, count.rule_id),
     )
-
-
-def _episodes(session: Session, opened: Any) -> list[Episode]:
-    """Every wait for a surgeon in the escalations `opened`, with the chain's pages."""
-    timeline = session.execute(
-        select(EscalationEvent.escalation_id, EscalationEvent.kind, EscalationEvent.at)
-        .where(EscalationEvent.escalation_id.in_(opened))
-        .order_by(EscalationEvent.escalation_id, EscalationEvent.at, EscalationEvent.id)
-    )
-    events: dict[int, list[tuple[Any, datetime]]] = defaultdict(list)
-    for escalation_id, kind, at in timeline:
-        events[escalation_id].append((kind, at))
-    pages: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
-    for escalation_id, sent_at, level in session.execute(
-        select(EscalationPage.escalation_id, EscalationPage.sent_at, EscalationPage.level).where(
-            EscalationPage.escalation_id.in_(opened)
-        )
-    ):
-        pages[escalation_id].append((sent_at, level))
-    return [
-        episode
-        for escalation_id, timeline_of in events.items()
-        for episode in episodes_of(escalation_id, timeline_of, pages[escalation_id])
-    ]
 
 
 # A flap's outcome as the report counts it, by its status now.

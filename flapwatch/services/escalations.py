@@ -777,7 +777,7 @@ def escalation_page(session: Session, actor: Actor, escalation_id: int) -> Escal
     )
     people_ids = {event.actor_id for event in escalation.events}
     people_ids |= {escalation.acknowledged_by_id, escalation.closed_by_id}
-    people_ids |= {check.recorded_by_id for check in checks}
+    people_ids |= {check.taken_by_id or check.recorded_by_id for check in checks}
     people_ids.discard(None)
     people = {
         user.id: user for user in session.scalars(select(User).where(User.id.in_(people_ids)))

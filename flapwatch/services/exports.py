@@ -7,6 +7,7 @@ table. Every export is itself an audit event, written before the first row leave
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session, aliased
 
 from flapwatch.db import write_transaction
 from flapwatch.domain.checks import CheckValues, is_late_entry, temperature_difference
+from flapwatch.domain.episodes import Episode, episodes_of
 from flapwatch.domain.vocabulary import EscalationEventKind
 from flapwatch.exports import fhir
 from flapwatch.exports.fhir import Terminology
@@ -29,6 +31,7 @@ from flapwatch.models import (
     CheckNotDone,
     Escalation,
     EscalationEvent,
+    EscalationPage,
     Patient,
     Reconstruction,
     RuleSetVersion,
@@ -37,6 +40,7 @@ from flapwatch.models import (
 )
 from flapwatch.services import Actor, InvalidInput, require_role
 from flapwatch.services.audit import record_event
+from flapwatch.services.patients import IN_CHUNKS
 from flapwatch.services.ward import get_unit_by_code
 
 EXPORT_ROLES = ("auditor", "admin")
@@ -57,6 +61,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "patient_mrn",
         "reconstruction_id",
         "taken_at",
+        "taken_by",
         "first_recorded_at",
         "recorded_at",
         "recorded_by",
@@ -86,8 +91,11 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "flags_before",
         "flags_after",
     ),
+    # A row per episode (each wait for a surgeon: domain/episodes.py), as the compliance
+    # report counts them; the escalation's own columns repeat on each of its rows.
     "escalations": (
         "escalation_id",
+        "episode",
         "unit",
         "patient_mrn",
         "reconstruction_id",
@@ -95,9 +103,15 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "status",
         "opened_at",
         "opened_by_check_id",
+        "flagged_at",
         "acknowledged_at",
-        "acknowledged_by",
         "minutes_to_acknowledge",
+        "attending_at",
+        "minutes_to_attending",
+        "decided_at",
+        "minutes_to_decision",
+        "highest_level",
+        "acknowledged_by",
         "outcome",
         "note",
         "closed_at",
@@ -316,6 +330,8 @@ _CHECK_COLUMNS = (
     Check.source,
     Check.device,
 )
+# Who took each check (its first version's recorder), beside who wrote its current version.
+_TAKER = aliased(User)
 
 
 def _with_flap(query: Select[Any], check: Any = Check) -> Select[Any]:
@@ -329,8 +345,9 @@ def _with_flap(query: Select[Any], check: Any = Check) -> Select[Any]:
 def _check_rows(session: Session, scope: ExportScope) -> Iterator[dict[str, Any]]:
     """Each check's current version taken in the period, oldest first."""
     query = (
-        _with_flap(select(*_CHECK_COLUMNS, _flags_of(Check)))
+        _with_flap(select(*_CHECK_COLUMNS, _flags_of(Check), _TAKER.username))
         .join(User, User.id == Check.recorded_by_id)
+        .outerjoin(_TAKER, _TAKER.id == Check.taken_by_id)
         .outerjoin(RuleSetVersion, RuleSetVersion.id == Check.rule_set_version_id)
         .where(Check.current())
         .order_by(Check.taken_at, Check.id)
@@ -339,7 +356,7 @@ def _check_rows(session: Session, scope: ExportScope) -> Iterator[dict[str, Any]
         (check_id, version, amends_id, in_error, unit, timezone, mrn, flap_id, taken_at,
          first_recorded_at, recorded_at, recorded_by, *rest) = row  # fmt: skip
         values = dict(zip(VALUE_FIELDS, rest[: len(VALUE_FIELDS)], strict=True))
-        severity, rule_version, source, device, flags = rest[len(VALUE_FIELDS) :]
+        severity, rule_version, source, device, flags, taken_by = rest[len(VALUE_FIELDS) :]
         zone = _zone(timezone)
         difference = temperature_difference(
             values["flap_temperature_c"], values["control_temperature_c"]
@@ -354,6 +371,7 @@ def _check_rows(session: Session, scope: ExportScope) -> Iterator[dict[str, Any]
             "patient_mrn": mrn,
             "reconstruction_id": flap_id,
             "taken_at": _local(taken_at, zone),
+            "taken_by": taken_by,
             "first_recorded_at": _local(first_recorded_at, zone),
             "recorded_at": _local(recorded_at, zone),
             "recorded_by": recorded_by,
@@ -436,7 +454,8 @@ def _shown(value: Any, zone: ZoneInfo) -> str:
 
 
 def _escalation_rows(session: Session, scope: ExportScope) -> Iterator[dict[str, Any]]:
-    """Escalations opened in the period, with time to acknowledgement and outcome."""
+    """Escalations opened in the period, a row for each of their episodes: its waits for
+    the first answer, "I'm coming" and the decision, and the escalation's outcome."""
     acknowledger, closer = aliased(User), aliased(User)
     query = (
         _with_flap(
@@ -454,16 +473,26 @@ def _escalation_rows(session: Session, scope: ExportScope) -> Iterator[dict[str,
         .outerjoin(closer, closer.id == Escalation.closed_by_id)
         .order_by(Escalation.opened_at, Escalation.id)
     )
-    for escalation, unit, timezone, mrn, acknowledged_by, closed_by in _streamed(
-        session, _in_period(query, Escalation.opened_at, scope)
-    ):
+    batch: list[Any] = []
+    for row in _streamed(session, _in_period(query, Escalation.opened_at, scope)):
+        batch.append(row)
+        session.expunge(row[0])  # a streamed export keeps no rows behind it
+        if len(batch) == IN_CHUNKS:
+            yield from _episode_rows(session, batch)
+            batch = []
+    yield from _episode_rows(session, batch)
+
+
+def _episode_rows(session: Session, batch: list[Any]) -> Iterator[dict[str, Any]]:
+    """A batch of escalations' rows, their episodes read in two queries."""
+    if not batch:
+        return
+    episodes: dict[int, list[Episode]] = defaultdict(list)
+    for episode in episodes_of_escalations(session, [row[0].id for row in batch]):
+        episodes[episode.escalation_id].append(episode)
+    for escalation, unit, timezone, mrn, acknowledged_by, closed_by in batch:
         zone = ZoneInfo(timezone)
-        waited = (
-            round((escalation.acknowledged_at - escalation.opened_at).total_seconds() / 60, 1)
-            if escalation.acknowledged_at is not None
-            else None
-        )
-        yield {
+        common = {
             "escalation_id": escalation.id,
             "unit": unit,
             "patient_mrn": mrn,
@@ -472,16 +501,29 @@ def _escalation_rows(session: Session, scope: ExportScope) -> Iterator[dict[str,
             "status": escalation.status,
             "opened_at": _local(escalation.opened_at, zone),
             "opened_by_check_id": escalation.opened_by_check_id,
-            "acknowledged_at": _local(escalation.acknowledged_at, zone),
             "acknowledged_by": acknowledged_by,
-            "minutes_to_acknowledge": waited,
             "outcome": escalation.outcome,
             "note": escalation.note,
             "closed_at": _local(escalation.closed_at, zone),
             "closed_by": closed_by,
             "reasons": "; ".join(escalation.reasons),
         }
-        session.expunge(escalation)  # a streamed export keeps no rows behind it
+        for episode in episodes.get(escalation.id) or [None]:
+            if episode is None:  # no timeline (never the case since escalations have one)
+                yield {**common, "episode": None}
+                continue
+            yield {
+                **common,
+                "episode": episode.number,
+                "flagged_at": _local(episode.flagged_at, zone),
+                "acknowledged_at": _local(episode.acknowledged_at, zone),
+                "minutes_to_acknowledge": episode.minutes_to(episode.acknowledged_at),
+                "attending_at": _local(episode.attending_at, zone),
+                "minutes_to_attending": episode.minutes_to(episode.attending_at),
+                "decided_at": _local(episode.decided_at, zone),
+                "minutes_to_decision": episode.minutes_to(episode.decided_at),
+                "highest_level": episode.highest_level,
+            }
 
 
 def _audit_rows(session: Session, scope: ExportScope) -> Iterator[dict[str, Any]]:
@@ -565,6 +607,7 @@ def fhir_resources(session: Session, scope: ExportScope, terms: Terminology) -> 
                 Check.first_recorded_at,
                 Check.recorded_at,
                 recorder.display_name.label("recorded_by"),
+                _TAKER.display_name.label("taken_by"),
                 *(getattr(Check, name) for name in VALUE_FIELDS),
                 Check.severity,
                 Check.source,
@@ -573,6 +616,7 @@ def fhir_resources(session: Session, scope: ExportScope, terms: Terminology) -> 
             )
         )
         .join(recorder, recorder.id == Check.recorded_by_id)
+        .outerjoin(_TAKER, _TAKER.id == Check.taken_by_id)
         .where(Check.current())
         .order_by(Check.taken_at, Check.id)
     )
@@ -648,6 +692,31 @@ def escalation_sources(
         if rule_id is not None:
             named[rule_id] = rule_name
     return checks, rules
+
+
+def episodes_of_escalations(session: Session, opened: Any) -> list[Episode]:
+    """Every wait for a surgeon in the escalations `opened` (ids, or a query of them), with
+    the chain's pages: what the compliance report and escalations.csv both count."""
+    timeline = session.execute(
+        select(EscalationEvent.escalation_id, EscalationEvent.kind, EscalationEvent.at)
+        .where(EscalationEvent.escalation_id.in_(opened))
+        .order_by(EscalationEvent.escalation_id, EscalationEvent.at, EscalationEvent.id)
+    )
+    events: dict[int, list[tuple[Any, datetime]]] = defaultdict(list)
+    for escalation_id, kind, at in timeline:
+        events[escalation_id].append((kind, at))
+    pages: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
+    for escalation_id, sent_at, level in session.execute(
+        select(EscalationPage.escalation_id, EscalationPage.sent_at, EscalationPage.level).where(
+            EscalationPage.escalation_id.in_(opened)
+        )
+    ):
+        pages[escalation_id].append((sent_at, level))
+    return [
+        episode
+        for escalation_id, timeline_of in events.items()
+        for episode in episodes_of(escalation_id, timeline_of, pages[escalation_id])
+    ]
 
 
 def _first_versions(session: Session) -> dict[int, int]:

@@ -244,7 +244,11 @@ def checks_page(
     query = (
         select(Check)
         .where(Check.reconstruction_id == reconstruction_id, Check.current())
-        .options(selectinload(Check.flags), selectinload(Check.recorded_by))
+        .options(
+            selectinload(Check.flags),
+            selectinload(Check.recorded_by),
+            selectinload(Check.taken_by),
+        )
         .order_by(Check.taken_at.desc(), Check.id.desc())
         .limit(limit)
     )

@@ -278,6 +278,7 @@ def flap_trend(session: Session, subject: ChartSubject, *, for_report: bool = Fa
     people: dict[int, str] = {}
     if for_report:
         people_ids = {check.recorded_by_id for check in checks}
+        people_ids |= {check.taken_by_id for check in checks}
         people_ids |= {row.recorded_by_id for row in not_done}
         people_ids |= {p.started_by_id for p in pauses} | {p.ended_by_id for p in pauses}
         people_ids |= {o.set_by_id for o in overrides}

@@ -241,7 +241,7 @@ def flap_record(
             session.scalars(
                 select(Check)
                 .where(Check.reconstruction_id == reconstruction.id, Check.current())
-                .options(selectinload(Check.recorded_by))
+                .options(selectinload(Check.recorded_by), selectinload(Check.taken_by))
                 .order_by(*newest_first)
             )
         )
