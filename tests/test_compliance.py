@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -144,6 +144,9 @@ def test_a_missed_check_escalation_counts_under_overdue(make, session, app, now)
 
 
 def test_the_period_is_whole_days_on_the_units_clock(make, session, now):
+    # Yesterday afternoon, so that the whole six hours fall on one day of the unit's clock
+    # whatever the hour the suite runs at (at 02:00 they would straddle midnight).
+    now = datetime.combine(now.date() - timedelta(days=1), time(14), UTC)
     flap = late_and_missed(make, now)
     day = flap.surgery_end_at.astimezone(ZoneInfo("Europe/London")).date()
     tomorrow = day + timedelta(days=1)
