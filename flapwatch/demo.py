@@ -547,10 +547,12 @@ def _admit_with_history(
 
 
 def _quiet_night(session: Session, surgeon: Actor, reconstruction_id: int, now: datetime) -> None:
-    """No checks from the ward's next 01:00 (at least two hours away) until 05:00."""
+    """No checks from the ward's next 01:00 at least 90 minutes away (so that the board shows
+    it to come) until 05:00."""
     zone = ZoneInfo(DEMO_TIMEZONE)
-    night = datetime.combine((now + timedelta(hours=2)).astimezone(zone).date(), time(1), zone)
-    if night < now + timedelta(hours=2):
+    soonest = now + timedelta(minutes=90)
+    night = datetime.combine(soonest.astimezone(zone).date(), time(1), zone)
+    if night < soonest:
         night += timedelta(days=1)
     set_override(
         session,

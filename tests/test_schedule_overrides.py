@@ -30,6 +30,7 @@ from flapwatch.services.checks import record_check
 from flapwatch.services.compliance import compliance_report
 from flapwatch.services.escalations import sweep_overdue
 from flapwatch.services.monitoring import (
+    overrides_of,
     record_not_done,
     resume,
     set_override,
@@ -450,3 +451,18 @@ def test_changing_a_schedule_a_colleague_withdrew_meanwhile_says_so_and_keeps_th
     assert "withdrawn meanwhile" in answer.text and "Half-hourly" in answer.text
     assert page.get(f"/reconstructions/{flap.id}/schedule?replaces=999999").status_code == 404
     assert page.get(f"/reconstructions/{flap.id}/schedule?replaces={first.id}").status_code == 404
+
+
+def test_a_change_naming_no_version_is_refused_not_set_as_a_new_schedule(logged_in, make, session):
+    flap = make.reconstruction(hours_ago=6)
+    page, _ = logged_in(Role.SURGEON)
+
+    answer = page.post(
+        f"/reconstructions/{flap.id}/schedule",
+        {"kind": "interval", "interval_minutes": "30", "hours": "2", "reason": "Half-hourly",
+         "replaces": "v1"},
+    )  # fmt: skip
+
+    assert answer.status_code == 400 and "Half-hourly" in answer.text
+    assert overrides_of(session, flap.id) == []
+    assert page.get(f"/reconstructions/{flap.id}/schedule?replaces=v1").status_code == 404

@@ -24,9 +24,9 @@ from flapwatch.charts.figure import trend_figure
 from flapwatch.charts.spec import PRINT
 from flapwatch.domain.checks import LATE_ENTRY_AFTER
 from flapwatch.domain.rule_words import reasons_by_rule
-from flapwatch.domain.schedule import interval_words
 from flapwatch.domain.vocabulary import Severity
 from flapwatch.models import Check, Escalation
+from flapwatch.services.monitoring import describe
 from flapwatch.services.review import Trend
 
 PAGE = (8.27, 11.69)  # A4 portrait, inches
@@ -309,14 +309,9 @@ class _Report:
                 text += f". {row.note}"
             entries.append((row.taken_at, _wrapped(text, 0)))
         for override in self.trend.overrides:
-            what = (
-                f"checks every {interval_words(override.interval_minutes)}"
-                if override.interval_minutes is not None
-                else "no checks"
-            )
             text = (
                 f"Per-flap schedule v{override.version} {self.local(override.starts_at)} – "
-                f"{self.local(override.in_force_until, '%d %b %H:%M')}: {what} "
+                f"{self.local(override.in_force_until, '%d %b %H:%M')}: {describe(override)} "
                 f"({self.trend.person(override.set_by_id)}). {override.reason}"
             )
             if override.withdrawn_at is not None:

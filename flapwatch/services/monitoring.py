@@ -520,6 +520,12 @@ class Clocks:
     not_done: dict[int, CheckNotDone]
     overrides: dict[int, list[ScheduleOverride]]
 
+    def overrides_to_come(
+        self, reconstruction_id: int, now: datetime
+    ) -> tuple[ScheduleOverride, ...]:
+        """This flap's own schedules in force now or still to start, oldest first."""
+        return tuple(o for o in self.overrides.get(reconstruction_id, ()) if o.in_force_until > now)
+
 
 def clocks_of(
     session: Session,

@@ -221,9 +221,7 @@ def progress_of(
                 last_check_at=last.taken_at if last else None,
                 open_escalation_id=escalation.id if escalation else None,
                 pause=clocks.pauses.get(reconstruction.id),
-                overrides=tuple(
-                    o for o in clocks.overrides.get(reconstruction.id, ()) if o.in_force_until > now
-                ),
+                overrides=clocks.overrides_to_come(reconstruction.id, now),
             )
         )
     return progress

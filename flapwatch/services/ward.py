@@ -138,7 +138,7 @@ def flap_status(
         escalation=escalation,
         pause=clocks.pauses.get(flap_id),
         not_done=not_done,
-        overrides=tuple(o for o in clocks.overrides.get(flap_id, ()) if o.in_force_until > now),
+        overrides=clocks.overrides_to_come(flap_id, now),
     )
 
 

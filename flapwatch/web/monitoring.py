@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
-from wtforms import HiddenField, RadioField, TextAreaField
+from wtforms import HiddenField, IntegerField, RadioField, TextAreaField
 from wtforms.validators import Length, Optional
+from wtforms.widgets import HiddenInput
 
 from flapwatch.db import get_session
 from flapwatch.domain.checks import NOTES_MAX_LENGTH
@@ -117,7 +118,9 @@ class OverrideForm(SafeForm):
             )
         ],
     )
-    replaces = HiddenField()
+    # The version being changed: a number, or the form is refused (it never silently sets a
+    # new schedule beside the one the surgeon meant to change).
+    replaces = IntegerField(widget=HiddenInput(), validators=[Optional()])
 
 
 @bp.route("/reconstructions/<int:reconstruction_id>/schedule", methods=["GET", "POST"])
@@ -131,12 +134,16 @@ def schedule_override(reconstruction_id: int) -> str | Response | tuple[str, int
     form.starts_at.zone = form.ends_at.zone = zone
     # The version being changed: still to run when the link was followed (404 otherwise); by
     # the time the form comes back a colleague may have withdrawn it, which the service says.
-    wanted = request.values.get("replaces", "").strip()
+    replaces = form.replaces.data if request.method == "POST" else None
+    if request.method == "GET" and "replaces" in request.args:
+        replaces = request.args.get("replaces", type=int)
+        if replaces is None:
+            abort(404)
     replaced: ScheduleOverride | None = next(
-        (o for o in record.overrides if str(o.id) == wanted), None
+        (o for o in record.overrides if o.id == replaces), None
     )
     over = replaced is None or replaced.in_force_until <= g.now
-    if wanted and over and request.method == "GET":
+    if request.method == "GET" and replaces is not None and over:
         abort(404)
     if request.method == "GET":
         form.kind.data = OverrideKind.INTERVAL.value
@@ -150,7 +157,7 @@ def schedule_override(reconstruction_id: int) -> str | Response | tuple[str, int
             form.hours.data = "until"
             form.ends_at.data = replaced.ends_at.astimezone(zone).strftime(LOCAL_INPUT_FORMAT)
             form.reason.data = replaced.reason
-            form.replaces.data = str(replaced.id)
+            form.replaces.data = replaced.id
     general_errors: list[str] = []
     if form.validate_on_submit():
         problems: dict[str, str] = {}
@@ -171,11 +178,7 @@ def schedule_override(reconstruction_id: int) -> str | Response | tuple[str, int
                 starts_at=start,
                 ends_at=end,
                 reason=form.reason.data or "",
-                replaces=(
-                    replaced.id
-                    if replaced is not None
-                    else (int(wanted) if wanted.isascii() and wanted.isdigit() else None)
-                ),
+                replaces=replaces,
                 now=g.now,
             )
         except InvalidInput as refused:
