@@ -16,7 +16,8 @@ five days on the default schedule (hourly to 24 h, 2-hourly to 48 h, 4-hourly to
   with their flags, and an escalation for each flap's first flag: acknowledged after a
   log-normal wait (median 12 min), with an outcome, and closed;
 - about 0.5 % of checks corrected (a new version with a reason);
-- outcomes: most flaps discharged; some returned to theatre, salvaged or failed;
+- outcomes: most flaps discharged intact; some in theatre now, some re-explored and salvaged
+  or lost (a return to theatre each);
 - the newest `--monitored` flaps of each unit (default 30) still being monitored, their checks
   up to now: the ward board the benchmarks open.
 
@@ -50,6 +51,7 @@ from flapwatch.models import (
     Patient,
     Reconstruction,
     RuleSetVersion,
+    TheatreReturn,
     utcnow,
 )
 from flapwatch.services import SYSTEM
@@ -113,7 +115,9 @@ class Loader:
 
     def flush(self) -> None:
         # Parents before children: the foreign keys are checked as rows arrive.
-        for table in (Patient, Reconstruction, Check, CheckFlag, Escalation, EscalationEvent):
+        for table in (
+            Patient, Reconstruction, TheatreReturn, Check, CheckFlag, Escalation, EscalationEvent
+        ):  # fmt: skip
             waiting = self.rows.pop(table, [])
             if not waiting:
                 continue
@@ -247,7 +251,9 @@ def generate(args: argparse.Namespace) -> dict[str, int]:
 
     with engine_of(app).connect() as connection:
         loader = Loader(connection)
-        loader.start_ids(Patient, Reconstruction, Check, CheckFlag, Escalation, EscalationEvent)
+        loader.start_ids(
+            Patient, Reconstruction, TheatreReturn, Check, CheckFlag, Escalation, EscalationEvent
+        )  # fmt: skip
         corrections: list[int] = []
         for unit_number, (unit_id, nurse_id, surgeon_id, rule_set) in enumerate(units, start=1):
             made = 0
@@ -273,17 +279,17 @@ def generate(args: argparse.Namespace) -> dict[str, int]:
                     created_at=surgery_end,
                 )
                 roll = rng.random()
+                # 3 % in theatre now, 6 % salvaged, 2 % lost after re-exploration.
+                re_explored = not monitored and roll < 0.11
+                result = None if roll < 0.03 else "salvaged" if roll < 0.09 else "failed"
                 status = (
                     "monitoring"
                     if monitored
                     else "returned_to_theatre"
-                    if roll < 0.03
-                    else "salvaged"
-                    if roll < 0.09
-                    else "failed"
-                    if roll < 0.11
+                    if re_explored and result is None
                     else "discharged"
                 )
+                ended = surgery_end + timedelta(hours=MONITORED_HOURS)
                 flap_id = loader.add(
                     Reconstruction,
                     patient_id=patient_id,
@@ -295,11 +301,31 @@ def generate(args: argparse.Namespace) -> dict[str, int]:
                     surgeon=f"Surgeon {unit_number}",
                     buried=False,
                     status=status,
-                    status_changed_at=None
-                    if monitored
-                    else surgery_end + timedelta(hours=MONITORED_HOURS),
+                    status_changed_at=None if monitored else ended,
                     created_at=surgery_end,
+                    final_outcome=None
+                    if monitored or (re_explored and result is None)
+                    else "total_loss"
+                    if re_explored and result == "failed"
+                    else "intact",
+                    final_outcome_on=None if monitored else ended.date(),
+                    final_outcome_note="",
                 )
+                if re_explored:
+                    decided = surgery_end + timedelta(hours=rng.uniform(4, 48))
+                    loader.add(
+                        TheatreReturn,
+                        reconstruction_id=flap_id,
+                        number=1,
+                        decided_at=decided,
+                        knife_to_skin_at=decided + timedelta(minutes=rng.randint(40, 150)),
+                        findings=rng.choice(("venous", "venous", "arterial", "haematoma")),
+                        findings_note="",
+                        result=result,
+                        provenance="",
+                        recorded_at=decided,
+                        version=1,
+                    )
                 escalation_id = None
                 for taken in times:
                     rule = None

@@ -25,11 +25,15 @@ from flapwatch.domain.vocabulary import (
     DopplerArterial,
     DopplerVenous,
     EscalationOutcome,
+    FinalOutcome,
     FlapKind,
     OverrideKind,
     Pinprick,
+    ReconstructionStatus,
     Role,
     Side,
+    TheatreFinding,
+    TheatreResult,
     Turgor,
 )
 from flapwatch.models import Check, Escalation, Patient, Reconstruction, Unit, User, utcnow
@@ -37,13 +41,24 @@ from flapwatch.services import SYSTEM, Actor, InvalidInput
 from flapwatch.services.accounts import create_user
 from flapwatch.services.chains import advance_chains, current_contacts, publish_contacts
 from flapwatch.services.checks import record_check
-from flapwatch.services.escalations import acknowledge_escalation, attend_escalation
+from flapwatch.services.escalations import (
+    acknowledge_escalation,
+    attend_escalation,
+    close_escalation,
+)
 from flapwatch.services.monitoring import set_override
+from flapwatch.services.outcomes import (
+    TheatreDetails,
+    record_final_outcome,
+    record_theatre_details,
+    theatre_returns_of,
+)
 from flapwatch.services.patients import (
     PatientDetails,
     ReconstructionDetails,
     add_reconstruction,
     admit_patient,
+    set_reconstruction_status,
 )
 from flapwatch.services.units import create_unit, current_schedule_policy
 
@@ -350,6 +365,114 @@ PATIENTS: tuple[DemoPatient, ...] = (
     ),
 )
 
+
+@dataclass(frozen=True)
+class DemoReturn:
+    """A re-exploration in a past patient's record: the first worrying sign at `sign_hours`
+    post-op (a flagged check and the nurse's recheck 15 minutes on), the registrar's decision,
+    knife to skin and, unless the flap was lost, monitoring again from a restarted time zero."""
+
+    sign_hours: float
+    findings: TheatreFinding
+    result: TheatreResult
+    decision_minutes: int  # first flag → decision
+    knife_minutes: int  # first flag → knife to skin
+    back_minutes: int = 240  # first flag → back on the ward
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class PastPatient:
+    """A patient of the last weeks, discharged: monitored for `monitored_hours`, then home
+    after `discharged_hours`, with the outcome the clinic recorded."""
+
+    mrn: str
+    name: str
+    date_of_birth: date
+    days_ago: float
+    flap: DemoFlap
+    final_outcome: FinalOutcome
+    monitored_hours: float = 72
+    discharged_hours: float = 120
+    theatre: DemoReturn | None = None
+    outcome_note: str = ""
+
+
+# The unit's last weeks, for the compliance report's outcome figures: of 10 flaps, 3
+# re-explored (venous thrombosis at 19 h and a haematoma at 6 h, both salvaged; arterial
+# thrombosis at 31 h, lost) and one partial loss without re-exploration.
+PAST_PATIENTS: tuple[PastPatient, ...] = (
+    PastPatient(
+        "DEMO-251106", "Helen Carver", date(1968, 3, 3), 12,
+        DemoFlap("DIEP free flap", FlapKind.FREE, "breast", Side.LEFT, BREAST_SURGEON, BREAST),
+        FinalOutcome.INTACT,
+        theatre=DemoReturn(19, TheatreFinding.VENOUS, TheatreResult.SALVAGED, 22, 68,
+                           note="Venous anastomosis thrombosed: thrombectomy, re-anastomosis "
+                           "to the second comitans."),
+    ),
+    PastPatient(
+        "DEMO-248873", "Kenneth Doyle", date(1955, 7, 21), 9,
+        DemoFlap("ALT free flap", FlapKind.FREE, "floor of mouth", Side.LEFT,
+                 HEAD_AND_NECK_SURGEON, INTRAORAL),
+        FinalOutcome.TOTAL_LOSS,
+        theatre=DemoReturn(31, TheatreFinding.ARTERIAL, TheatreResult.FAILED, 34, 96,
+                           note="Arterial thrombosis, pedicle kinked: no reflow after "
+                           "revision, flap removed, pectoralis major flap."),
+        outcome_note="Flap removed at re-exploration; pedicled pectoralis major flap.",
+    ),
+    PastPatient(
+        "DEMO-253390", "Priya Nair", date(1983, 10, 9), 7,
+        DemoFlap("DIEP free flap", FlapKind.FREE, "breast", Side.RIGHT, BREAST_SURGEON, BREAST),
+        FinalOutcome.INTACT,
+        theatre=DemoReturn(6, TheatreFinding.HAEMATOMA, TheatreResult.SALVAGED, 15, 52,
+                           note="Haematoma under the flap compressing the pedicle: evacuated, "
+                           "bleeding perforator stump tied."),
+    ),
+    PastPatient(
+        "DEMO-244512", "Gareth Lloyd", date(1987, 1, 30), 16,
+        DemoFlap("Gracilis free flap with split-skin graft", FlapKind.FREE,
+                 "ankle (degloving)", Side.RIGHT, LIMB_SURGEON, MUSCLE_UNDER_GRAFT),
+        FinalOutcome.PARTIAL_LOSS,
+        outcome_note="Distal 2 cm of the muscle necrosed: debrided and grafted at day 12.",
+    ),
+    PastPatient(
+        "DEMO-239901", "Ruth Abrahams", date(1961, 5, 17), 20,
+        DemoFlap("Radial forearm free flap", FlapKind.FREE, "lateral tongue", Side.RIGHT,
+                 HEAD_AND_NECK_SURGEON, INTRAORAL),
+        FinalOutcome.INTACT,
+    ),
+    PastPatient(
+        "DEMO-237745", "Colin Marsh", date(1949, 9, 2), 25,
+        DemoFlap("Osteocutaneous fibula free flap", FlapKind.FREE, "mandible", Side.LEFT,
+                 HEAD_AND_NECK_SURGEON, INTRAORAL),
+        FinalOutcome.INTACT,
+        monitored_hours=120, discharged_hours=240,
+    ),
+    PastPatient(
+        "DEMO-242218", "Sophie Turner", date(1976, 12, 24), 14,
+        DemoFlap("DIEP free flap", FlapKind.FREE, "breast", Side.LEFT, BREAST_SURGEON, BREAST),
+        FinalOutcome.INTACT,
+    ),
+    PastPatient(
+        "DEMO-246634", "Imran Qureshi", date(1992, 6, 6), 10,
+        DemoFlap("ALT free flap", FlapKind.FREE, "dorsum of foot", Side.LEFT, LIMB_SURGEON,
+                 MUSCLE_UNDER_GRAFT),
+        FinalOutcome.INTACT,
+    ),
+    PastPatient(
+        "DEMO-250087", "Bernadette Walsh", date(1958, 8, 15), 18,
+        DemoFlap("Free jejunal flap", FlapKind.FREE, "pharynx", Side.MIDLINE,
+                 HEAD_AND_NECK_SURGEON, BURIED, buried=True),
+        FinalOutcome.INTACT,
+    ),
+    PastPatient(
+        "DEMO-247760", "Oliver Grant", date(1999, 2, 11), 22,
+        DemoFlap("Replantation of thumb", FlapKind.REPLANT, "thumb", Side.LEFT, LIMB_SURGEON,
+                 REPLANT),
+        FinalOutcome.INTACT,
+    ),
+)  # fmt: skip
+
 LATE_ENTRY_DELAY = timedelta(minutes=95)
 LATE_ENTRY_NOTE = "Written up late: emergency admission in the bay."
 
@@ -391,6 +514,10 @@ def load_demo(session: Session, now: datetime | None = None) -> DemoSummary:
     policy = current_schedule_policy(session, unit.id).as_value()
 
     patients_created = 0
+    for past in PAST_PATIENTS:
+        if session.scalar(select(Patient.id).where(Patient.mrn == past.mrn)) is None:
+            _admit_past(session, past, policy, actors, now)
+            patients_created += 1
     for spec in PATIENTS:
         if session.scalar(select(Patient.id).where(Patient.mrn == spec.mrn)) is None:
             _admit_with_history(session, spec, policy, actors, now)
@@ -544,6 +671,141 @@ def _admit_with_history(
                 )
         if flap.quiet_night:
             _quiet_night(session, actors[REGISTRAR], reconstruction.id, now)
+
+
+def _admit_past(
+    session: Session,
+    spec: PastPatient,
+    policy: SchedulePolicy,
+    actors: dict[str, Actor],
+    now: datetime,
+) -> None:
+    """A discharged patient's whole stay: the checks of its monitoring, a re-exploration if
+    it had one, the end of monitoring, discharge and the final outcome."""
+    details = PatientDetails(
+        mrn=spec.mrn, name=spec.name, date_of_birth=spec.date_of_birth, bed=None
+    )
+    patient = admit_patient(session, SYSTEM, unit_code=DEMO_UNIT_CODE, details=details)
+    surgery_end_at = now - timedelta(days=spec.days_ago)
+    flap = spec.flap
+    reconstruction = add_reconstruction(
+        session,
+        SYSTEM,
+        patient.id,
+        ReconstructionDetails(
+            procedure=flap.procedure, flap_kind=flap.flap_kind, site=flap.site, side=flap.side,
+            surgery_end_at=surgery_end_at, surgeon=flap.surgeon, buried=flap.buried,
+        ),
+        now=surgery_end_at,
+    )  # fmt: skip
+    rng = _seeded(spec.mrn)
+    stopped_at = surgery_end_at + timedelta(hours=spec.monitored_hours)
+    theatre = spec.theatre
+    first_until = surgery_end_at + timedelta(hours=theatre.sign_hours if theatre else 0)
+    segments = [(surgery_end_at, first_until if theatre else stopped_at)]
+    for zero, until in segments:
+        times = _check_times(policy, zero, until, rng)
+        history = _healthy_history(times, zero, flap.observations, rng)
+        for values in history:
+            recorded_at = values.taken_at + timedelta(minutes=rng.randint(1, 8))
+            record_check(session, actors[_shift_nurse(values.taken_at, "1")], reconstruction.id,
+                         values, now=recorded_at)  # fmt: skip
+        if theatre is not None and zero == surgery_end_at:
+            back = _re_explored(session, actors, reconstruction.id, until, theatre)
+            if back is not None:
+                segments.append((back, stopped_at))
+    coordinator = actors["coordinator"]
+    if theatre is None or theatre.result != TheatreResult.FAILED:
+        set_reconstruction_status(
+            session, coordinator, reconstruction.id, ReconstructionStatus.STOPPED,
+            note="Monitoring complete: flap healthy.", now=stopped_at,
+        )  # fmt: skip
+    discharged_at = surgery_end_at + timedelta(hours=spec.discharged_hours)
+    set_reconstruction_status(session, coordinator, reconstruction.id,
+                              ReconstructionStatus.DISCHARGED, now=discharged_at)  # fmt: skip
+    record_final_outcome(
+        session, actors[REGISTRAR], reconstruction.id, outcome=spec.final_outcome,
+        on=min(discharged_at, now).astimezone(ZoneInfo(DEMO_TIMEZONE)).date(),
+        note=spec.outcome_note, now=min(discharged_at, now),
+    )  # fmt: skip
+
+
+def _re_explored(
+    session: Session,
+    actors: dict[str, Actor],
+    reconstruction_id: int,
+    sign_at: datetime,
+    theatre: DemoReturn,
+) -> datetime | None:
+    """The sign, the recheck, the registrar's decision, theatre; when monitoring resumes (None:
+    the flap was lost and stays off the board)."""
+    for minutes in (0, 15):
+        taken_at = sign_at + timedelta(minutes=minutes)
+        record_check(session, actors[_shift_nurse(taken_at, "1")], reconstruction_id,
+                     _compromised(theatre.findings, taken_at, rechecked=minutes > 0),
+                     now=taken_at + timedelta(minutes=2))  # fmt: skip
+    escalation = session.scalars(
+        select(Escalation).where(Escalation.reconstruction_id == reconstruction_id)
+    ).one()
+    flagged = escalation.opened_at
+    decided_at = flagged + timedelta(minutes=theatre.decision_minutes)
+    surgeon = actors[REGISTRAR]
+    _sweep_minutes(session, decided_at)
+    acknowledge_escalation(session, surgeon, escalation.id,
+                           outcome=EscalationOutcome.RETURN_TO_THEATRE,
+                           note="Theatre now.", now=decided_at)  # fmt: skip
+    back = flagged + timedelta(minutes=theatre.back_minutes)
+    (theatre_return,) = theatre_returns_of(session, [reconstruction_id])[reconstruction_id]
+    record_theatre_details(
+        session, surgeon, theatre_return.id,
+        TheatreDetails(knife_to_skin_at=flagged + timedelta(minutes=theatre.knife_minutes),
+                       findings=theatre.findings, findings_note=theatre.note,
+                       result=theatre.result),
+        version=theatre_return.version, now=back,
+    )  # fmt: skip
+    close_escalation(session, surgeon, escalation.id, note=theatre.note, now=back)
+    coordinator = actors["coordinator"]
+    if theatre.result == TheatreResult.FAILED:
+        set_reconstruction_status(
+            session, coordinator, reconstruction_id, ReconstructionStatus.STOPPED,
+            note=theatre.note, now=back,
+        )  # fmt: skip
+        return None
+    set_reconstruction_status(
+        session, coordinator, reconstruction_id, ReconstructionStatus.MONITORING,
+        note="Back from theatre.", time_zero="restart", now=back,
+    )  # fmt: skip
+    return back
+
+
+def _compromised(finding: TheatreFinding, taken_at: datetime, rechecked: bool) -> CheckValues:
+    """A flap in trouble as the nurse sees it: congested (venous, or a haematoma pressing on
+    the pedicle) or pale and cold (arterial)."""
+    if finding == TheatreFinding.ARTERIAL:
+        return CheckValues(
+            taken_at=taken_at, colour=Colour.PALE, flap_temperature_c=32.1,
+            control_temperature_c=35.0, capillary_refill=CapillaryRefill.ABSENT,
+            doppler_arterial=DopplerArterial.ABSENT, turgor=Turgor.FLACCID,
+            notes="Still pale, no refill, no arterial signal." if rechecked
+            else "Pale and cool, arterial signal lost.",
+        )  # fmt: skip
+    return CheckValues(
+        taken_at=taken_at, colour=Colour.PURPLE if rechecked else Colour.DUSKY,
+        flap_temperature_c=33.0, control_temperature_c=35.1,
+        capillary_refill=CapillaryRefill.BRISK, capillary_refill_s=0.6,
+        doppler_arterial=DopplerArterial.PRESENT, doppler_venous=DopplerVenous.ABSENT,
+        turgor=Turgor.TENSE,
+        notes="Darker and tenser on the recheck." if rechecked
+        else ("Swollen, tense and dusky." if finding == TheatreFinding.HAEMATOMA
+              else "Dusky, brisk refill, venous signal lost."),
+    )  # fmt: skip
+
+
+def _shift_nurse(taken_at: datetime, bed: str) -> str:
+    local = taken_at.astimezone(ZoneInfo(DEMO_TIMEZONE)).time()
+    if not DAY_SHIFT[0] <= local < DAY_SHIFT[1]:
+        return NIGHT_NURSE
+    return DAY_NURSE_BEDS_1_TO_4 if int(bed) <= 4 else DAY_NURSE_BEDS_5_TO_8
 
 
 def _quiet_night(session: Session, surgeon: Actor, reconstruction_id: int, now: datetime) -> None:
@@ -722,10 +984,7 @@ def _recorder(spec: DemoPatient, values: CheckValues, position_from_end: int) ->
     """Who wrote this check: the registrar at the bedside, else the nurse of the bay and shift."""
     if spec.deteriorating and position_from_end == 1:
         return REGISTRAR
-    local = values.taken_at.astimezone(ZoneInfo(DEMO_TIMEZONE)).time()
-    if not DAY_SHIFT[0] <= local < DAY_SHIFT[1]:
-        return NIGHT_NURSE
-    return DAY_NURSE_BEDS_1_TO_4 if int(spec.bed) <= 4 else DAY_NURSE_BEDS_5_TO_8
+    return _shift_nurse(values.taken_at, spec.bed)
 
 
 def _seeded(*parts: str) -> random.Random:

@@ -42,6 +42,7 @@ from flapwatch.domain.vocabulary import (
     DopplerVenous,
     EscalationEventKind,
     EscalationOutcome,
+    FinalOutcome,
     FlapKind,
     NotDoneReason,
     OverrideKind,
@@ -51,6 +52,8 @@ from flapwatch.domain.vocabulary import (
     Role,
     Severity,
     Side,
+    TheatreFinding,
+    TheatreResult,
     Turgor,
 )
 
@@ -217,8 +220,16 @@ class Reconstruction(Base):
     # band's frequency again); None: the end of surgery.
     time_zero_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # What became of the flap in the end, recorded at discharge or later (apart from the
+    # monitoring status and from each return to theatre's result); None: not yet recorded.
+    final_outcome: Mapped[FinalOutcome | None] = mapped_column(vocabulary(FinalOutcome))
+    final_outcome_on: Mapped[date | None] = mapped_column(Date)
+    final_outcome_note: Mapped[str] = mapped_column(Text, default="")
+    final_outcome_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    final_outcome_recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     patient: Mapped[Patient] = relationship(back_populates="reconstructions")
+    final_outcome_by: Mapped[User | None] = relationship(foreign_keys=[final_outcome_by_id])
     # Its current checks (each check's latest version), newest first; read-only.
     checks: Mapped[list[Check]] = relationship(
         order_by="Check.taken_at.desc()",
@@ -641,6 +652,42 @@ class ScheduleOverride(Base):
 
     def as_window(self) -> ScheduleWindow:
         return ScheduleWindow(self.starts_at, self.in_force_until, self.interval_minutes)
+
+
+class TheatreReturn(Base):
+    """One return of the flap to theatre: when it was decided (and by whom, and on which
+    escalation), when the knife went to skin, what was found and what came of it.
+
+    Its details come as they are known (the decision on the ward, knife-to-skin from theatre,
+    the result after); each change is audited with what it replaced, and `version` refuses a
+    change made over one the person had not seen.
+    """
+
+    __tablename__ = "theatre_returns"
+    __table_args__ = (
+        UniqueConstraint("reconstruction_id", "number", name="uq_theatre_returns_number"),
+        Index("ix_theatre_returns_reconstruction", "reconstruction_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reconstruction_id: Mapped[int] = mapped_column(ForeignKey("reconstructions.id"))
+    number: Mapped[int]  # the flap's first, second… return
+    escalation_id: Mapped[int | None] = mapped_column(ForeignKey("escalations.id"))
+    # None only for a return carried over from a status history that did not say when.
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    knife_to_skin_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    findings: Mapped[TheatreFinding | None] = mapped_column(vocabulary(TheatreFinding))
+    findings_note: Mapped[str] = mapped_column(Text, default="")
+    result: Mapped[TheatreResult | None] = mapped_column(vocabulary(TheatreResult))
+    # Where the record came from when it was not recorded as such (migration 0019).
+    provenance: Mapped[str] = mapped_column(Text, default="")
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    version: Mapped[int] = mapped_column(default=1)
+
+    escalation: Mapped[Escalation | None] = relationship()
+    decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])
 
 
 class MissedCheck(Base):

@@ -9,7 +9,10 @@ from sqlalchemy import func, select
 
 from flapwatch.domain.vocabulary import Role
 from flapwatch.models import Escalation, utcnow
+from flapwatch.services import SYSTEM
 from flapwatch.services.monitoring import set_override
+from flapwatch.services.outcomes import return_to_theatre
+from flapwatch.services.patients import set_reconstruction_status
 
 ALL_ROLES = tuple(Role.values())
 READERS = ("nurse", "surgeon", "unit_admin", "admin", "auditor")
@@ -41,6 +44,9 @@ POLICY: dict[str, object] = {
     "monitoring.not_done": CLINICAL,
     "monitoring.schedule_override": SURGEONS,
     "monitoring.withdraw_schedule_override": SURGEONS,
+    "outcomes.new_theatre_return": REVIEWERS,
+    "outcomes.theatre_details": REVIEWERS,
+    "outcomes.final_outcome": REVIEWERS,
     "checks.flagged": READERS,
     "checks.amend": CLINICAL,
     "checks.history": READERS,
@@ -108,6 +114,10 @@ POLICY: dict[str, object] = {
     "api.list_schedule_overrides": READERS,
     "api.create_schedule_override": SURGEONS,
     "api.withdraw_schedule_override": SURGEONS,
+    "api.list_theatre_returns": READERS,
+    "api.create_theatre_return": REVIEWERS,
+    "api.change_theatre_return": REVIEWERS,
+    "api.set_final_outcome": REVIEWERS,
     "api.resume_monitoring": CLINICAL,
     "api.record_check_not_done": CLINICAL,
     "api.amend_check": CLINICAL,
@@ -161,7 +171,14 @@ def ward(make):
         kind="interval", interval_minutes=15, starts_at=None, ends_at=utcnow() + timedelta(hours=2),
         reason="Congested",
     )  # fmt: skip
+    # A return to theatre it came back from.
+    theatre = return_to_theatre(
+        make.session, make.actor(make.user("surgeon", "PLAST-W3")), reconstruction.id
+    )
+    set_reconstruction_status(make.session, SYSTEM, reconstruction.id, "monitoring",
+                              time_zero="continue")  # fmt: skip
     return {
+        "theatre_return_id": theatre.id,
         "override_id": override.id,
         "check_id": check.id,
         "escalation_id": escalation_id,

@@ -23,6 +23,7 @@ from flapwatch.models import AuditEvent, Patient, Reconstruction, SchedulePolicy
 from flapwatch.services import SYSTEM, Forbidden
 from flapwatch.services.accounts import set_password
 from flapwatch.services.login import authenticate
+from flapwatch.services.outcomes import theatre_returns_of
 from flapwatch.services.units import publish_schedule_policy
 from flapwatch.web.auth import login_limits
 from tests.conftest import PASSWORD, Factory, count_queries
@@ -495,7 +496,7 @@ def test_coordinator_admits_a_patient_who_is_listed_in_bed_order(
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("mrn", "<taken>", "is already registered."),
+        ("mrn", "<taken>", "is already registered on PLAST-W3"),
         ("bed", "1", "Bed 1 is taken by"),
         ("date_of_birth", "2090-01-01", "Date of birth cannot be in the future."),
         ("date_of_birth", "1970-02-31", "Date of birth must be a date"),
@@ -680,7 +681,7 @@ def test_stopping_monitoring_takes_the_flap_off_the_board_and_resuming_puts_it_b
     assert "Sam Stopped" in text(browser.get("/units/PLAST-W3/board"))
 
 
-def test_recording_an_outcome_sets_the_flaps_status(
+def test_sending_a_flap_back_to_theatre_sets_its_status_and_opens_a_return(
     logged_in: Any, make: Factory, session: Session
 ) -> None:
     browser, _ = logged_in(Role.UNIT_ADMIN, "PLAST-W3")
@@ -696,7 +697,9 @@ def test_recording_an_outcome_sets_the_flaps_status(
     assert response.status_code == 302
     seen(session)
     assert flap.status == ReconstructionStatus.RETURNED_TO_THEATRE
-    assert "Returned to theatre" in text(browser.get("/admin/patients?unit=PLAST-W3"))
+    assert "In theatre" in text(browser.get("/admin/patients?unit=PLAST-W3"))
+    (theatre,) = theatre_returns_of(session, [flap.id])[flap.id]
+    assert theatre.number == 1 and theatre.escalation_id is None
 
 
 def test_back_from_theatre_the_coordinator_chooses_whether_the_schedule_restarts(

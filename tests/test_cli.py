@@ -73,8 +73,9 @@ def test_demo_loaded_twice_creates_nothing_twice(runner, session):
 
     assert second.exit_code == 0, second.output
     assert row_counts(session) == loaded
-    assert loaded["units"] == 1 and loaded["patients"] == 8 and loaded["reconstructions"] == 9
-    assert 150 <= loaded["checks"] <= 300
+    # 8 patients (9 flaps) on the board, 10 discharged in the last weeks with their outcomes.
+    assert loaded["units"] == 1 and loaded["patients"] == 18 and loaded["reconstructions"] == 19
+    assert 500 <= loaded["checks"] <= 900
     assert "(created now)" in first.output and "(already loaded)" in second.output
     for result in (first, second):
         assert f"password '{DEMO_PASSWORD}'" in result.output
@@ -153,6 +154,24 @@ def test_demo_history_keeps_to_the_schedule_with_one_late_entry(app, session):
             assert {check.colour for check in checks} <= {"pink", None}
             assert all((check.temperature_difference_c or 0) < 1.8 for check in checks)
     assert late_entries == 1
+
+
+def test_the_demo_s_last_weeks_have_their_returns_to_theatre_and_outcomes(app, session):
+    from flapwatch.services.compliance import compliance_report
+
+    with app.app_context():
+        load_demo(session)
+
+    report = compliance_report(session, SYSTEM, "DEMO", None, None, utcnow())
+    assert report.flaps_operated == 19
+    assert report.flap_outcomes == {
+        "returned_to_theatre": 3, "salvaged": 2, "partial_loss": 1, "failed": 1, "monitoring": 9,
+    }  # fmt: skip
+    audit = report.audit
+    assert (audit.to_decision.median, audit.to_knife.median) == (22.0, 68.0)
+    assert (audit.re_explored.count, audit.salvaged.count, audit.salvaged.of) == (3, 2, 3)
+    # Their monitoring kept to the schedule, the recheck after each flag included.
+    assert (report.total.missed, report.total.late) == (1, 0)  # the overdue flap on the board
 
 
 def test_demo_deteriorating_flap_goes_venous_congested_over_its_last_checks(app, session):
@@ -335,7 +354,7 @@ def test_console_script_creates_the_database_and_loads_the_demo(tmp_path):
     demo = flapwatch("demo")
 
     assert demo.returncode == 0, demo.stderr
-    assert demo.stdout.startswith("Demo unit DEMO: 8 patients, 9 flaps, ")
+    assert demo.stdout.startswith("Demo unit DEMO: 18 patients, 19 flaps, ")
     assert f"password '{DEMO_PASSWORD}'" in demo.stdout
     for account in DEMO_ACCOUNTS:
         assert account in demo.stdout

@@ -16,8 +16,9 @@ from flapwatch.domain.vocabulary import ReconstructionStatus
 from flapwatch.models import AuditEvent, Escalation, EscalationEvent
 from flapwatch.services import SYSTEM, Forbidden
 from flapwatch.services.checks import amend_check
-from flapwatch.services.compliance import COMPLIANCE_COLUMNS, compliance_report
+from flapwatch.services.compliance import COMPLIANCE_COLUMNS, compliance_report, compliance_rows
 from flapwatch.services.escalations import acknowledge_escalation
+from flapwatch.services.outcomes import TheatreDetails, record_theatre_details, theatre_returns_of
 from flapwatch.services.patients import set_reconstruction_status
 from flapwatch.services.tokens import create_token
 from tests.conftest import count_queries
@@ -112,7 +113,18 @@ def test_escalations_by_rule_time_to_acknowledge_and_outcomes(make, session, now
         session, surgeon, escalations[1].id, outcome="return_to_theatre",
         now=escalations[1].opened_at + timedelta(minutes=16),
     )  # fmt: skip
-    set_reconstruction_status(session, SYSTEM, second.id, ReconstructionStatus.SALVAGED)
+    sent = escalations[1].opened_at
+    (theatre,) = theatre_returns_of(session, [second.id])[second.id]
+    record_theatre_details(
+        session, surgeon, theatre.id,
+        TheatreDetails(knife_to_skin_at=sent + timedelta(minutes=61), findings="venous",
+                       result="salvaged"),
+        version=theatre.version, now=sent + hours(3),
+    )  # fmt: skip
+    # Back on the ward, then home: the salvage is the return's result and stays one.
+    set_reconstruction_status(session, SYSTEM, second.id, ReconstructionStatus.MONITORING,
+                              time_zero="continue", now=sent + hours(3))  # fmt: skip
+    set_reconstruction_status(session, SYSTEM, second.id, ReconstructionStatus.DISCHARGED)
 
     report = compliance_report(session, SYSTEM, "PLAST-W3", None, None, now)
 
@@ -129,6 +141,12 @@ def test_escalations_by_rule_time_to_acknowledge_and_outcomes(make, session, now
     assert report.flap_outcomes["returned_to_theatre"] == 1
     assert report.flap_outcomes["salvaged"] == 1
     assert report.flap_outcomes["failed"] == 0
+    assert report.audit.re_explorations == 1
+    assert report.audit.to_decision.median == 16.0
+    assert report.audit.to_knife.median == 61.0
+    measures = {(r["section"], r["measure"]): r["value"] for r in compliance_rows(report)}
+    assert measures[("audit", "re_explored_percent")] == 50.0
+    assert measures[("audit", "median_minutes_flag_to_knife_to_skin")] == 61.0
 
 
 def test_a_missed_check_escalation_counts_under_overdue(make, session, app, now):

@@ -146,6 +146,24 @@ def test_an_escalation_is_a_flag_and_a_detected_issue_with_its_checks(auditor, m
     )
 
 
+def test_the_procedure_s_outcome_is_the_final_outcome_once_recorded(auditor, make, session):
+    from flapwatch.services import SYSTEM
+    from flapwatch.services.outcomes import record_final_outcome
+    from flapwatch.services.patients import set_reconstruction_status
+
+    flap = make.reconstruction(hours_ago=50)
+    make.check(flap, minutes_ago=40, colour="pink")
+    set_reconstruction_status(session, SYSTEM, flap.id, "discharged")
+    record_final_outcome(session, make.actor(make.user(Role.SURGEON)), flap.id,
+                         outcome="total_loss", on=utcnow().date())  # fmt: skip
+
+    bundle = validated(auditor.get("/exports/fhir.json").data)
+
+    (procedure,) = resources(bundle, "Procedure")
+    coding = procedure["outcome"]["coding"][0]
+    assert (coding["code"], coding["display"]) == ("final_outcome.total_loss", "Total loss")
+
+
 def test_a_missed_check_escalation_names_the_overdue_rule(auditor, make, session):
     flap = make.reconstruction(hours_ago=3)
     make.check(flap, taken_at=flap.surgery_end_at + timedelta(hours=1))

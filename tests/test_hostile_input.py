@@ -15,7 +15,10 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from flapwatch.models import Escalation, utcnow
+from flapwatch.services import SYSTEM
 from flapwatch.services.monitoring import set_override
+from flapwatch.services.outcomes import return_to_theatre
+from flapwatch.services.patients import set_reconstruction_status
 from tests.conftest import Browser
 
 PAYLOADS = [
@@ -74,8 +77,11 @@ def ward(make, session) -> dict[str, Any]:
         interval_minutes=15, starts_at=None, ends_at=utcnow() + timedelta(hours=2),
         reason="Congested",
     )  # fmt: skip
+    theatre = return_to_theatre(session, make.actor(make.user("surgeon", "PLAST-W3")), flap.id)
+    set_reconstruction_status(session, SYSTEM, flap.id, "monitoring", time_zero="continue")
     return {
         "override_id": override.id,
+        "theatre_return_id": theatre.id,
         "unit_id": unit.id,
         "unit_code": unit.code,
         "patient_id": patient.id,
@@ -109,6 +115,13 @@ def _forms(w: dict[str, Any]) -> list[tuple[str, str]]:
         (f"/escalations/{e}", f"/escalations/{e}/acknowledge"),
         (f"/admin/units/{u}/rules/edit", f"/admin/units/{u}/rules/import"),
         (f"/admin/reconstructions/{r}/edit", f"/admin/reconstructions/{r}/status"),
+        *(
+            (url, url)
+            for url in (
+                f"/reconstructions/{r}/theatre-returns/{w['theatre_return_id']}",
+                f"/reconstructions/{r}/final-outcome",
+            )
+        ),
     ]
 
 
@@ -205,6 +218,7 @@ def _api_writes(app, w: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
         "check_id": w["check_id"],
         "escalation_id": w["escalation_id"],
         "override_id": w["override_id"],
+        "theatre_return_id": w["theatre_return_id"],
     }
     writes = []
     for template, operations in document["paths"].items():

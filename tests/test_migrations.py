@@ -151,3 +151,84 @@ def test_checks_recorded_before_0018_keep_who_took_them_through_their_correction
             with admin.begin() as connection:
                 connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
             admin.dispose()
+
+
+def test_outcomes_are_carried_over_from_the_status_history_faithfully(backend, tmp_path, request):
+    """Before 0019 an outcome was a status: salvaged then discharged lost the salvage. Each
+    return to theatre in the history becomes a record (decided then, by whoever set it, on the
+    escalation acknowledged at that moment), salvaged and failed its result, failed a total
+    loss; nothing the history does not say is invented."""
+    import json
+
+    from alembic import command
+
+    from flapwatch.migrate import alembic_config
+
+    url, cleanup = _empty_database_url(backend, tmp_path, request)
+    engine = make_engine(url)
+    config = alembic_config(url)
+    at = "2026-11-20 10:00:00+00:00"
+    sent, later, home = ("2026-11-20T14:05:00+00:00", "2026-11-20T18:00:00+00:00",
+                         "2026-11-25T11:00:00+00:00")  # fmt: skip
+    as_json = "CAST(:after AS JSON)" if backend == "postgresql" else ":after"
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0018")
+            run = lambda sql, **values: connection.execute(text(sql), values)  # noqa: E731
+            run("INSERT INTO units (id, code, name, timezone, created_at) "
+                "VALUES (1, 'OLD-W1', 'Old ward', 'Europe/London', :at)", at=at)  # fmt: skip
+            run("INSERT INTO users (id, username, display_name, password_hash, role, active, "
+                "created_at) VALUES (3, 'surgeon.cy', 'Cy', 'x', 'surgeon', true, :at)",
+                at=at)  # fmt: skip
+            run("INSERT INTO patients (id, mrn, name, date_of_birth, unit_id, created_at) "
+                "VALUES (1, 'M1', 'Old patient', '1960-01-01', 1, :at)", at=at)  # fmt: skip
+            for flap, status in ((1, "discharged"), (2, "failed"), (3, "salvaged"),
+                                 (4, "monitoring")):  # fmt: skip
+                run("INSERT INTO reconstructions (id, patient_id, procedure, flap_kind, site, "
+                    "side, surgery_end_at, surgeon, buried, status, status_changed_at, "
+                    "created_at) VALUES (:id, 1, 'DIEP', 'free', 'breast', 'left', :at, 'Ms S', "
+                    "false, :status, :at, :at)", id=flap, status=status, at=at)  # fmt: skip
+            run("INSERT INTO escalations (id, reconstruction_id, severity, reasons, opened_at, "
+                "acknowledged_at, acknowledged_by_id, outcome) VALUES (1, 1, 'red', '[]', :at, "
+                ":sent, 3, 'return_to_theatre')", at=at, sent=sent)  # fmt: skip
+            history = [(1, "returned_to_theatre", sent), (1, "salvaged", later),
+                       (1, "discharged", home), (2, "returned_to_theatre", sent),
+                       (2, "failed", later)]  # fmt: skip
+            for number, (flap, status, changed) in enumerate(history, start=1):
+                run("INSERT INTO audit_events (id, at, actor_id, actor_username, actor_role, "
+                    "action, object_type, object_id, after, previous_hash, hash) VALUES (:id, "
+                    ":changed, 3, 'surgeon.cy', 'surgeon', 'reconstruction.status', "
+                    f"'reconstruction', :flap, {as_json}, 'x', :hash)",
+                    id=number, changed=changed, flap=str(flap), hash=f"h{number}",
+                    after=json.dumps({"status": status, "note": "",
+                                      "changed_at": changed}))  # fmt: skip
+        upgrade_to_head(engine)
+        with engine.connect() as connection:
+            returns = connection.execute(text(
+                "SELECT reconstruction_id, number, escalation_id, decided_by_id, result, "
+                "decided_at IS NULL FROM theatre_returns ORDER BY reconstruction_id"
+            )).all()  # fmt: skip
+            flaps = connection.execute(text(
+                "SELECT id, status, final_outcome, final_outcome_on FROM reconstructions "
+                "ORDER BY id"
+            )).all()  # fmt: skip
+        assert [tuple(r) for r in returns] == [
+            (1, 1, 1, 3, "salvaged", False),
+            (2, 1, None, 3, "failed", False),
+            (3, 1, None, None, "salvaged", True),  # salvaged: a return, its time not known
+        ]
+        assert [(f.id, f.status, f.final_outcome) for f in flaps] == [
+            (1, "discharged", None),  # the salvage is the return's; the end not yet recorded
+            (2, "stopped", "total_loss"),
+            (3, "stopped", None),
+            (4, "monitoring", None),
+        ]
+        assert str(flaps[1].final_outcome_on)[:10] == "2026-11-20"
+    finally:
+        engine.dispose()
+        if cleanup:
+            admin, schema = cleanup
+            with admin.begin() as connection:
+                connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            admin.dispose()

@@ -19,12 +19,14 @@ from flapwatch.api.framework import (
 )
 from flapwatch.api.openapi import openapi_document
 from flapwatch.domain.checks import ASSESSMENT_FIELDS, CheckValues
+from flapwatch.domain.outcomes import minutes_between
 from flapwatch.domain.rules import RuleSetError, parse_rule_set, rule_set_to_json
 from flapwatch.http.access import (
     ADMINS,
     CLINICAL,
     EXPORTERS,
     MANAGERS,
+    OUTCOMES,
     READERS,
     REVIEWERS,
     SCHEDULERS,
@@ -49,15 +51,17 @@ from flapwatch.models import (
     Patient,
     Reconstruction,
     ScheduleOverride,
+    TheatreReturn,
     Unit,
     User,
     utcnow,
 )
-from flapwatch.services import Actor, InvalidInput, records
+from flapwatch.services import Actor, InvalidInput, NotFound, records
 from flapwatch.services import chains as chain_service
 from flapwatch.services import checks as check_service
 from flapwatch.services import escalations as escalation_service
 from flapwatch.services import monitoring as monitoring_service
+from flapwatch.services import outcomes as outcome_service
 from flapwatch.services import patients as patient_service
 from flapwatch.services import units as unit_service
 from flapwatch.services.idempotency import Answer
@@ -541,9 +545,153 @@ def _reconstructions(session: Session, flaps: list[Reconstruction]) -> list[sche
                 else None
             ),
             schedule_overrides=[_override_brief(o) for o in p.overrides],
+            theatre_returns=[_theatre_return(t) for t in p.theatre_returns],
+            final_outcome=_final_outcome(p.reconstruction),
         )
         for p in records.progress_of(session, flaps, _now())
     ]
+
+
+def _theatre_return(theatre_return: TheatreReturn) -> schemas.TheatreReturn:
+    flagged = theatre_return.escalation.opened_at if theatre_return.escalation else None
+    return schemas.TheatreReturn(
+        id=theatre_return.id,
+        number=theatre_return.number,
+        escalation_id=theatre_return.escalation_id,
+        decided_at=theatre_return.decided_at,
+        decided_by=theatre_return.decided_by.username if theatre_return.decided_by else None,
+        knife_to_skin_at=theatre_return.knife_to_skin_at,
+        findings=theatre_return.findings,
+        findings_note=theatre_return.findings_note,
+        result=theatre_return.result,
+        minutes_flag_to_decision=minutes_between(flagged, theatre_return.decided_at),
+        minutes_flag_to_knife_to_skin=minutes_between(flagged, theatre_return.knife_to_skin_at),
+        provenance=theatre_return.provenance,
+        version=theatre_return.version,
+    )
+
+
+def _final_outcome(reconstruction: Reconstruction) -> schemas.FinalOutcomeRecord | None:
+    if reconstruction.final_outcome is None:
+        return None
+    by = reconstruction.final_outcome_by
+    return schemas.FinalOutcomeRecord(
+        outcome=reconstruction.final_outcome,
+        on=reconstruction.final_outcome_on,
+        note=reconstruction.final_outcome_note,
+        recorded_by=by.username if by else None,
+        recorded_at=reconstruction.final_outcome_recorded_at,
+    )
+
+
+def _theatre_returns_of(session: Session, reconstruction_id: int) -> list[TheatreReturn]:
+    return outcome_service.theatre_returns_of(session, [reconstruction_id]).get(
+        reconstruction_id, []
+    )
+
+
+@operation(
+    "GET",
+    "/reconstructions/{reconstruction_id}/theatre-returns",
+    summary="List a flap's returns to theatre",
+    tag="outcomes",
+    roles=READERS,
+    response=schemas.TheatreReturnList,
+    description="First first, each with its decision, knife to skin, findings and result, "
+    "and the minutes from its escalation's first flag.",
+)
+def list_theatre_returns(actor: Actor, session: Session, reconstruction_id: int) -> Reply:
+    patient_service.get_reconstruction(session, actor, reconstruction_id)
+    returns = _theatre_returns_of(session, reconstruction_id)
+    return Reply(schemas.TheatreReturnList(items=[_theatre_return(t) for t in returns]))
+
+
+@operation(
+    "POST",
+    "/reconstructions/{reconstruction_id}/theatre-returns",
+    summary="Return a flap to theatre",
+    tag="outcomes",
+    roles=OUTCOMES,
+    body=schemas.TheatreReturnCreate,
+    response=schemas.TheatreReturn,
+    status=201,
+    errors=(422,),
+    description="A surgeon's decision to re-explore the flap (now, or `decided_at`): its "
+    "status becomes `returned_to_theatre` and it leaves the board until monitoring resumes "
+    "(`PATCH /reconstructions/{id}` with `status: monitoring` and `time_zero`). Acknowledging "
+    "an escalation with `return_to_theatre` does the same, timed from its first flag.",
+)
+def create_theatre_return(
+    actor: Actor, session: Session, reconstruction_id: int, body: schemas.TheatreReturnCreate
+) -> Reply:
+    created = outcome_service.return_to_theatre(
+        session, actor, reconstruction_id, decided_at=body.decided_at, note=body.note, now=_now()
+    )
+    returns = _theatre_returns_of(session, reconstruction_id)
+    return Reply(_theatre_return(next(t for t in returns if t.id == created.id)), status=201)
+
+
+@operation(
+    "PUT",
+    "/reconstructions/{reconstruction_id}/theatre-returns/{theatre_return_id}",
+    summary="Record what is known of a return to theatre",
+    tag="outcomes",
+    roles=OUTCOMES,
+    body=schemas.TheatreReturnChange,
+    response=schemas.TheatreReturn,
+    errors=(422,),
+    description="Knife to skin, the findings and the result, each as it should now stand "
+    "(null: not known). Send the `version` you read: a change made meanwhile is refused "
+    "(422 naming `version`), never overwritten. Audited with what it replaced.",
+)
+def change_theatre_return(
+    actor: Actor,
+    session: Session,
+    reconstruction_id: int,
+    theatre_return_id: int,
+    body: schemas.TheatreReturnChange,
+) -> Reply:
+    patient_service.get_reconstruction(session, actor, reconstruction_id)
+    if not any(t.id == theatre_return_id for t in _theatre_returns_of(session, reconstruction_id)):
+        raise NotFound(f"No return to theatre {theatre_return_id} of this flap.")
+    outcome_service.record_theatre_details(
+        session,
+        actor,
+        theatre_return_id,
+        outcome_service.TheatreDetails(
+            knife_to_skin_at=body.knife_to_skin_at,
+            findings=body.findings,
+            findings_note=body.findings_note,
+            result=body.result,
+        ),
+        version=body.version,
+        now=_now(),
+    )
+    returns = _theatre_returns_of(session, reconstruction_id)
+    return Reply(_theatre_return(next(t for t in returns if t.id == theatre_return_id)))
+
+
+@operation(
+    "PUT",
+    "/reconstructions/{reconstruction_id}/final-outcome",
+    summary="Record a flap's final outcome",
+    tag="outcomes",
+    roles=OUTCOMES,
+    body=schemas.FinalOutcomeSet,
+    response=schemas.Reconstruction,
+    errors=(422,),
+    description="Intact, partial loss or total loss, and the day it was known, once "
+    "monitoring has ended (stopped or discharged). Sent again, it replaces the record; the "
+    "audit trail keeps what it replaced.",
+)
+def set_final_outcome(
+    actor: Actor, session: Session, reconstruction_id: int, body: schemas.FinalOutcomeSet
+) -> schemas.Reconstruction:
+    flap = outcome_service.record_final_outcome(
+        session, actor, reconstruction_id, outcome=body.outcome, on=body.on, note=body.note,
+        now=_now(),
+    )  # fmt: skip
+    return _reconstructions(session, [flap])[0]
 
 
 def _override_brief(override: ScheduleOverride) -> schemas.ScheduleOverrideBrief:

@@ -41,6 +41,7 @@ from flapwatch.domain.vocabulary import (
     DueState,
     EscalationEventKind,
     EscalationOutcome,
+    FinalOutcome,
     FlapKind,
     NotDoneReason,
     OverrideKind,
@@ -50,6 +51,8 @@ from flapwatch.domain.vocabulary import (
     Role,
     Severity,
     Side,
+    TheatreFinding,
+    TheatreResult,
     Turgor,
 )
 
@@ -348,6 +351,73 @@ class Reconstruction(Outgoing):
     schedule_overrides: list[ScheduleOverrideBrief] = Field(
         description="The flap's own schedules in force now or still to come, soonest first."
     )
+    theatre_returns: list[TheatreReturn] = Field(
+        description="Each return to theatre, first first (`status` says whether it is in "
+        "theatre now)."
+    )
+    final_outcome: FinalOutcomeRecord | None = Field(
+        description="What became of the flap in the end, once recorded (at discharge or later)."
+    )
+
+
+class TheatreReturn(Outgoing):
+    id: int
+    number: int
+    escalation_id: int | None = Field(description="The escalation whose decision sent it.")
+    decided_at: Instant | None = Field(description="Null only where the history did not say.")
+    decided_by: str | None
+    knife_to_skin_at: Instant | None
+    findings: TheatreFinding | None
+    findings_note: str
+    result: TheatreResult | None
+    minutes_flag_to_decision: float | None = Field(
+        description="From the first flag of its escalation to the decision."
+    )
+    minutes_flag_to_knife_to_skin: float | None = Field(
+        description="From the first flag of its escalation to knife to skin."
+    )
+    provenance: str = Field(description="Set where the record was carried over, not recorded.")
+    version: int = Field(description="Send it back with a change: a change meanwhile is refused.")
+
+
+class TheatreReturnList(Outgoing):
+    items: list[TheatreReturn]
+
+
+class TheatreReturnCreate(Incoming):
+    """A surgeon's decision to return the flap to theatre: it leaves the board until
+    monitoring resumes."""
+
+    decided_at: AwareDatetime | None = Field(
+        default=None, description="When it was decided; now when left out."
+    )
+    note: Annotated[Text, Field(max_length=2000)] = ""
+
+
+class TheatreReturnChange(Incoming):
+    """What is known of the return: every field as it should now stand (null: not known)."""
+
+    knife_to_skin_at: AwareDatetime | None = None
+    findings: TheatreFinding | None = None
+    findings_note: Annotated[Text, Field(max_length=2000)] = ""
+    result: TheatreResult | None = None
+    version: int = Field(description="The version read: a change made meanwhile is refused.")
+
+
+class FinalOutcomeRecord(Outgoing):
+    outcome: FinalOutcome
+    on: date | None
+    note: str
+    recorded_by: str | None
+    recorded_at: Instant | None
+
+
+class FinalOutcomeSet(Incoming):
+    """The final outcome, once monitoring has ended (stopped or discharged)."""
+
+    outcome: FinalOutcome
+    on: date = Field(description="The day it was known, on the unit's calendar.")
+    note: Annotated[Text, Field(max_length=2000)] = ""
 
 
 class ScheduleOverrideBrief(Outgoing):

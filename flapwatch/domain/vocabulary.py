@@ -49,12 +49,37 @@ class Side(Labelled):
 
 
 class ReconstructionStatus(Labelled):
+    """Where the flap's monitoring stands (a pause is a record of its own, on top of
+    monitoring). What became of the flap is apart: each return to theatre's result, and the
+    final outcome (`TheatreResult`, `FinalOutcome`)."""
+
     MONITORING = "monitoring", "Monitoring"
     STOPPED = "stopped", "Monitoring stopped"
-    RETURNED_TO_THEATRE = "returned_to_theatre", "Returned to theatre"
-    SALVAGED = "salvaged", "Salvaged"
-    FAILED = "failed", "Failed"
+    # Stored as before migration 0019; it means "in theatre now", until monitoring resumes.
+    RETURNED_TO_THEATRE = "returned_to_theatre", "In theatre"
     DISCHARGED = "discharged", "Discharged"
+
+
+class TheatreFinding(Labelled):
+    """What the surgeon found at re-exploration (Chen 2007's causes of compromise)."""
+
+    ARTERIAL = "arterial", "Arterial thrombosis"
+    VENOUS = "venous", "Venous thrombosis"
+    BOTH = "both", "Arterial and venous thrombosis"
+    HAEMATOMA = "haematoma", "Haematoma"
+    OTHER = "other", "Other"
+
+
+class TheatreResult(Labelled):
+    SALVAGED = "salvaged", "Salvaged"
+    PARTIAL_LOSS = "partial_loss", "Partial loss"
+    FAILED = "failed", "Failed"
+
+
+class FinalOutcome(Labelled):
+    INTACT = "intact", "Intact"
+    PARTIAL_LOSS = "partial_loss", "Partial loss"
+    TOTAL_LOSS = "total_loss", "Total loss"
 
 
 class Colour(Labelled):

@@ -29,6 +29,7 @@ from flapwatch.domain.vocabulary import (
     DopplerArterial,
     DopplerVenous,
     EscalationOutcome,
+    FinalOutcome,
     FlapKind,
     Labelled,
     NotDoneReason,
@@ -111,6 +112,7 @@ ANSWER_SETS: dict[str, type[Labelled]] = {
     **{field: answers for field, (_, answers, _) in CATEGORICAL.items()},
     "flap_kind": FlapKind,
     "flap_status": ReconstructionStatus,
+    "final_outcome": FinalOutcome,
     "side": Side,
     "severity": Severity,
     "outcome": EscalationOutcome,
@@ -237,7 +239,12 @@ def procedure(terms: Terminology, row: Mapping[str, Any]) -> dict[str, Any]:
         "performedPeriod": {"end": _instant(row["surgery_end_at"])},
         "performer": [{"actor": {"display": row["surgeon"]}}],
         "bodySite": [{"text": body_site}],
-        "outcome": terms.answer("flap_status", status),
+        # What became of the flap once recorded; until then where its monitoring stands.
+        "outcome": (
+            terms.answer("final_outcome", row["final_outcome"])
+            if row.get("final_outcome")
+            else terms.answer("flap_status", status)
+        ),
         **({"note": notes} if row["buried"] else {}),
     }
 

@@ -23,9 +23,10 @@ from flapwatch.charts.drawing import INK, MUTED, RC, RED, SEVERITY_ICON
 from flapwatch.charts.figure import trend_figure
 from flapwatch.charts.spec import PRINT
 from flapwatch.domain.checks import LATE_ENTRY_AFTER
+from flapwatch.domain.outcomes import minutes_between
 from flapwatch.domain.rule_words import reasons_by_rule
 from flapwatch.domain.vocabulary import Severity
-from flapwatch.models import Check, Escalation
+from flapwatch.models import Check, Escalation, TheatreReturn
 from flapwatch.services.monitoring import describe
 from flapwatch.services.review import Trend
 
@@ -324,6 +325,28 @@ class _Report:
 
     # escalations and outcome -------------------------------------------------------------------
 
+    def theatre_line(self, theatre: TheatreReturn) -> str:
+        when = "%d %b %H:%M"
+        decided = self.local(theatre.decided_at, when) if theatre.decided_at else "time unknown"
+        text = f"Return to theatre {theatre.number}: decided {decided}"
+        text += f" ({self.trend.person(theatre.decided_by_id)})" if theatre.decided_at else ""
+        if theatre.escalation is not None:
+            flagged = theatre.escalation.opened_at
+            text += (
+                f" on escalation {theatre.escalation.id}, first flag {self.local(flagged, when)}"
+            )
+            to_decision = minutes_between(flagged, theatre.decided_at)
+            text += f" ({to_decision:g} min to decision)" if to_decision is not None else ""
+        knife = theatre.knife_to_skin_at
+        text += f"; knife to skin {self.local(knife, when)}" if knife else "; knife to skin —"
+        if knife is not None and theatre.escalation is not None:
+            text += f" ({minutes_between(theatre.escalation.opened_at, knife):g} min from flag)"
+        findings = theatre.findings.label.lower() if theatre.findings else "—"
+        text += f"; findings: {findings}"
+        text += f" ({theatre.findings_note})" if theatre.findings_note else ""
+        text += f"; result: {theatre.result.label.lower() if theatre.result else '—'}"
+        return text + (f". {theatre.provenance}" if theatre.provenance else "")
+
     def escalations_section(self) -> _Section:
         s = self.subject
         section = _Section(title="Escalations and outcome")
@@ -331,6 +354,17 @@ class _Report:
         if s.status_changed_at is not None:
             outcome += f" (since {self.local(s.status_changed_at, '%d %b %Y %H:%M')})"
         section.lines.append(_Line(outcome, mono=False, size=9, weight="bold"))
+        final = self.trend.final_outcome
+        if final is not None and final.final_outcome is not None:
+            text = f"Final outcome: {final.final_outcome.label}"
+            if final.final_outcome_on is not None:
+                text += f", {final.final_outcome_on:%d %b %Y}"
+            text += f" ({self.trend.person(final.final_outcome_by_id)})"
+            text += f". {final.final_outcome_note}" if final.final_outcome_note else ""
+            section.lines += [_Line(line, mono=False, size=9, weight="bold")
+                              for line in _wrapped(text, 0)]  # fmt: skip
+        for theatre in self.trend.theatre_returns:
+            section.lines += [_Line(line) for line in _wrapped(self.theatre_line(theatre), 0)]
         section.lines.append(
             _Line(
                 f"Surgeon {s.surgeon} · surgery ended "

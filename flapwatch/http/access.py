@@ -15,6 +15,7 @@ from flapwatch.services import CLINICAL_ROLES, MANAGING_ROLES, Actor
 from flapwatch.services.escalations import REVIEWING_ROLES
 from flapwatch.services.exports import EXPORT_ROLES
 from flapwatch.services.monitoring import OVERRIDE_ROLES
+from flapwatch.services.outcomes import OUTCOME_ROLES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -27,6 +28,7 @@ MANAGERS = MANAGING_ROLES
 REVIEWERS = REVIEWING_ROLES
 EXPORTERS = EXPORT_ROLES
 SCHEDULERS = OVERRIDE_ROLES  # a flap's own schedule: a surgeon's order
+OUTCOMES = OUTCOME_ROLES  # returns to theatre and final outcomes
 ADMINS = (Role.ADMIN.value,)
 
 

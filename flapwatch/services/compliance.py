@@ -25,6 +25,16 @@ from flapwatch.domain.compliance import (
     without_pauses,
 )
 from flapwatch.domain.episodes import Episode, levels_reached
+from flapwatch.domain.outcomes import (
+    AuditMeasures,
+    FlapOutcome,
+    Rate,
+    ReturnRecord,
+    audit_measures,
+    hours_between,
+    minutes_between,
+    outcome_counts,
+)
 from flapwatch.domain.schedule import SchedulePolicy as Schedule
 from flapwatch.domain.schedule import ScheduleWindow
 from flapwatch.domain.vocabulary import (
@@ -43,6 +53,7 @@ from flapwatch.models import (
     Reconstruction,
     ScheduleOverride,
     SchedulePolicy,
+    TheatreReturn,
     Unit,
 )
 from flapwatch.services import Actor, InvalidInput, require_role
@@ -51,6 +62,7 @@ from flapwatch.services.exports import (
     episodes_of_escalations,
     escalation_sources,
 )
+from flapwatch.services.outcomes import theatre_returns_of
 from flapwatch.services.patients import IN_CHUNKS, status_history
 from flapwatch.services.ward import get_unit_by_code, visible_units
 
@@ -104,6 +116,7 @@ class ComplianceReport:
     escalation_outcomes: dict[str, int] = field(default_factory=dict)
     flaps_operated: int = 0
     flap_outcomes: dict[str, int] = field(default_factory=dict)
+    audit: AuditMeasures = field(default_factory=lambda: audit_measures([]))
 
     @property
     def zone(self) -> ZoneInfo:
@@ -162,7 +175,7 @@ def compliance_report(
     _schedule_kept(report, flaps, checks, history, days, policy_at, start, end, now)
     _entries(report, checks, start, end)
     _escalations(session, report, unit, start, end)
-    _outcomes(report, flaps, history, start, end)
+    _outcomes(session, report, flaps, start, end)
     return report
 
 
@@ -426,45 +439,96 @@ def _escalations(
     )
 
 
-# A flap's outcome as the report counts it, by its status now.
-OUTCOME_STATUSES = (
-    ReconstructionStatus.SALVAGED,
-    ReconstructionStatus.FAILED,
-)
-
-
 def _outcomes(
+    session: Session,
     report: ComplianceReport,
     flaps: list[Reconstruction],
-    history: dict[int, list[tuple[datetime, str]]],
     start: datetime,
     end: datetime,
 ) -> None:
-    """Flaps operated in the period: returned to theatre (ever), salvaged, failed."""
+    """The flaps operated on in the period, by what became of them, and the unit's audit
+    measures of their re-explorations (domain/outcomes), each return timed from the first
+    flag of the escalation that sent it (its first episode's first answer: acknowledged)."""
     operated = [flap for flap in flaps if start <= flap.surgery_end_at < end]
-    report.flaps_operated = len(operated)
-    returned = ReconstructionStatus.RETURNED_TO_THEATRE
-    report.flap_outcomes = {
-        returned.value: sum(
-            1
-            for flap in operated
-            if flap.status in (returned, ReconstructionStatus.SALVAGED)
-            or any(status == returned for _, status in history.get(flap.id, ()))
-        ),
-        **{
-            status.value: sum(1 for flap in operated if flap.status == status)
-            for status in OUTCOME_STATUSES
-        },
-        ReconstructionStatus.MONITORING.value: sum(
-            1 for flap in operated if flap.status == ReconstructionStatus.MONITORING
-        ),
+    returns = theatre_returns_of(session, [flap.id for flap in operated])
+    sent_by = [r.escalation_id for rs in returns.values() for r in rs if r.escalation_id]
+    answered = {
+        episode.escalation_id: episode.acknowledged_at
+        for episode in (episodes_of_escalations(session, sent_by) if sent_by else [])
+        if episode.number == 1
     }
+
+    def record(flap: Reconstruction, theatre: TheatreReturn) -> ReturnRecord:
+        flagged = theatre.escalation.opened_at if theatre.escalation else None
+        return ReturnRecord(
+            sign_hours=hours_between(flap.surgery_end_at, flagged),
+            re_explored_hours=hours_between(
+                flap.surgery_end_at, theatre.knife_to_skin_at or theatre.decided_at
+            ),
+            to_acknowledge=minutes_between(flagged, answered.get(theatre.escalation_id or 0)),
+            to_decision=minutes_between(flagged, theatre.decided_at),
+            to_knife=minutes_between(flagged, theatre.knife_to_skin_at),
+            findings=theatre.findings.value if theatre.findings else None,
+            result=theatre.result.value if theatre.result else None,
+        )
+
+    outcomes = [
+        FlapOutcome(
+            returns=tuple(record(flap, r) for r in returns.get(flap.id, ())),
+            final_outcome=flap.final_outcome.value if flap.final_outcome else None,
+            still_monitored=flap.status
+            in (ReconstructionStatus.MONITORING, ReconstructionStatus.RETURNED_TO_THEATRE),
+        )
+        for flap in operated
+    ]
+    report.flaps_operated = len(operated)
+    report.flap_outcomes = outcome_counts(outcomes)
+    report.audit = audit_measures(outcomes)
 
 
 # --- as CSV --------------------------------------------------------------------------------------
 
 # A long table: one measure a row, so new measures never move a column (README "Compliance").
 COMPLIANCE_COLUMNS = ("unit", "from", "to", "section", "group", "measure", "value")
+
+
+def audit_rows(
+    row: Callable[[str, str, str, Any], dict[str, Any]], audit: AuditMeasures
+) -> Iterator[dict[str, Any]]:
+    """The audit measures (README "Audit measures"): rates as count, of, percent."""
+    group = "operated in period"
+
+    def rate(measure: str, value: Rate) -> Iterator[dict[str, Any]]:
+        yield row("audit", group, measure, value.count)
+        yield row("audit", group, f"{measure}_of", value.of)
+        yield row("audit", group, f"{measure}_percent", value.percent)
+
+    yield row("audit", group, "flaps", audit.flaps)
+    yield from rate("re_explored", audit.re_explored)
+    yield row("audit", group, "re_explorations", audit.re_explorations)
+    yield from rate("salvaged", audit.salvaged)
+    yield from rate("completely_salvaged", audit.completely_salvaged)
+    yield from rate("partially_salvaged", audit.partially_salvaged)
+    yield from rate("failed_after_re_exploration", audit.failed_after_re_exploration)
+    yield row("audit", group, "result_unknown", audit.result_unknown)
+    yield from rate("total_loss", audit.total_loss)
+    yield from rate("partial_loss", audit.partial_loss)
+    for name, wait in (
+        ("flag_to_acknowledge", audit.to_acknowledge),
+        ("flag_to_decision", audit.to_decision),
+        ("flag_to_knife_to_skin", audit.to_knife),
+    ):
+        yield row("audit", group, f"timed_{name}", wait.count)
+        yield row("audit", group, f"median_minutes_{name}", wait.median)
+        yield row("audit", group, f"p90_minutes_{name}", wait.p90)
+    yield from rate("first_sign_within_24h", audit.sign_within_24h)
+    yield from rate("first_sign_within_72h", audit.sign_within_72h)
+    yield row("audit", group, "median_hours_to_re_exploration", audit.re_explored_hours.median)
+    yield row("audit", group, "p90_hours_to_re_exploration", audit.re_explored_hours.p90)
+    yield row("audit", group, "mean_hours_to_re_exploration_salvaged", audit.mean_hours_salvaged)
+    yield row("audit", group, "mean_hours_to_re_exploration_failed", audit.mean_hours_failed)
+    for cause, count in audit.losses_by_cause.items():
+        yield row("audit_total_losses_by_cause", cause, "flaps", count)
 
 
 def compliance_rows(report: ComplianceReport) -> Iterator[dict[str, Any]]:
@@ -540,3 +604,4 @@ def compliance_rows(report: ComplianceReport) -> Iterator[dict[str, Any]]:
     yield row("flap_outcomes", "operated in period", "flaps", report.flaps_operated)
     for outcome, count in report.flap_outcomes.items():
         yield row("flap_outcomes", outcome, "flaps", count)
+    yield from audit_rows(row, report.audit)

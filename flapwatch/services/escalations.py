@@ -61,7 +61,8 @@ from flapwatch.services.chains import start_chain
 from flapwatch.services.live import publish
 from flapwatch.services.monitoring import clock_of, clocks_of
 from flapwatch.services.notifications import queue_notification
-from flapwatch.services.patients import change_status, get_reconstruction
+from flapwatch.services.outcomes import begin_theatre_return
+from flapwatch.services.patients import get_reconstruction
 from flapwatch.services.units import current_schedule_policy
 
 # Who may acknowledge and close an escalation: the surgical team, and coordinators/admins.
@@ -498,13 +499,13 @@ def acknowledge_escalation(
             )
         )
         if escalation.outcome == EscalationOutcome.RETURN_TO_THEATRE:
-            change_status(
+            begin_theatre_return(
                 session,
                 actor,
                 escalation.reconstruction,
-                ReconstructionStatus.RETURNED_TO_THEATRE,
-                f"Escalation {escalation.id} acknowledged",
                 now,
+                f"Escalation {escalation.id} acknowledged",
+                escalation,
             )
         record_event(
             session,
@@ -520,10 +521,15 @@ def acknowledge_escalation(
 
 
 def close_escalation(
-    session: Session, actor: Actor, escalation_id: int, *, note: str = ""
+    session: Session,
+    actor: Actor,
+    escalation_id: int,
+    *,
+    note: str = "",
+    now: datetime | None = None,
 ) -> Escalation:
     require_role(actor, *REVIEWING_ROLES)
-    now = utcnow()
+    now = now or utcnow()
     with write_transaction(session):
         escalation = _locked_escalation(session, actor, escalation_id)
         if not escalation.is_open:

@@ -576,6 +576,7 @@ def fhir_resources(session: Session, scope: ExportScope, terms: Terminology) -> 
             Reconstruction.surgeon,
             Reconstruction.buried,
             Reconstruction.status,
+            Reconstruction.final_outcome,
         )
         .join(Patient, Patient.id == Reconstruction.patient_id)
         .where(

@@ -22,6 +22,8 @@ from flapwatch.services import (
 )
 from flapwatch.services.audit import changes, record_event
 
+# A flap on the ward or in theatre: still monitored (a patient has one ward at a time).
+STILL_MONITORED = (ReconstructionStatus.MONITORING, ReconstructionStatus.RETURNED_TO_THEATRE)
 # Surgery cannot end in the future; a little slack covers a tablet clock running slow.
 SURGERY_FUTURE_TOLERANCE = timedelta(minutes=5)
 
@@ -68,7 +70,7 @@ def _patient_record(patient: Patient) -> dict[str, object]:
     }
 
 
-def _unit_for(session: Session, actor: Actor, unit_code: str, problems: dict[str, str]) -> Unit:
+def unit_for(session: Session, actor: Actor, unit_code: str, problems: dict[str, str]) -> Unit:
     unit = session.scalars(select(Unit).where(Unit.code == unit_code)).first()
     if unit is None:
         problems["unit"] = f"No such unit: {unit_code}."
@@ -78,7 +80,7 @@ def _unit_for(session: Session, actor: Actor, unit_code: str, problems: dict[str
     return unit
 
 
-def _bed_problem(
+def bed_problem(
     session: Session, unit: Unit, bed: str | None, patient_id: int | None
 ) -> str | None:
     """A bed holds one patient whose flap is still being monitored."""
@@ -99,38 +101,98 @@ def _bed_problem(
     return None
 
 
-def admit_patient(
-    session: Session, actor: Actor, *, unit_code: str, details: PatientDetails
-) -> Patient:
-    require_role(actor, *MANAGING_ROLES)
-    details = PatientDetails(
+# The MRN is the hospital's: one patient each. Registering one already known on a ward the
+# user cannot see must say no more than that the three identifiers do not go together.
+NOT_THIS_PATIENT = (
+    "This MRN does not go with this name and date of birth: check all three against the "
+    "wristband. If they are right, the unit coordinator can resolve it."
+)
+MONITORED_ELSEWHERE = (
+    "This patient's flap is being monitored on another ward: that ward moves them to yours."
+)
+
+
+def _normalised(details: PatientDetails) -> PatientDetails:
+    return PatientDetails(
         mrn=details.mrn.strip(),
-        name=details.name.strip(),
+        name=" ".join(details.name.split()),
         date_of_birth=details.date_of_birth,
         bed=(details.bed or "").strip() or None,
     )
-    problems = _patient_problems(details, utcnow().date())
-    with write_transaction(session):
-        unit = _unit_for(session, actor, unit_code, problems)
-        if session.scalar(select(Patient.id).where(Patient.mrn == details.mrn)) is not None:
-            problems["mrn"] = f"A patient with MRN {details.mrn} is already registered."
-        if (bed_problem := _bed_problem(session, unit, details.bed, None)) is not None:
-            problems["bed"] = bed_problem
-        if problems:
-            raise InvalidInput("The patient could not be admitted.", problems)
-        patient = Patient(
-            mrn=details.mrn,
-            name=details.name,
-            date_of_birth=details.date_of_birth,
-            bed=details.bed,
-            unit=unit,
+
+
+def _known_patient(
+    session: Session, actor: Actor, details: PatientDetails, problems: dict[str, str]
+) -> Patient | None:
+    """The patient the hospital already holds under this MRN, when this admission is a
+    re-admission of theirs (same name and date of birth, no flap monitored elsewhere); None
+    for a new MRN. Anything else is a problem on `mrn`, worded so as to reveal nothing of a
+    patient on a ward the actor cannot see."""
+    known = session.scalars(select(Patient).where(Patient.mrn == details.mrn)).first()
+    if known is None:
+        return None
+    if actor.works_in(known.unit.code):
+        problems["mrn"] = (
+            f"{known.name} (MRN {known.mrn}) is already registered on {known.unit.code}: "
+            "find them by MRN."
         )
-        session.add(patient)
-        session.flush()
-        record_event(
-            session, actor, "patient.admit", "patient", patient.id, after=_patient_record(patient)
-        )
+        return None
+    same = (
+        known.name.casefold() == details.name.casefold()
+        and known.date_of_birth == details.date_of_birth
+    )
+    if not same:
+        problems["mrn"] = NOT_THIS_PATIENT
+        return None
+    if any(r.status in STILL_MONITORED for r in known.reconstructions):
+        problems["mrn"] = MONITORED_ELSEWHERE
+        return None
+    return known
+
+
+def register_patient(
+    session: Session, actor: Actor, unit: Unit, details: PatientDetails, at: datetime
+) -> Patient:
+    """Inside the caller's transaction: a new patient on `unit`, or the re-admission of one
+    the hospital knows (moved to `unit`, audited with where they were). Raises InvalidInput
+    with every problem on its field."""
+    details = _normalised(details)
+    problems = _patient_problems(details, at.date())
+    known = _known_patient(session, actor, details, problems) if "mrn" not in problems else None
+    if (taken := bed_problem(session, unit, details.bed, None)) is not None:
+        problems["bed"] = taken
+    if problems:
+        raise InvalidInput("The patient could not be admitted.", problems)
+    if known is not None:
+        before = {"unit": known.unit.code, "bed": known.bed}
+        known.unit = unit
+        known.bed = details.bed
+        record_event(session, actor, "patient.readmit", "patient", known.id, before=before,
+                     after={"unit": unit.code, "bed": known.bed, "at": at})  # fmt: skip
+        return known
+    patient = Patient(
+        mrn=details.mrn,
+        name=details.name,
+        date_of_birth=details.date_of_birth,
+        bed=details.bed,
+        unit=unit,
+    )
+    session.add(patient)
+    session.flush()
+    record_event(
+        session, actor, "patient.admit", "patient", patient.id, after=_patient_record(patient)
+    )
     return patient
+
+
+def admit_patient(
+    session: Session, actor: Actor, *, unit_code: str, details: PatientDetails
+) -> Patient:
+    """A coordinator's admission from the patients page: a new patient, or a re-admission."""
+    require_role(actor, *MANAGING_ROLES)
+    with write_transaction(session):
+        unit = unit_for(session, actor, unit_code, {})
+        return register_patient(session, actor, unit, details, utcnow())
 
 
 def update_patient(
@@ -141,13 +203,19 @@ def update_patient(
     problems = _patient_problems(details, utcnow().date())
     with write_transaction(session):
         patient = get_patient(session, actor, patient_id)
-        unit = _unit_for(session, actor, unit_code, problems)
+        unit = unit_for(session, actor, unit_code, problems)
         if details.mrn.strip() != patient.mrn:
-            clash = session.scalar(select(Patient.id).where(Patient.mrn == details.mrn.strip()))
+            clash = session.scalars(
+                select(Patient).where(Patient.mrn == details.mrn.strip())
+            ).first()
             if clash is not None:
-                problems["mrn"] = f"A patient with MRN {details.mrn} is already registered."
-        if (bed_problem := _bed_problem(session, unit, bed, patient.id)) is not None:
-            problems["bed"] = bed_problem
+                problems["mrn"] = (
+                    f"MRN {clash.mrn} is {clash.name}'s."
+                    if actor.works_in(clash.unit.code)
+                    else "This MRN is another patient's: check it against the wristband."
+                )
+        if (taken := bed_problem(session, unit, bed, patient.id)) is not None:
+            problems["bed"] = taken
         if problems:
             raise InvalidInput("The patient could not be saved.", problems)
         before = _patient_record(patient)
@@ -171,7 +239,7 @@ def get_patient(session: Session, actor: Actor, patient_id: int) -> Patient:
     return patient
 
 
-def _reconstruction_problems(details: ReconstructionDetails, now: datetime) -> dict[str, str]:
+def reconstruction_problems(details: ReconstructionDetails, now: datetime) -> dict[str, str]:
     problems: dict[str, str] = {}
     if not details.procedure.strip():
         problems["procedure"] = "Procedure is required, e.g. DIEP free flap."
@@ -209,32 +277,40 @@ def add_reconstruction(
     now: datetime | None = None,
 ) -> Reconstruction:
     require_role(actor, *MANAGING_ROLES)
-    problems = _reconstruction_problems(details, now or utcnow())
+    problems = reconstruction_problems(details, now or utcnow())
     with write_transaction(session):
         patient = get_patient(session, actor, patient_id)
         if problems:
             raise InvalidInput("The reconstruction could not be added.", problems)
-        reconstruction = Reconstruction(
-            patient=patient,
-            procedure=details.procedure.strip(),
-            flap_kind=details.flap_kind,
-            site=details.site.strip(),
-            side=details.side,
-            surgery_end_at=details.surgery_end_at,
-            surgeon=details.surgeon.strip(),
-            buried=details.buried,
-            status=ReconstructionStatus.MONITORING,
-        )
-        session.add(reconstruction)
-        session.flush()
-        record_event(
-            session,
-            actor,
-            "reconstruction.add",
-            "reconstruction",
-            reconstruction.id,
-            after=_reconstruction_record(reconstruction),
-        )
+        return new_reconstruction(session, actor, patient, details)
+
+
+def new_reconstruction(
+    session: Session, actor: Actor, patient: Patient, details: ReconstructionDetails
+) -> Reconstruction:
+    """Inside the caller's transaction, the details already checked: the flap, monitored
+    from now (its first check due at once), audited."""
+    reconstruction = Reconstruction(
+        patient=patient,
+        procedure=details.procedure.strip(),
+        flap_kind=details.flap_kind,
+        site=details.site.strip(),
+        side=details.side,
+        surgery_end_at=details.surgery_end_at,
+        surgeon=details.surgeon.strip(),
+        buried=details.buried,
+        status=ReconstructionStatus.MONITORING,
+    )
+    session.add(reconstruction)
+    session.flush()
+    record_event(
+        session,
+        actor,
+        "reconstruction.add",
+        "reconstruction",
+        reconstruction.id,
+        after=_reconstruction_record(reconstruction),
+    )
     return reconstruction
 
 
@@ -247,7 +323,7 @@ def update_reconstruction(
     now: datetime | None = None,
 ) -> Reconstruction:
     require_role(actor, *MANAGING_ROLES)
-    problems = _reconstruction_problems(details, now or utcnow())
+    problems = reconstruction_problems(details, now or utcnow())
     with write_transaction(session):
         reconstruction = get_reconstruction(session, actor, reconstruction_id, for_update=True)
         first_check = min((c.taken_at for c in reconstruction.checks), default=None)
@@ -293,8 +369,9 @@ def set_reconstruction_status(
     time_zero: str | None = None,
     now: datetime | None = None,
 ) -> Reconstruction:
-    """Stop monitoring or record the outcome; setting `monitoring` again resumes it, and the
-    next check is due at once. Back from a return to theatre, the person resuming says
+    """Stop monitoring, discharge, or send the flap back to theatre (a return to theatre's
+    record, `services.outcomes`); setting `monitoring` again resumes it, and the next check is
+    due at once. Back from a return to theatre, the person resuming says
     whether the schedule's time zero restarts (`restart`: the first band's frequency again,
     counted from now) or `continue`s from the end of the first surgery; the choice is
     recorded."""
@@ -328,7 +405,13 @@ def set_reconstruction_status(
         if not back_from_theatre:
             time_zero = None
         before_zero = reconstruction.time_zero_at
-        change_status(session, actor, reconstruction, ReconstructionStatus(status), note, now)
+        if status == ReconstructionStatus.RETURNED_TO_THEATRE:
+            # Deferred: the outcomes service reads flaps through this module.
+            from flapwatch.services.outcomes import begin_theatre_return
+
+            begin_theatre_return(session, actor, reconstruction, now, note)
+        else:
+            change_status(session, actor, reconstruction, ReconstructionStatus(status), note, now)
         if time_zero == "restart":
             reconstruction.time_zero_at = now
         if time_zero is not None:

@@ -20,12 +20,14 @@ from flapwatch.models import (
     RuleSetVersion,
     ScheduleOverride,
     SchedulePolicy,
+    TheatreReturn,
     Unit,
     User,
 )
 from flapwatch.services import Actor, NotFound
 from flapwatch.services.escalations import escalations_with_their_flaps
 from flapwatch.services.monitoring import clocks_of
+from flapwatch.services.outcomes import theatre_returns_of
 from flapwatch.services.patients import get_reconstruction
 from flapwatch.services.ward import get_unit_by_code, latest_checks, open_escalation_by_flap
 
@@ -167,6 +169,7 @@ class FlapProgress:
     pause: MonitoringPause | None = None  # in force
     # The flap's own schedules in force now or still to come, soonest first.
     overrides: tuple[ScheduleOverride, ...] = ()
+    theatre_returns: tuple[TheatreReturn, ...] = ()  # first first
 
 
 def reconstructions_page(
@@ -181,7 +184,10 @@ def reconstructions_page(
         select(Reconstruction)
         .join(Reconstruction.patient)
         .join(Patient.unit)
-        .options(contains_eager(Reconstruction.patient).contains_eager(Patient.unit))
+        .options(
+            contains_eager(Reconstruction.patient).contains_eager(Patient.unit),
+            selectinload(Reconstruction.final_outcome_by),
+        )
         .order_by(Reconstruction.id)
         .limit(limit)
     )
@@ -196,8 +202,10 @@ def reconstructions_page(
 def progress_of(
     session: Session, reconstructions: list[Reconstruction], now: datetime
 ) -> list[FlapProgress]:
-    """Each flap's schedule position, in four queries however many flaps."""
+    """Each flap's schedule position and its returns to theatre, in a fixed number of queries
+    however many flaps."""
     ids = [r.id for r in reconstructions]
+    returns = theatre_returns_of(session, ids)
     latest = latest_checks(session, ids)
     escalations = open_escalation_by_flap(session, ids)
     settings = unit_settings(session, sorted({r.patient.unit_id for r in reconstructions}))
@@ -222,6 +230,7 @@ def progress_of(
                 open_escalation_id=escalation.id if escalation else None,
                 pause=clocks.pauses.get(reconstruction.id),
                 overrides=clocks.overrides_to_come(reconstruction.id, now),
+                theatre_returns=tuple(returns.get(reconstruction.id, ())),
             )
         )
     return progress

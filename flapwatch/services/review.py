@@ -10,7 +10,7 @@ highest id stand for their content; one query finds the version and checks the a
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import ColumnElement, func, select
@@ -36,12 +36,14 @@ from flapwatch.models import (
     RuleSetVersion,
     ScheduleOverride,
     SchedulePolicy,
+    TheatreReturn,
     Unit,
     User,
 )
 from flapwatch.services import Actor, NotFound
 from flapwatch.services.audit import record_event
 from flapwatch.services.escalations import rule_set_of
+from flapwatch.services.outcomes import theatre_returns_of
 from flapwatch.services.patients import status_history
 from flapwatch.services.ward import FlapStatus, WardBoard, ward_board
 
@@ -214,6 +216,9 @@ class Trend:
     rule_set_version: int
     schedule: Schedule
     people: dict[int, str]
+    # For the report: each return to theatre, first first, and the final outcome if recorded.
+    theatre_returns: list[TheatreReturn] = field(default_factory=list)
+    final_outcome: Reconstruction | None = None
 
     def person(self, user_id: int | None) -> str:
         if user_id is None:
@@ -276,8 +281,17 @@ def flap_trend(session: Session, subject: ChartSubject, *, for_report: bool = Fa
     if rule_set_row is None or schedule_row is None:  # every unit has both from its creation
         raise NotFound(f"Unit {subject.unit_code} has no rule set or schedule.")
     people: dict[int, str] = {}
+    theatre_returns: list[TheatreReturn] = []
+    final_outcome = None
     if for_report:
+        theatre_returns = theatre_returns_of(session, [subject.reconstruction_id]).get(
+            subject.reconstruction_id, []
+        )
+        flap = session.get(Reconstruction, subject.reconstruction_id)
+        final_outcome = flap if flap is not None and flap.final_outcome is not None else None
         people_ids = {check.recorded_by_id for check in checks}
+        people_ids |= {t.decided_by_id for t in theatre_returns}
+        people_ids |= {final_outcome.final_outcome_by_id} if final_outcome else set()
         people_ids |= {check.taken_by_id for check in checks}
         people_ids |= {row.recorded_by_id for row in not_done}
         people_ids |= {p.started_by_id for p in pauses} | {p.ended_by_id for p in pauses}
@@ -301,6 +315,8 @@ def flap_trend(session: Session, subject: ChartSubject, *, for_report: bool = Fa
         rule_set_version=rule_set_row.version,
         schedule=schedule_row.as_value(),
         people=people,
+        theatre_returns=theatre_returns,
+        final_outcome=final_outcome,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, contains_eager, selectinload
@@ -19,6 +20,7 @@ from flapwatch.models import (
     Patient,
     Reconstruction,
     ScheduleOverride,
+    TheatreReturn,
     Unit,
 )
 from flapwatch.services import Actor, NotFound
@@ -29,6 +31,7 @@ from flapwatch.services.monitoring import (
     overrides_of,
     pauses_of,
 )
+from flapwatch.services.outcomes import theatre_returns_of
 from flapwatch.services.patients import get_reconstruction
 from flapwatch.services.units import current_schedule_policy
 
@@ -220,6 +223,11 @@ class FlapRecord:
     pauses: list[MonitoringPause] = field(default_factory=list)  # newest first
     not_done: list[CheckNotDone] = field(default_factory=list)  # newest first
     overrides: list[ScheduleOverride] = field(default_factory=list)  # every version, newest first
+    theatre_returns: list[TheatreReturn] = field(default_factory=list)  # first first
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.unit.timezone)
 
 
 def flap_record(
@@ -262,13 +270,17 @@ def flap_record(
         session, [reconstruction], {reconstruction.id: latest.taken_at if latest else None}
     )
     status = flap_status(schedule, reconstruction, latest, now, None, clocks)
+    returns = theatre_returns_of(session, [reconstruction.id]).get(reconstruction.id, [])
     if not all_checks:
-        return FlapRecord(status=status, unit=unit, schedule=schedule, checks=checks)
+        return FlapRecord(
+            status=status, unit=unit, schedule=schedule, checks=checks, theatre_returns=returns
+        )
     return FlapRecord(
         status=status,
         unit=unit,
         schedule=schedule,
         checks=checks,
+        theatre_returns=returns,
         pauses=pauses_of(session, reconstruction.id)[::-1],
         not_done=not_done_of(session, reconstruction.id),
         overrides=overrides_of(session, reconstruction.id)[::-1],

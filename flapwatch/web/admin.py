@@ -61,6 +61,9 @@ Page = str | Response | tuple[str, int]
 STATUS_CHANGED = {
     ReconstructionStatus.MONITORING: "Monitoring resumed: the flap is back on the ward board.",
     ReconstructionStatus.STOPPED: "Monitoring stopped: the flap is off the ward board.",
+    ReconstructionStatus.RETURNED_TO_THEATRE: "Back to theatre: the flap is off the ward "
+    "board until monitoring resumes.",
+    ReconstructionStatus.DISCHARGED: "Discharged: record its final outcome on the flap's page.",
 }
 
 

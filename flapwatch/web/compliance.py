@@ -8,7 +8,8 @@ from datetime import date, timedelta
 from flask import Blueprint, Response, g, render_template, request
 
 from flapwatch.db import get_session
-from flapwatch.domain.vocabulary import EscalationOutcome, ReconstructionStatus
+from flapwatch.domain.outcomes import PUBLISHED
+from flapwatch.domain.vocabulary import EscalationOutcome, TheatreFinding
 from flapwatch.http.access import EXPORTERS, current_actor, roles_required
 from flapwatch.http.downloads import compliance_csv_response
 from flapwatch.services import InvalidInput
@@ -64,9 +65,17 @@ def page() -> str | tuple[str, int]:
         args=request.args,
         outcome_labels={**dict(EscalationOutcome.choices()), "none": "Not yet decided"},
         status_labels={
-            **dict(ReconstructionStatus.choices()),
             "returned_to_theatre": "Returned to theatre",
+            "salvaged": "Salvaged",
+            "partial_loss": "Partial loss",
+            "failed": "Total loss",
             "monitoring": "Still being monitored",
+        },
+        published=PUBLISHED,
+        cause_labels={
+            **dict(TheatreFinding.choices()),
+            "not_recorded": "findings not recorded",
+            "not_re_explored": "lost without re-exploration",
         },
     )
     return page_html, status

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from flask import Flask, url_for
 from sqlalchemy.orm import Session
 
+from flapwatch.domain.outcomes import minutes_between
 from flapwatch.domain.vocabulary import (
     CapillaryRefill,
     Colour,
@@ -18,7 +19,14 @@ from flapwatch.domain.vocabulary import (
     Pinprick,
     Turgor,
 )
-from flapwatch.models import Check, Escalation, MonitoringPause, ScheduleOverride, Unit
+from flapwatch.models import (
+    Check,
+    Escalation,
+    MonitoringPause,
+    ScheduleOverride,
+    TheatreReturn,
+    Unit,
+)
 from flapwatch.services.live import latest_id
 from flapwatch.services.monitoring import describe
 
@@ -166,12 +174,30 @@ def _temp(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f}"
 
 
+def theatre_timing(theatre_return: TheatreReturn) -> str:
+    """Minutes from the first flag of the escalation that sent the flap back to theatre, to
+    the decision and to knife to skin: "first flag → decision 22 min, → knife to skin 95 min"."""
+    escalation = theatre_return.escalation
+    if escalation is None:
+        return ""
+    parts = []
+    for label, moment in (
+        ("decision", theatre_return.decided_at),
+        ("knife to skin", theatre_return.knife_to_skin_at),
+    ):
+        minutes = minutes_between(escalation.opened_at, moment)
+        if minutes is not None:
+            parts.append(f"{label} {minutes:g} min")
+    return "first flag → " + ", → ".join(parts) if parts else ""
+
+
 def register(app: Flask) -> None:
     app.jinja_env.filters.update(
         local_time=local_time, clock=clock, hours=hours, check_summary=check_summary
     )
     app.jinja_env.globals.update(
         pause_phrase=pause_phrase,
+        theatre_timing=theatre_timing,
         override_phrase=override_phrase,
         describe_override=describe,
         relative=relative,
