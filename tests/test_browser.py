@@ -6,8 +6,9 @@ import os
 import shutil
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -815,4 +816,40 @@ def test_a_surgeon_on_a_phone_sets_a_flap_s_schedule_and_the_nurse_s_board_shows
     # The last check was 20 minutes ago: under a 15-minute schedule it is due now.
     assert "state-due" in (card.get_attribute("class") or "")
     _shot(page, "board-schedule-768")
+    context.close()
+
+
+def test_a_night_nurse_starts_monitoring_a_flap_from_recovery_on_the_tablet(
+    chromium, live_server, make, session
+):
+    nurse = make.user("nurse", "PLAST-W3")
+    context, page = _logged_in_page(chromium, live_server, nurse.username, clock=False)
+    page.wait_for_url("**/units/PLAST-W3/board")
+
+    page.get_by_role("link", name="Start monitoring").tap()
+    page.wait_for_url("**/units/PLAST-W3/start")
+    page.get_by_label("MRN").fill("RX-4711")
+    _assert_touch_targets(page)
+    page.get_by_role("button", name="Find the patient").tap()
+    page.wait_for_url("**/units/PLAST-W3/start/flap?mrn=RX-4711")
+    assert "No patient with MRN RX-4711 on your wards" in page.inner_text("body")
+    page.get_by_label("Name").fill("Nadia Petrova")
+    page.get_by_label("Date of birth").fill("1971-03-09")
+    page.get_by_label("Bed").fill("6")
+    page.get_by_label("Procedure").fill("DIEP free flap")
+    page.get_by_role("group", name="Flap kind").get_by_label("Free").tap()
+    page.get_by_label("Site").fill("left breast")
+    page.get_by_role("group", name="Side").get_by_label("Left").tap()
+    ended = datetime.now(ZoneInfo("Europe/London")) - timedelta(minutes=45)
+    page.get_by_label("End of surgery").fill(ended.strftime("%Y-%m-%dT%H:%M"))
+    page.get_by_label("Surgeon").fill("Miss E. Hartley")
+    _assert_touch_targets(page)
+    page.evaluate("window.scrollTo(0, 0)")
+    _documented(page, "tablet-start-monitoring")
+    page.get_by_role("button", name="Put on the board").tap()
+
+    page.wait_for_url("**/units/PLAST-W3/board")
+    assert "Nadia Petrova, bed 6: DIEP free flap is on the board" in page.inner_text("body")
+    card = page.locator(".flap-card", has_text="Nadia Petrova")
+    assert card.count() == 1 and "6" in card.locator(".flap-bed").inner_text()
     context.close()

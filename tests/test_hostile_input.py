@@ -122,6 +122,7 @@ def _forms(w: dict[str, Any]) -> list[tuple[str, str]]:
                 f"/reconstructions/{r}/final-outcome",
             )
         ),
+        ("/units/PLAST-W3/start/flap?mrn=NEW-1", "/units/PLAST-W3/start/flap"),
     ]
 
 

@@ -57,6 +57,7 @@ from flapwatch.models import (
     utcnow,
 )
 from flapwatch.services import Actor, InvalidInput, NotFound, records
+from flapwatch.services import admissions as admission_service
 from flapwatch.services import chains as chain_service
 from flapwatch.services import checks as check_service
 from flapwatch.services import escalations as escalation_service
@@ -465,13 +466,15 @@ def _patient(patient: Patient) -> schemas.Patient:
     summary="List patients",
     tag="patients",
     roles=READERS,
-    query=schemas.UnitFilter,
+    query=schemas.PatientFilter,
     response=schemas.PatientPage,
 )
-def list_patients(actor: Actor, session: Session, query: schemas.UnitFilter) -> schemas.PatientPage:
+def list_patients(
+    actor: Actor, session: Session, query: schemas.PatientFilter
+) -> schemas.PatientPage:
     after = decode_cursor(query.cursor, (int,))
     patients = records.patients_page(
-        session, actor, query.unit, after[0] if after else None, query.limit + 1
+        session, actor, query.unit, after[0] if after else None, query.limit + 1, query.mrn
     )
     patients, cursor = _page(patients, query.limit, lambda p: [p.id])
     return schemas.PatientPage(items=[_patient(p) for p in patients], next_cursor=cursor)
@@ -724,6 +727,56 @@ def list_reconstructions(
     )
     flaps, cursor = _page(flaps, query.limit, lambda r: [r.id])
     return schemas.ReconstructionPage(items=_reconstructions(session, flaps), next_cursor=cursor)
+
+
+@operation(
+    "POST",
+    "/admissions",
+    summary="Start a flap's monitoring",
+    tag="patients",
+    roles=CLINICAL,
+    body=schemas.AdmissionCreate,
+    response=schemas.Admission,
+    status=201,
+    errors=(404, 422),
+    description="A nurse or surgeon receiving a flap from theatre or recovery: the patient "
+    "found by MRN (`GET /patients?mrn=`, then `patient_id`) or registered now (`patient`; "
+    "one the hospital knows is re-admitted when MRN, name and date of birth all match), and "
+    "the flap, in one change; on the board at once with its first check due.",
+)
+def create_admission(actor: Actor, session: Session, body: schemas.AdmissionCreate) -> Reply:
+    if (body.patient_id is None) == (body.patient is None):
+        raise InvalidInput(
+            "Monitoring was not started.",
+            {"patient": "Give patient_id (a patient found by MRN) or patient, not both."},
+        )
+    unit = get_unit_by_code(session, actor, body.unit)  # another unit's: 404, as if none
+    flap = body.reconstruction
+    started = admission_service.start_monitoring(
+        session,
+        actor,
+        unit_code=unit.code,
+        flap=patient_service.ReconstructionDetails(
+            procedure=flap.procedure, flap_kind=flap.flap_kind, site=flap.site, side=flap.side,
+            surgery_end_at=flap.surgery_end_at, surgeon=flap.surgeon, buried=flap.buried,
+        ),
+        patient_id=body.patient_id,
+        patient=patient_service.PatientDetails(
+            mrn=body.patient.mrn, name=body.patient.name,
+            date_of_birth=body.patient.date_of_birth, bed=body.bed,
+        ) if body.patient is not None else None,
+        bed=body.bed,
+        now=_now(),
+    )  # fmt: skip
+    reconstruction = started.reconstruction
+    return Reply(
+        schemas.Admission(
+            patient=_patient(started.patient),
+            reconstruction=_reconstructions(session, [reconstruction])[0],
+            readmitted=started.readmitted,
+        ),
+        location=url_for("api.get_reconstruction", reconstruction_id=reconstruction.id),
+    )
 
 
 @operation(

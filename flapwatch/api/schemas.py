@@ -550,6 +550,39 @@ class ReconstructionCreate(Incoming):
     buried: bool = False
 
 
+class FlapDetails(Incoming):
+    procedure: Annotated[Line, Field(min_length=1, max_length=200, examples=["DIEP free flap"])]
+    flap_kind: FlapKind
+    site: Annotated[Line, Field(min_length=1, max_length=200)]
+    side: Side
+    surgery_end_at: AwareDatetime
+    surgeon: Annotated[Line, Field(min_length=1, max_length=200)]
+    buried: bool = False
+
+
+class PatientToRegister(Incoming):
+    mrn: Annotated[Line, Field(min_length=1, max_length=32)]
+    name: Annotated[Line, Field(min_length=1, max_length=200)]
+    date_of_birth: date
+
+
+class AdmissionCreate(Incoming):
+    """Start a flap's monitoring from theatre or recovery: of a patient found by MRN
+    (`patient_id`) or registered now (`patient`), never both."""
+
+    unit: Annotated[Line, Field(min_length=1, max_length=32)]
+    patient_id: Id | None = None
+    patient: PatientToRegister | None = None
+    bed: Annotated[Line, Field(max_length=32)] | None = None
+    reconstruction: FlapDetails
+
+
+class Admission(Outgoing):
+    patient: Patient
+    reconstruction: Reconstruction
+    readmitted: bool = Field(description="A patient the hospital knew, admitted here again.")
+
+
 class ReconstructionChange(Incoming):
     """Only the fields sent change. `status` ends or resumes monitoring (`status_note` says
     why); the other fields correct the record."""
@@ -839,6 +872,14 @@ class ChartOptions(BaseModel):
 
 class UnitFilter(Paged):
     unit: Annotated[str, Field(min_length=1, max_length=32)] | None = None
+
+
+class PatientFilter(UnitFilter):
+    mrn: Annotated[str, Field(min_length=1, max_length=32)] | None = Field(
+        default=None,
+        description="The patient with this MRN, if on one of your units: an empty list "
+        "otherwise, whether or not the hospital knows the MRN.",
+    )
 
 
 class ReconstructionFilter(UnitFilter):

@@ -141,7 +141,12 @@ def rule_set_versions_page(
 
 
 def patients_page(
-    session: Session, actor: Actor, unit_code: str | None, after_id: int | None, limit: int
+    session: Session,
+    actor: Actor,
+    unit_code: str | None,
+    after_id: int | None,
+    limit: int,
+    mrn: str | None = None,
 ) -> list[Patient]:
     query = (
         select(Patient)
@@ -151,6 +156,8 @@ def patients_page(
         .limit(limit)
     )
     query = _in_units(query, actor, unit_code, session)
+    if mrn is not None:
+        query = query.where(Patient.mrn == mrn.strip())
     if after_id is not None:
         query = query.where(Patient.id > after_id)
     return list(session.scalars(query))

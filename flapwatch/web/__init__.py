@@ -6,6 +6,7 @@ from flask import Flask
 
 from flapwatch.web import (
     admin,
+    admissions,
     auth,
     chains,
     checks,
@@ -31,6 +32,7 @@ def register_web(app: Flask, *, check_answer: checks.CheckAnswer) -> None:
         checks.bp,
         monitoring.bp,
         outcomes.bp,
+        admissions.bp,
         escalations.bp,
         review.bp,
         exports.bp,

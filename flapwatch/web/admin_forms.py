@@ -31,6 +31,7 @@ from wtforms.validators import (
     Optional,
     ValidationError,
 )
+from wtforms.widgets import HiddenInput
 
 from flapwatch.domain.chains import WEBHOOK_URL_MAX_LENGTH, webhook_url_problem
 from flapwatch.domain.schedule import SchedulePolicyError, parse_bands
@@ -262,6 +263,45 @@ class ReconstructionForm(SafeForm):
             surgery_end_at=self.surgery_end_at.moment,
             surgeon=self.surgeon.data or "",
             buried=bool(self.buried.data),
+        )
+
+
+class StartMonitoringForm(ReconstructionForm):
+    """The second screen of starting a flap's monitoring: the patient found by MRN
+    (`patient_id`, the bed only) or registered now (MRN, name, date of birth, bed), and the
+    flap."""
+
+    patient_id = IntegerField(widget=HiddenInput(), validators=[Optional()])
+    mrn = StringField("MRN", filters=[_strip], validators=[_at_most("MRN", 32)])
+    name = StringField("Name", filters=[_strip], validators=[_at_most("Name", 200)])
+    date_of_birth = DateField(
+        "Date of birth",
+        invalid_value_message="Date of birth must be a date, e.g. 1960-01-31.",
+        validators=[Optional()],
+    )
+    bed = _text("Bed", 32, required=False)
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        valid = super().validate(extra_validators)
+        if self.patient_id.data is None:  # a patient registered now: all three identifiers
+            for field, label in ((self.mrn, "MRN"), (self.name, "Name")):
+                if not field.data:
+                    field.errors = [*field.errors, f"{label} is required."]
+                    valid = False
+            if self.date_of_birth.data is None and not self.date_of_birth.errors:
+                self.date_of_birth.errors = ["Date of birth is required."]
+                valid = False
+        return valid
+
+    def patient(self) -> PatientDetails | None:
+        """The patient to register, or None for one found by MRN."""
+        if self.patient_id.data is not None:
+            return None
+        return PatientDetails(
+            mrn=self.mrn.data or "",
+            name=self.name.data or "",
+            date_of_birth=self.date_of_birth.data,
+            bed=self.bed.data or None,
         )
 
 
