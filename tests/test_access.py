@@ -48,6 +48,8 @@ POLICY: dict[str, object] = {
     "outcomes.theatre_details": REVIEWERS,
     "outcomes.final_outcome": REVIEWERS,
     "admissions.find_patient": CLINICAL,
+    "ward.handover": READERS,
+    "ward.handover_pdf": READERS,
     "admissions.start_flap": CLINICAL,
     "checks.flagged": READERS,
     "checks.amend": CLINICAL,

@@ -66,7 +66,7 @@ def _row(cells: Iterable[str]) -> str:
 
 
 @dataclass
-class _Line:
+class Line:
     text: str
     color: str = INK
     weight: str = "normal"
@@ -76,34 +76,37 @@ class _Line:
 
 
 @dataclass
-class _Section:
+class Section:
     title: str
-    lines: list[_Line] = field(default_factory=list)
+    lines: list[Line] = field(default_factory=list)
     # Repeated at the top of every page the section runs onto (a table's column headings).
-    heading: _Line | None = None
+    heading: Line | None = None
 
 
-class _Report:
-    def __init__(self, trend: Trend, generated_at: datetime, generated_by: str) -> None:
-        self.trend = trend
-        self.subject = trend.subject
-        self.zone = ZoneInfo(self.subject.timezone)
+class Document:
+    """Pages of A4 text under a header line, numbered in a footer: what every printed
+    flapwatch document is made of."""
+
+    def __init__(self, zone: ZoneInfo, generated_at: datetime, generated_by: str) -> None:
+        self.zone = zone
         self.generated_at = generated_at
         self.generated_by = generated_by
+
+    @property
+    def header(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def footer_text(self) -> str:
+        return (
+            f"{self.header} · printed {self.local(self.generated_at, '%d %b %Y %H:%M')} by "
+            f"{self.generated_by}"
+        )
 
     def local(self, at: datetime, pattern: str = "%d %b %H:%M") -> str:
         return at.astimezone(self.zone).strftime(pattern)
 
-    # pages -----------------------------------------------------------------------------------
-
-    def pages(self) -> list[Figure]:
-        figures = [trend_figure(self.trend, PRINT)]
-        sections = [self.checks_section()]
-        if self.trend.pauses or self.trend.not_done or self.trend.overrides:
-            sections.append(self.ward_day_section())
-        sections.append(self.escalations_section())
-        for section in sections:
-            figures.extend(self.paginate(section))
+    def numbered(self, figures: list[Figure]) -> list[Figure]:
         total = len(figures)
         for number, figure in enumerate(figures, start=1):
             self.footer(figure, number, total)
@@ -111,12 +114,10 @@ class _Report:
 
     def page(self, title: str) -> Figure:
         figure = Figure(figsize=PAGE)
-        s = self.subject
         figure.text(
             MARGIN / PAGE[0],
             1 - MARGIN / PAGE[1],
-            f"{s.patient_name} · MRN {s.mrn} · born {s.date_of_birth:%d %b %Y} · "
-            f"{s.procedure}, {s.site}",
+            self.header,
             fontsize=9,
             fontweight="bold",
             va="top",
@@ -134,15 +135,7 @@ class _Report:
         return figure
 
     def footer(self, figure: Figure, number: int, total: int) -> None:
-        s = self.subject
-        figure.text(
-            MARGIN / PAGE[0],
-            0.3 / PAGE[1],
-            f"{s.patient_name} · MRN {s.mrn} · printed "
-            f"{self.local(self.generated_at, '%d %b %Y %H:%M')} by {self.generated_by}",
-            fontsize=6.5,
-            color=MUTED,
-        )
+        figure.text(MARGIN / PAGE[0], 0.3 / PAGE[1], self.footer_text, fontsize=6.5, color=MUTED)
         figure.text(
             1 - MARGIN / PAGE[0],
             0.3 / PAGE[1],
@@ -153,7 +146,7 @@ class _Report:
             gid="page-number",
         )
 
-    def paginate(self, section: _Section) -> list[Figure]:
+    def paginate(self, section: Section) -> list[Figure]:
         top = MARGIN + 0.7
         bottom = PAGE[1] - MARGIN - 0.3
         figures: list[Figure] = []
@@ -173,7 +166,7 @@ class _Report:
         return figures
 
     @staticmethod
-    def write(figure: Figure, line: _Line, y: float) -> float:
+    def write(figure: Figure, line: Line, y: float) -> float:
         y += line.space_before
         figure.text(
             MARGIN / PAGE[0],
@@ -187,24 +180,67 @@ class _Report:
         )
         return y + LINE * (line.size / TABLE_SIZE)
 
+
+def as_pdf(figures: list[Figure], metadata: dict[str, object]) -> bytes:
+    buffer = io.BytesIO()
+    with PdfPages(buffer, metadata={"Creator": "flapwatch", **metadata}) as pdf:
+        for figure in figures:
+            pdf.savefig(figure)
+    return buffer.getvalue()
+
+
+class _Report(Document):
+    def __init__(self, trend: Trend, generated_at: datetime, generated_by: str) -> None:
+        super().__init__(ZoneInfo(trend.subject.timezone), generated_at, generated_by)
+        self.trend = trend
+        self.subject = trend.subject
+
+    @property
+    def header(self) -> str:
+        s = self.subject
+        return (
+            f"{s.patient_name} · MRN {s.mrn} · born {s.date_of_birth:%d %b %Y} · "
+            f"{s.procedure}, {s.site}"
+        )
+
+    @property
+    def footer_text(self) -> str:
+        s = self.subject
+        return (
+            f"{s.patient_name} · MRN {s.mrn} · printed "
+            f"{self.local(self.generated_at, '%d %b %Y %H:%M')} by {self.generated_by}"
+        )
+
+    # pages -----------------------------------------------------------------------------------
+
+    def pages(self) -> list[Figure]:
+        figures = [trend_figure(self.trend, PRINT)]
+        sections = [self.checks_section()]
+        if self.trend.pauses or self.trend.not_done or self.trend.overrides:
+            sections.append(self.ward_day_section())
+        sections.append(self.escalations_section())
+        for section in sections:
+            figures.extend(self.paginate(section))
+        return self.numbered(figures)
+
     # the check table ---------------------------------------------------------------------------
 
-    def checks_section(self) -> _Section:
-        section = _Section(
+    def checks_section(self) -> Section:
+        section = Section(
             title=f"Checks ({len(self.trend.checks)}, oldest first; times {self.subject.timezone})",
-            heading=_Line(_row(heading for heading, _ in COLUMNS), weight="bold"),
+            heading=Line(_row(heading for heading, _ in COLUMNS), weight="bold"),
         )
         if not self.trend.checks:
-            section.lines.append(_Line("No checks recorded.", mono=False, size=8))
+            section.lines.append(Line("No checks recorded.", mono=False, size=8))
         for check in self.trend.checks:
             color = RED if check.severity == Severity.RED else INK
             if check.entered_in_error:
                 color = MUTED
-            section.lines.append(_Line(_row(self.check_cells(check)), color=color))
+            section.lines.append(Line(_row(self.check_cells(check)), color=color))
             for note in self.check_notes(check):
-                section.lines.append(_Line(note, color=MUTED))
+                section.lines.append(Line(note, color=MUTED))
         section.lines.append(
-            _Line(
+            Line(
                 "† late entry: first recorded more than "
                 f"{int(LATE_ENTRY_AFTER.total_seconds() // 60)} min after it was taken.  "
                 "‡ corrected: the values shown are the latest version; why, by whom and when on "
@@ -260,31 +296,31 @@ class _Report:
         if check.from_device:
             lines.append(f"    Device reading: {check.device}, sent by {who}")
         if check.entered_in_error:
-            lines += _wrapped(
+            lines += wrapped(
                 f"✗ ENTERED IN ERROR (withdrawn by {who}, {self.local(check.recorded_at)}): "
                 f"{check.amendment_reason}",
                 4,
             )
         elif check.amended:
-            lines += _wrapped(
+            lines += wrapped(
                 f"‡ Corrected, version {check.version} ({who}, "
                 f"{self.local(check.recorded_at)}): {check.amendment_reason}",
                 4,
             )
         for flag in check.flags:
             reasons = "; ".join(flag.reasons)
-            lines += _wrapped(f"{SEVERITY_ICON[flag.severity]} {flag.rule_name}: {reasons}", 4)
+            lines += wrapped(f"{SEVERITY_ICON[flag.severity]} {flag.rule_name}: {reasons}", 4)
         if check.notes:
-            lines += _wrapped(f"Notes: {check.notes}", 4)
+            lines += wrapped(f"Notes: {check.notes}", 4)
         return lines
 
     # pauses and checks not done --------------------------------------------------------------
 
-    def ward_day_section(self) -> _Section:
+    def ward_day_section(self) -> Section:
         """Each pause of monitoring, each check not done and each of the flap's own
         schedules, in time order."""
         title = "Pauses and checks not done"
-        section = _Section(title=f"{title}; per-flap schedules" if self.trend.overrides else title)
+        section = Section(title=f"{title}; per-flap schedules" if self.trend.overrides else title)
         entries: list[tuple[datetime, list[str]]] = []
         for pause in self.trend.pauses:
             ended = self.local(pause.ended_at, "%H:%M") if pause.ended_at else "still paused"
@@ -300,7 +336,7 @@ class _Report:
             if pause.ended_at is not None:
                 text += f". Resumed by {self.trend.person(pause.ended_by_id)}"
                 text += f": {pause.end_note}" if pause.end_note else ""
-            entries.append((pause.started_at, _wrapped(text, 0)))
+            entries.append((pause.started_at, wrapped(text, 0)))
         for row in self.trend.not_done:
             text = (
                 f"Check not done {self.local(row.taken_at)}: {row.reason.label.lower()} "
@@ -308,7 +344,7 @@ class _Report:
             )
             if row.note:
                 text += f". {row.note}"
-            entries.append((row.taken_at, _wrapped(text, 0)))
+            entries.append((row.taken_at, wrapped(text, 0)))
         for override in self.trend.overrides:
             text = (
                 f"Per-flap schedule v{override.version} {self.local(override.starts_at)} – "
@@ -318,9 +354,9 @@ class _Report:
             if override.withdrawn_at is not None:
                 text += f". Withdrawn {self.local(override.withdrawn_at, '%d %b %H:%M')}"
                 text += f": {override.withdraw_note}" if override.withdraw_note else ""
-            entries.append((override.starts_at, _wrapped(text, 0)))
+            entries.append((override.starts_at, wrapped(text, 0)))
         for _, lines in sorted(entries, key=lambda entry: entry[0]):
-            section.lines += [_Line(line) for line in lines]
+            section.lines += [Line(line) for line in lines]
         return section
 
     # escalations and outcome -------------------------------------------------------------------
@@ -347,13 +383,13 @@ class _Report:
         text += f"; result: {theatre.result.label.lower() if theatre.result else '—'}"
         return text + (f". {theatre.provenance}" if theatre.provenance else "")
 
-    def escalations_section(self) -> _Section:
+    def escalations_section(self) -> Section:
         s = self.subject
-        section = _Section(title="Escalations and outcome")
+        section = Section(title="Escalations and outcome")
         outcome = f"Flap status: {s.status.label}"
         if s.status_changed_at is not None:
             outcome += f" (since {self.local(s.status_changed_at, '%d %b %Y %H:%M')})"
-        section.lines.append(_Line(outcome, mono=False, size=9, weight="bold"))
+        section.lines.append(Line(outcome, mono=False, size=9, weight="bold"))
         final = self.trend.final_outcome
         if final is not None and final.final_outcome is not None:
             text = f"Final outcome: {final.final_outcome.label}"
@@ -361,12 +397,12 @@ class _Report:
                 text += f", {final.final_outcome_on:%d %b %Y}"
             text += f" ({self.trend.person(final.final_outcome_by_id)})"
             text += f". {final.final_outcome_note}" if final.final_outcome_note else ""
-            section.lines += [_Line(line, mono=False, size=9, weight="bold")
-                              for line in _wrapped(text, 0)]  # fmt: skip
+            section.lines += [Line(line, mono=False, size=9, weight="bold")
+                              for line in wrapped(text, 0)]  # fmt: skip
         for theatre in self.trend.theatre_returns:
-            section.lines += [_Line(line) for line in _wrapped(self.theatre_line(theatre), 0)]
+            section.lines += [Line(line) for line in wrapped(self.theatre_line(theatre), 0)]
         section.lines.append(
-            _Line(
+            Line(
                 f"Surgeon {s.surgeon} · surgery ended "
                 f"{self.local(s.surgery_end_at, '%d %b %Y %H:%M')} · "
                 f"{s.flap_kind.label} · {s.side.label}"
@@ -377,17 +413,17 @@ class _Report:
             )
         )
         if not self.trend.escalations:
-            section.lines.append(_Line("No escalations.", mono=False, size=8, space_before=0.15))
+            section.lines.append(Line("No escalations.", mono=False, size=8, space_before=0.15))
         for escalation in self.trend.escalations:
             section.lines += self.escalation_lines(escalation)
         return section
 
-    def escalation_lines(self, escalation: Escalation) -> list[_Line]:
+    def escalation_lines(self, escalation: Escalation) -> list[Line]:
         icon = SEVERITY_ICON[escalation.severity]
         color = RED if escalation.severity == Severity.RED else INK
         state = "closed" if escalation.closed_at is not None else "open"
         lines = [
-            _Line(
+            Line(
                 f"{icon} {escalation.severity.label.upper()} escalation #{escalation.id}, "
                 f"opened {self.local(escalation.opened_at)} — {state}",
                 mono=False,
@@ -401,7 +437,7 @@ class _Report:
             waited = int((escalation.acknowledged_at - escalation.opened_at).total_seconds() // 60)
             outcome = escalation.outcome.label if escalation.outcome else "—"
             lines.append(
-                _Line(
+                Line(
                     f"Acknowledged {self.local(escalation.acknowledged_at)} by "
                     f"{self.trend.person(escalation.acknowledged_by_id)}, {waited} min after "
                     f"opening: {outcome}",
@@ -410,22 +446,22 @@ class _Report:
                 )
             )
         elif escalation.closed_at is None:
-            lines.append(_Line("Not acknowledged.", mono=False, size=8, color=RED))
-        lines.append(_Line("Timeline:", mono=False, size=8, weight="bold", space_before=0.05))
+            lines.append(Line("Not acknowledged.", mono=False, size=8, color=RED))
+        lines.append(Line("Timeline:", mono=False, size=8, weight="bold", space_before=0.05))
         for event in escalation.events:
             severity = f" {SEVERITY_ICON[event.severity]}" if event.severity else ""
             who = self.trend.person(event.actor_id)
             text = f"{self.local(event.at)}  {event.kind.label}{severity} — {who}"
-            lines += [_Line(part) for part in _wrapped(text, 2)]
+            lines += [Line(part) for part in wrapped(text, 2)]
             for rule, findings in reasons_by_rule(event.reasons):
                 said = f"{rule}: {'; '.join(findings)}" if rule else "; ".join(findings)
-                lines += [_Line(part, color=MUTED) for part in _wrapped(said, 6)]
+                lines += [Line(part, color=MUTED) for part in wrapped(said, 6)]
         if escalation.note:
-            lines += [_Line(part) for part in _wrapped(f"Surgeon's note: {escalation.note}", 2)]
+            lines += [Line(part) for part in wrapped(f"Surgeon's note: {escalation.note}", 2)]
         return lines
 
 
-def _wrapped(text: str, indent: int) -> list[str]:
+def wrapped(text: str, indent: int) -> list[str]:
     return textwrap.wrap(
         text,
         width=TABLE_CHARS,
@@ -437,21 +473,15 @@ def _wrapped(text: str, indent: int) -> list[str]:
 def flap_report(trend: Trend, *, generated_at: datetime, generated_by: str) -> bytes:
     """The report as PDF bytes."""
     report = _Report(trend, generated_at, generated_by)
-    buffer = io.BytesIO()
     s = trend.subject
     # TrueType (42) rather than Type 3 fonts: the PDF's text can be searched and copied.
     with rc_context({**RC, "pdf.fonttype": 42}):
-        figures = report.pages()
-        with PdfPages(
-            buffer,
-            metadata={
+        return as_pdf(
+            report.pages(),
+            {
                 "Title": f"Flap monitoring report: {s.patient_name} ({s.mrn}), {s.procedure}",
                 "Author": generated_by,
                 "Subject": f"Reconstruction {s.reconstruction_id}",
-                "Creator": "flapwatch",
                 "CreationDate": generated_at,
             },
-        ) as pdf:
-            for figure in figures:
-                pdf.savefig(figure)
-    return buffer.getvalue()
+        )

@@ -9,6 +9,8 @@ from werkzeug.wrappers import Response
 from flapwatch.db import get_session
 from flapwatch.domain.vocabulary import Role
 from flapwatch.http.access import READERS, current_actor, roles_required
+from flapwatch.services.handover import handover as handover_of
+from flapwatch.services.handover import record_handover_print
 from flapwatch.services.ward import visible_units, ward_board
 from flapwatch.web.presenters import live_urls
 
@@ -30,3 +32,28 @@ def board(code: str) -> str:
     session = get_session()
     board = ward_board(session, current_actor(), code, g.now)
     return render_template("board.html", board=board, live=live_urls([board.unit], session))
+
+
+@bp.route("/units/<code>/handover")
+@roles_required(*READERS)
+def handover(code: str) -> str:
+    """The shift handover: the ward on one page for the oncoming nurse."""
+    report = handover_of(get_session(), current_actor(), code, g.now)
+    return render_template("handover.html", handover=report)
+
+
+@bp.route("/units/<code>/handover.pdf")
+@roles_required(*READERS)
+def handover_pdf(code: str) -> Response:
+    """The handover on A4; who printed it goes in the audit trail."""
+    from flapwatch.exports.handover import handover_pdf as printed  # matplotlib, when first drawn
+
+    session, actor = get_session(), current_actor()
+    report = handover_of(session, actor, code, g.now)
+    data = printed(report, generated_at=g.now, generated_by=actor.username)
+    record_handover_print(session, actor, report)
+    response = Response(data, mimetype="application/pdf")
+    response.headers["Content-Disposition"] = (
+        f'inline; filename="handover-{report.board.unit.code}.pdf"'
+    )
+    return response
