@@ -268,3 +268,40 @@ def test_a_surgeon_sends_a_flap_back_and_records_the_findings_on_the_flap_page(
     shown = page.get(f"/reconstructions/{flap.id}").text
     assert "Return to theatre 1: salvaged" in shown and "Haematoma · Clot evacuated" in shown
     assert "<strong>Salvaged</strong>" in shown
+
+
+def test_a_night_nurse_puts_a_flap_back_from_theatre_on_the_board(logged_in, make, session):
+    flap = make.reconstruction(make.patient(name="Theo Back"), hours_ago=14)
+    return_to_theatre(session, make.actor(make.user(Role.SURGEON)), flap.id)
+    browser, nurse = logged_in(Role.NURSE)
+    page = browser.get(f"/reconstructions/{flap.id}").get_data(as_text=True)
+    assert "Back on the ward" in page and 'value="restart"' in page
+
+    undecided = browser.post(f"/reconstructions/{flap.id}/back-from-theatre", {"note": "Back"})
+    assert undecided.status_code == 302
+    assert session.get(Reconstruction, flap.id).status == ReconstructionStatus.RETURNED_TO_THEATRE
+
+    back = browser.post(f"/reconstructions/{flap.id}/back-from-theatre",
+                        {"time_zero": "restart", "note": "Anastomosis redone"})  # fmt: skip
+    assert back.status_code == 302 and "/units/PLAST-W3/board" in back.headers["Location"]
+    session.expire_all()
+    resumed = session.get(Reconstruction, flap.id)
+    assert resumed.status == ReconstructionStatus.MONITORING and resumed.time_zero_at is not None
+    board = browser.get("/units/PLAST-W3/board").get_data(as_text=True)
+    assert "Theo Back" in board and "back on the board" in board
+    choice = session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "reconstruction.time_zero")
+    ).one()
+    assert choice.actor_username == nurse.username and choice.after["choice"] == "restart"
+
+
+def test_the_api_resumes_only_a_flap_in_theatre(api, make, session):
+    flap = make.reconstruction(hours_ago=14)
+    nurse = api(Role.NURSE)
+    path = f"/reconstructions/{flap.id}/back-from-theatre"
+    assert nurse.post(path, {"time_zero": "continue"}).status_code == 422  # not in theatre
+    return_to_theatre(session, make.actor(make.user(Role.SURGEON)), flap.id)
+    answer = nurse.post(path, {"time_zero": "continue"})
+    assert answer.status_code == 200, answer.json
+    assert answer.json["status"] == "monitoring" and answer.json["next_due_at"] is not None
+    assert api(Role.AUDITOR).post(path, {"time_zero": "continue"}).status_code == 403

@@ -675,6 +675,28 @@ def change_theatre_return(
 
 
 @operation(
+    "POST",
+    "/reconstructions/{reconstruction_id}/back-from-theatre",
+    summary="Resume a flap's monitoring after theatre",
+    tag="outcomes",
+    roles=CLINICAL,
+    body=schemas.BackFromTheatre,
+    response=schemas.Reconstruction,
+    errors=(422,),
+    description="Back on the ward at any hour: whoever receives the flap resumes its "
+    "monitoring (the next check due at once), saying whether the schedule's time zero "
+    "restarts from now or continues from the first surgery. Only for a flap in theatre.",
+)
+def resume_after_theatre(
+    actor: Actor, session: Session, reconstruction_id: int, body: schemas.BackFromTheatre
+) -> schemas.Reconstruction:
+    flap = patient_service.back_from_theatre(
+        session, actor, reconstruction_id, time_zero=body.time_zero, note=body.note, now=_now()
+    )
+    return _reconstructions(session, [flap])[0]
+
+
+@operation(
     "PUT",
     "/reconstructions/{reconstruction_id}/final-outcome",
     summary="Record a flap's final outcome",

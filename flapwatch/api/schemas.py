@@ -404,6 +404,14 @@ class TheatreReturnChange(Incoming):
     version: int = Field(description="The version read: a change made meanwhile is refused.")
 
 
+class BackFromTheatre(Incoming):
+    time_zero: Literal["restart", "continue"] = Field(
+        description="`restart` counts the schedule's bands from now (the first band's checks "
+        "again), `continue` from the end of the first surgery."
+    )
+    note: Annotated[Text, Field(max_length=2000)] = ""
+
+
 class FinalOutcomeRecord(Outgoing):
     outcome: FinalOutcome
     on: date | None

@@ -13,6 +13,7 @@ from flapwatch.db import write_transaction
 from flapwatch.domain.vocabulary import FlapKind, ReconstructionStatus, Side
 from flapwatch.models import AuditEvent, Patient, Reconstruction, Unit, utcnow
 from flapwatch.services import (
+    CLINICAL_ROLES,
     MANAGING_ROLES,
     Actor,
     Forbidden,
@@ -376,6 +377,37 @@ def set_reconstruction_status(
     counted from now) or `continue`s from the end of the first surgery; the choice is
     recorded."""
     require_role(actor, *MANAGING_ROLES)
+    return _set_status(session, actor, reconstruction_id, status, note, time_zero, now)
+
+
+def back_from_theatre(
+    session: Session,
+    actor: Actor,
+    reconstruction_id: int,
+    *,
+    time_zero: str,
+    note: str = "",
+    now: datetime | None = None,
+) -> Reconstruction:
+    """The flap is back on the ward after a return to theatre, at any hour: whoever receives
+    it (a nurse, a surgeon) resumes its monitoring, saying whether the schedule restarts."""
+    require_role(actor, *CLINICAL_ROLES)
+    return _set_status(
+        session, actor, reconstruction_id, ReconstructionStatus.MONITORING, note, time_zero, now,
+        only_from=ReconstructionStatus.RETURNED_TO_THEATRE,
+    )  # fmt: skip
+
+
+def _set_status(
+    session: Session,
+    actor: Actor,
+    reconstruction_id: int,
+    status: ReconstructionStatus,
+    note: str,
+    time_zero: str | None,
+    now: datetime | None,
+    only_from: ReconstructionStatus | None = None,
+) -> Reconstruction:
     now = now or utcnow()
     if status not in ReconstructionStatus.values():
         raise InvalidInput(
@@ -389,11 +421,17 @@ def set_reconstruction_status(
         )
     with write_transaction(session):
         reconstruction = get_reconstruction(session, actor, reconstruction_id, for_update=True)
-        back_from_theatre = (
+        if only_from is not None and reconstruction.status != only_from:
+            raise InvalidInput(
+                "Monitoring was not resumed.",
+                {"": f"This flap is not {only_from.label.lower()} (it is "
+                     f"{reconstruction.status.label.lower()})."},
+            )  # fmt: skip
+        returning = (
             status == ReconstructionStatus.MONITORING
             and reconstruction.status == ReconstructionStatus.RETURNED_TO_THEATRE
         )
-        if back_from_theatre and time_zero is None:
+        if returning and time_zero is None:
             raise InvalidInput(
                 "Monitoring was not resumed.",
                 {
@@ -402,7 +440,7 @@ def set_reconstruction_status(
                     "surgery."
                 },
             )
-        if not back_from_theatre:
+        if not returning:
             time_zero = None
         before_zero = reconstruction.time_zero_at
         if status == ReconstructionStatus.RETURNED_TO_THEATRE:

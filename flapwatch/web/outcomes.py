@@ -6,13 +6,14 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 from wtforms import DateField, IntegerField, RadioField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional
 from wtforms.widgets import HiddenInput
 
 from flapwatch.db import get_session
 from flapwatch.domain.checks import NOTES_MAX_LENGTH
 from flapwatch.domain.vocabulary import FinalOutcome, TheatreFinding, TheatreResult
-from flapwatch.http.access import OUTCOMES, current_actor, roles_required
+from flapwatch.http.access import CLINICAL, OUTCOMES, current_actor, roles_required
 from flapwatch.services import InvalidInput
 from flapwatch.services.outcomes import (
     TheatreDetails,
@@ -20,6 +21,7 @@ from flapwatch.services.outcomes import (
     record_theatre_details,
     return_to_theatre,
 )
+from flapwatch.services.patients import back_from_theatre, get_reconstruction
 from flapwatch.services.ward import flap_record
 from flapwatch.web.forms import (
     LOCAL_INPUT_FORMAT,
@@ -41,6 +43,16 @@ def _note(label: str) -> TextAreaField:
         validators=[
             Length(max=NOTES_MAX_LENGTH, message=f"{label}: at most {NOTES_MAX_LENGTH} characters.")
         ],
+    )
+
+
+class BackFromTheatreForm(SafeForm):
+    note = _note("Note")
+    # The button pressed: the schedule restarts from now, or continues from the first surgery.
+    time_zero = RadioField(
+        "Schedule",
+        choices=[SelectChoice("restart", "Restart from now"), SelectChoice("continue", "Continue")],
+        validators=[Optional()],
     )
 
 
@@ -191,3 +203,29 @@ def final_outcome(reconstruction_id: int) -> Page:
         "outcomes/final_outcome.html", form=form, record=record, general_errors=general_errors
     )
     return (page, 400) if request.method == "POST" else page
+
+
+@bp.route("/reconstructions/<int:reconstruction_id>/back-from-theatre", methods=["POST"])
+@roles_required(*CLINICAL)
+def back_on_the_ward(reconstruction_id: int) -> Response:
+    """Back from theatre at any hour: whoever receives the flap puts it on the board again."""
+    session, actor = get_session(), current_actor()
+    get_reconstruction(session, actor, reconstruction_id)  # another unit's: 404
+    form = BackFromTheatreForm()
+    if form.validate_on_submit():
+        try:
+            reconstruction = back_from_theatre(
+                session, actor, reconstruction_id, time_zero=form.time_zero.data or "",
+                note=form.note.data or "", now=g.now,
+            )  # fmt: skip
+        except InvalidInput as refused:
+            flash(" ".join(refused.problems.values()), "error")
+        else:
+            flash(
+                f"{reconstruction.patient.name}: back on the board, the next check due now.",
+                "success",
+            )
+            return redirect(url_for("ward.board", code=reconstruction.patient.unit.code))
+    else:
+        flash(" ".join(e for errors in form.errors.values() for e in errors), "error")
+    return redirect(url_for("checks.flap", reconstruction_id=reconstruction_id))
