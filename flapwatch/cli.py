@@ -26,7 +26,7 @@ from flapwatch.exports.fhir import Terminology, bundle_chunks
 from flapwatch.exports.tables import csv_chunks, write_workbook
 from flapwatch.migrate import upgrade_to_head
 from flapwatch.models import utcnow
-from flapwatch.services import SYSTEM, ServiceError, accounts, tokens
+from flapwatch.services import SYSTEM, ServiceError, accounts, research, tokens
 from flapwatch.services.audit import verify_audit_trail
 from flapwatch.services.chains import advance_chains
 from flapwatch.services.channels import make_vapid_keys
@@ -314,17 +314,37 @@ def restore_command(path: Path, yes: bool) -> None:
     type=click.Path(dir_okay=False, writable=True),
     help="The file to write ('-' for standard output).",
 )
+@click.option(
+    "--pseudonymise",
+    is_flag=True,
+    help="De-identified for research: MRN as a keyed pseudonym, no name, age not date of "
+    "birth, times as hours since the end of surgery, no staff, no free text.",
+)
+@click.option(
+    "--key-file",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="With --pseudonymise: the key (at least 32 bytes), the same for stable pseudonyms.",
+)
+@click.option("--with-notes", is_flag=True, help="With --pseudonymise: keep the free text.")
 def export(
     kind: str,
     unit: str | None,
     first_day: datetime | None,
     last_day: datetime | None,
     output: str,
+    pseudonymise: bool,
+    key_file: str | None,
+    with_notes: bool,
 ) -> None:
     """Export checks, corrections, escalations, the audit trail or the compliance report as
-    CSV, all of them as an XLSX workbook, or a FHIR R4 Bundle as JSON (audited)."""
+    CSV, all of them as an XLSX workbook, or a FHIR R4 Bundle as JSON (audited); with
+    --pseudonymise, de-identified for a registry or a research team."""
     session = get_session()
     first, last = (first_day.date() if first_day else None, last_day.date() if last_day else None)
+    if pseudonymise or key_file or with_notes:
+        _export_research(session, kind, unit, first, last, output, key_file, with_notes)
+        return
     if kind == "compliance":
         _export_compliance(session, unit, first, last, output)
         return
@@ -361,6 +381,33 @@ def export(
             target.write(chunk)
     rows_written = "1 row" if written[0] == 1 else f"{written[0]} rows"
     click.echo(f"Exported {rows_written} of {kind} to {output}.", err=True)
+
+
+def _export_research(
+    session: Session,
+    kind: str,
+    unit: str | None,
+    first: date | None,
+    last: date | None,
+    output: str,
+    key_file: str | None,
+    with_notes: bool,
+) -> None:
+    if kind not in research.KINDS:
+        _fail(f"The {kind} export cannot be de-identified (it holds every record as it was).")
+    if key_file is None:
+        _fail("--pseudonymise needs --key-file: the key that keeps pseudonyms stable.")
+    try:
+        pseudonymiser = research.Pseudonymiser(research.read_key(key_file), with_notes)
+        scope = export_scope(session, SYSTEM, "checks", unit, first, last)
+        with click.open_file(output, "wb") as target:
+            research.write_research(
+                target, session, SYSTEM, kind, scope, pseudonymiser,
+                Terminology.of(current_app.config), utcnow(),
+            )  # fmt: skip
+    except ServiceError as refused:
+        _fail(" ".join([refused.message, *refused.problems.values()]))
+    click.echo(f"Exported {kind}, de-identified, to {output}.", err=True)
 
 
 def _export_fhir(session: Session, scope: Any, output: str) -> None:

@@ -57,6 +57,9 @@ class Defaults:
     DB_POOL_TIMEOUT_SECONDS = 10
     DB_POOL_RECYCLE_SECONDS = 1800
     SERVE_WORKERS = 2
+    # The key of the de-identified (research) exports on the exports page and the API: a file
+    # of at least 32 random bytes, kept apart from every export; None: those exports are off.
+    RESEARCH_KEY_FILE: str | None = None
     # A JSON line per request on the "flapwatch.requests" logger (flapwatch serve: stderr).
     REQUEST_LOG = True
     # Logoff without use for someone who works on no unit (administrators, auditors); a

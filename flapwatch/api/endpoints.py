@@ -38,6 +38,7 @@ from flapwatch.http.downloads import (
     export_response,
     fhir_response,
     report_response,
+    research_response,
     workbook_response,
 )
 from flapwatch.http.errors import json_response
@@ -1657,3 +1658,26 @@ def export_compliance(actor: Actor, session: Session, query: schemas.ExportQuery
 )
 def export_fhir(actor: Actor, session: Session, query: schemas.ExportQuery) -> Response:
     return fhir_response(actor, query.unit, query.from_, query.to)
+
+
+@operation(
+    "GET",
+    "/exports/research/{kind}",
+    summary="Export de-identified, for research",
+    tag="exports",
+    roles=EXPORTERS,
+    query=schemas.ResearchQuery,
+    response=None,
+    media_type="application/octet-stream",
+    errors=(422,),
+    description="`kind`: checks, amendments, escalations, not_done, compliance (CSV), "
+    "workbook (XLSX) or fhir (JSON), de-identified with the server's research key "
+    "(RESEARCH_KEY_FILE; 422 naming `pseudonymise` without one): the MRN as a keyed "
+    "pseudonym, no name, age at surgery, times as hours since the end of surgery, no staff, "
+    "free text only with `notes=true`. The audit trail cannot be de-identified (422). "
+    "Recorded in the audit trail as pseudonymised.",
+)
+def export_research(
+    actor: Actor, session: Session, kind: str, query: schemas.ResearchQuery
+) -> Response:
+    return research_response(actor, kind, query.unit, query.from_, query.to, with_notes=query.notes)

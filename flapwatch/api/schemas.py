@@ -866,6 +866,10 @@ class ExportQuery(BaseModel):
     to: date | None = Field(default=None, description="Last day (YYYY-MM-DD), included.")
 
 
+class ResearchQuery(ExportQuery):
+    notes: bool = Field(default=False, description="Keep the free text (it may name people).")
+
+
 class ChartOptions(BaseModel):
     """Query parameters of a chart: its size."""
 

@@ -22,7 +22,7 @@ from flapwatch.charts.spec import FORMATS, STYLE, VARIANTS
 from flapwatch.db import get_session
 from flapwatch.exports.fhir import Terminology, bundle_chunks
 from flapwatch.exports.tables import csv_chunks, write_workbook
-from flapwatch.services import Actor
+from flapwatch.services import Actor, InvalidInput
 from flapwatch.services.compliance import COMPLIANCE_COLUMNS, compliance_reports, compliance_rows
 from flapwatch.services.exports import (
     COLUMNS,
@@ -33,6 +33,7 @@ from flapwatch.services.exports import (
     rows,
     workbook_sheets,
 )
+from flapwatch.services.research import Pseudonymiser, read_key, write_research
 from flapwatch.services.review import chart_subject, flap_trend, record_report_export
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -113,6 +114,48 @@ def fhir_response(
     name = file_name("fhir", scope, first_day, last_day)
     response.headers["Content-Disposition"] = f'attachment; filename="{name}.json"'
     return response
+
+
+RESEARCH_TYPES = {"workbook": (XLSX, "xlsx"), "fhir": ("application/fhir+json", "json")}
+
+
+def research_response(
+    actor: Actor,
+    kind: str,
+    unit: str | None,
+    first_day: date | None,
+    last_day: date | None,
+    *,
+    with_notes: bool = False,
+) -> Response:
+    """A de-identified export with the server's research key (RESEARCH_KEY_FILE); audited."""
+    key_file = current_app.config.get("RESEARCH_KEY_FILE")
+    if not key_file:
+        raise InvalidInput(
+            "Nothing was exported.",
+            {"pseudonymise": "This server has no research key: set "
+                             "FLAPWATCH_RESEARCH_KEY_FILE to a file of at least 32 random bytes."},
+        )  # fmt: skip
+    pseudonymiser = Pseudonymiser(read_key(key_file), with_notes)
+    session = get_session()
+    scope = export_scope(session, actor, "checks", unit, first_day, last_day)
+    target = tempfile.TemporaryFile()  # noqa: SIM115 (send_file closes it once sent)
+    try:
+        write_research(target, session, actor, kind, scope, pseudonymiser,
+                       Terminology.of(current_app.config), g.now)  # fmt: skip
+    except BaseException:
+        target.close()
+        raise
+    finally:
+        session.rollback()
+    target.seek(0)
+    mimetype, suffix = RESEARCH_TYPES.get(kind, ("text/csv", "csv"))
+    return send_file(
+        target,
+        mimetype=mimetype,
+        as_attachment=True,
+        download_name=f"{file_name(kind + '-research', scope, first_day, last_day)}.{suffix}",
+    )
 
 
 def compliance_csv_response(

@@ -202,8 +202,18 @@ def export_scope(
     )
 
 
-def record_export(session: Session, actor: Actor, kind: str, fmt: str, scope: ExportScope) -> None:
+def record_export(
+    session: Session,
+    actor: Actor,
+    kind: str,
+    fmt: str,
+    scope: ExportScope,
+    *,
+    pseudonymised: bool = False,
+    with_notes: bool = False,
+) -> None:
     """An export is records leaving the system: who took what, before the first row leaves."""
+    research = {"pseudonymised": True, "with_notes": with_notes} if pseudonymised else {}
     with write_transaction(session):
         record_event(
             session,
@@ -211,7 +221,7 @@ def record_export(session: Session, actor: Actor, kind: str, fmt: str, scope: Ex
             f"export.{kind}",
             "export",
             None,
-            after={"kind": kind, "format": fmt, **scope.describe()},
+            after={"kind": kind, "format": fmt, **scope.describe(), **research},
         )
 
 

@@ -5,13 +5,19 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import Blueprint, Response, render_template, request
+from flask import Blueprint, Response, current_app, render_template, request
 
 from flapwatch.db import get_session
 from flapwatch.http.access import EXPORTERS, current_actor, roles_required
-from flapwatch.http.downloads import export_response, fhir_response, workbook_response
+from flapwatch.http.downloads import (
+    export_response,
+    fhir_response,
+    research_response,
+    workbook_response,
+)
 from flapwatch.services import InvalidInput
 from flapwatch.services.exports import COLUMNS, KINDS
+from flapwatch.services.research import KINDS as RESEARCH_KINDS
 from flapwatch.services.ward import visible_units
 
 bp = Blueprint("exports", __name__)
@@ -44,7 +50,14 @@ def _day(name: str) -> date | None:
 @roles_required(*EXPORTERS)
 def index() -> str:
     units = visible_units(get_session(), current_actor())
-    return render_template("exports.html", kinds=KINDS, columns=COLUMNS, units=units)
+    return render_template(
+        "exports.html",
+        kinds=KINDS,
+        columns=COLUMNS,
+        units=units,
+        research_kinds=RESEARCH_KINDS,
+        research_on=bool(current_app.config.get("RESEARCH_KEY_FILE")),
+    )
 
 
 @bp.route("/exports/workbook.xlsx")
@@ -66,3 +79,14 @@ def fhir() -> Response:
 def download(kind: str) -> Response:
     unit = request.args.get("unit", "").strip() or None
     return export_response(current_actor(), kind, unit, _day("from"), _day("to"))
+
+
+@bp.route("/exports/research")
+@roles_required(*EXPORTERS)
+def research() -> Response:
+    """A de-identified export for a registry or a research team."""
+    unit = request.args.get("unit", "").strip() or None
+    kind = request.args.get("kind", "").strip()
+    notes = request.args.get("notes") == "1"
+    return research_response(current_actor(), kind, unit, _day("from"), _day("to"),
+                             with_notes=notes)  # fmt: skip
