@@ -199,6 +199,30 @@ class Patient(Base):
     )
 
 
+class PatientStay(Base):
+    """A patient's time on one ward: from `started_at` (None: since they were registered)
+    until `ended_at` (None: still there). A transfer ends one stay and starts the next at the
+    same moment, so the reports of each ward count what happened in its own stays."""
+
+    __tablename__ = "patient_stays"
+    __table_args__ = (Index("ix_patient_stays_patient", "patient_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    moved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    note: Mapped[str] = mapped_column(Text, default="")
+
+    unit: Mapped[Unit] = relationship()
+
+    def holds(self, at: datetime) -> bool:
+        return (self.started_at is None or self.started_at <= at) and (
+            self.ended_at is None or at < self.ended_at
+        )
+
+
 class Reconstruction(Base):
     __tablename__ = "reconstructions"
     __table_args__ = (Index("ix_reconstructions_status_patient", "status", "patient_id"),)

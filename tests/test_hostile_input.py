@@ -123,6 +123,7 @@ def _forms(w: dict[str, Any]) -> list[tuple[str, str]]:
             )
         ),
         ("/units/PLAST-W3/start/flap?mrn=NEW-1", "/units/PLAST-W3/start/flap"),
+        (f"/patients/{p}/transfer", f"/patients/{p}/transfer"),
     ]
 
 
@@ -220,6 +221,7 @@ def _api_writes(app, w: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
         "escalation_id": w["escalation_id"],
         "override_id": w["override_id"],
         "theatre_return_id": w["theatre_return_id"],
+        "patient_id": w["patient_id"],
     }
     writes = []
     for template, operations in document["paths"].items():

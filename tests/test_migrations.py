@@ -232,3 +232,53 @@ def test_outcomes_are_carried_over_from_the_status_history_faithfully(backend, t
             with admin.begin() as connection:
                 connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
             admin.dispose()
+
+
+def test_a_patient_moved_between_wards_before_0020_keeps_both_stays(backend, tmp_path, request):
+    import json
+
+    from alembic import command
+
+    from flapwatch.migrate import alembic_config
+
+    url, cleanup = _empty_database_url(backend, tmp_path, request)
+    engine = make_engine(url)
+    config = alembic_config(url)
+    at, moved = "2026-11-20 10:00:00+00:00", "2026-11-21T09:10:00+00:00"
+    as_json = "CAST(:after AS JSON)" if backend == "postgresql" else ":after"
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0019")
+            run = lambda sql, **values: connection.execute(text(sql), values)  # noqa: E731
+            for unit_id, code in ((1, "ICU"), (2, "W3")):
+                run("INSERT INTO units (id, code, name, timezone, created_at) VALUES (:id, :code, "
+                    ":code, 'Europe/London', :at)", id=unit_id, code=code, at=at)  # fmt: skip
+            for patient_id, unit_id in ((1, 2), (2, 1)):
+                run("INSERT INTO patients (id, mrn, name, date_of_birth, unit_id, created_at) "
+                    "VALUES (:id, :mrn, 'P', '1960-01-01', :unit, :at)", id=patient_id,
+                    mrn=f"M{patient_id}", unit=unit_id, at=at)  # fmt: skip
+            run("INSERT INTO audit_events (id, at, actor_username, actor_role, action, "
+                "object_type, object_id, before, after, previous_hash, hash) VALUES (1, :at, "
+                "'coordinator', 'unit_admin', 'patient.update', 'patient', '1', "
+                f"{as_json.replace(':after', ':before')}, {as_json}, 'x', 'h1')",
+                at=moved, before=json.dumps({"unit": "ICU"}),
+                after=json.dumps({"unit": "W3"}))  # fmt: skip
+        upgrade_to_head(engine)
+        with engine.connect() as connection:
+            stays = connection.execute(text(
+                "SELECT patient_id, unit_id, started_at IS NULL, ended_at IS NULL "
+                "FROM patient_stays ORDER BY patient_id, id"
+            )).all()  # fmt: skip
+        assert [tuple(s) for s in stays] == [
+            (1, 1, True, False),  # on ICU until the move
+            (1, 2, False, True),  # on W3 since
+            (2, 1, True, True),  # never moved
+        ]
+    finally:
+        engine.dispose()
+        if cleanup:
+            admin, schema = cleanup
+            with admin.begin() as connection:
+                connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            admin.dispose()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from dataclasses import replace
 
@@ -20,6 +19,7 @@ from flapwatch.models import AuditEvent, Check, Reconstruction, User, utcnow
 from flapwatch.services.checks import amend_check
 from flapwatch.services.monitoring import record_not_done
 from flapwatch.services.research import KINDS, MIN_KEY_BYTES, Pseudonymiser
+from tests.test_fhir import validated
 
 
 @pytest.fixture
@@ -107,7 +107,7 @@ def test_one_key_gives_the_same_pseudonyms_and_another_key_others(runner, tmp_pa
 
     def patients(key):
         text = export(runner, tmp_path, "fhir", key)
-        bundle = json.loads(text)
+        bundle = validated(text.encode())  # still a valid FHIR R4 Bundle
         return sorted(
             entry["resource"]["identifier"][0]["value"]
             for entry in bundle["entry"]

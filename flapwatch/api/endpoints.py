@@ -754,6 +754,30 @@ def list_reconstructions(
 
 @operation(
     "POST",
+    "/patients/{patient_id}/transfer",
+    summary="Transfer a patient to another ward",
+    tag="patients",
+    roles=CLINICAL,
+    body=schemas.TransferCreate,
+    response=schemas.Patient,
+    errors=(404, 422),
+    description="A dated move (ICU → ward 3) of the patient and their flaps: checks, "
+    "misses, pauses and escalations before `at` stay the old ward's in its compliance "
+    "report, those after it are the new ward's; the schedule is each ward's in its time and "
+    "time zero does not restart. By anyone clinical on the ward the patient is on.",
+)
+def transfer_patient(
+    actor: Actor, session: Session, patient_id: int, body: schemas.TransferCreate
+) -> schemas.Patient:
+    patient = patient_service.transfer_patient(
+        session, actor, patient_id, to_unit=body.to_unit, at=body.at, bed=body.bed,
+        note=body.note, now=_now(),
+    )  # fmt: skip
+    return _patient(patient)
+
+
+@operation(
+    "POST",
     "/admissions",
     summary="Start a flap's monitoring",
     tag="patients",

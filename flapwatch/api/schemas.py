@@ -558,6 +558,15 @@ class ReconstructionCreate(Incoming):
     buried: bool = False
 
 
+class TransferCreate(Incoming):
+    """Move the patient, with their flaps, to another ward at a moment."""
+
+    to_unit: Annotated[Line, Field(min_length=1, max_length=32)]
+    at: AwareDatetime | None = Field(default=None, description="When they left; now if left out.")
+    bed: Annotated[Line, Field(max_length=32)] | None = None
+    note: Annotated[Text, Field(max_length=2000)] = ""
+
+
 class FlapDetails(Incoming):
     procedure: Annotated[Line, Field(min_length=1, max_length=200, examples=["DIEP free flap"])]
     flap_kind: FlapKind

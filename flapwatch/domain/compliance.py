@@ -126,6 +126,23 @@ def without_pauses(
     return result
 
 
+def within(
+    spans: Sequence[tuple[datetime, datetime | None]],
+    stays: Iterable[tuple[datetime | None, datetime | None]],
+) -> list[tuple[datetime, datetime | None]]:
+    """The monitored stretches that fell inside the stays (start or None: since ever, end or
+    None: still there) of one ward: what that ward's report counts of a patient moved
+    between wards."""
+    result: list[tuple[datetime, datetime | None]] = []
+    for stay_start, stay_end in stays:
+        for start, end in spans:
+            low = start if stay_start is None else max(start, stay_start)
+            high = end if stay_end is None else (stay_end if end is None else min(end, stay_end))
+            if high is None or low < high:
+                result.append((low, high))
+    return sorted(result, key=lambda span: span[0])
+
+
 def _monitored(spans: Sequence[tuple[datetime, datetime | None]], at: datetime) -> bool:
     return any(start <= at and (end is None or at < end) for start, end in spans)
 

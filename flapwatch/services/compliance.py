@@ -22,6 +22,7 @@ from flapwatch.domain.compliance import (
     monitored_spans,
     schedule_slots,
     waits,
+    within,
     without_pauses,
 )
 from flapwatch.domain.episodes import Episode, levels_reached
@@ -50,6 +51,7 @@ from flapwatch.models import (
     Escalation,
     MonitoringPause,
     Patient,
+    PatientStay,
     Reconstruction,
     ScheduleOverride,
     SchedulePolicy,
@@ -63,7 +65,7 @@ from flapwatch.services.exports import (
     escalation_sources,
 )
 from flapwatch.services.outcomes import theatre_returns_of
-from flapwatch.services.patients import IN_CHUNKS, status_history
+from flapwatch.services.patients import IN_CHUNKS, status_history, stays_of
 from flapwatch.services.ward import get_unit_by_code, visible_units
 
 
@@ -168,14 +170,17 @@ def compliance_report(
     report.buckets = Buckets(first_day, last_day)
 
     flaps = _flaps_in_scope(session, unit, start, end)
+    stays = _stays_on(session, unit, flaps)
     checks = _current_checks(session, [flap.id for flap in flaps])
     history = status_history(session, [flap.id for flap in flaps])
     policy_at = _schedule_at(session, unit)
     days = _ward_days(session, [flap.id for flap in flaps])
-    _schedule_kept(report, flaps, checks, history, days, policy_at, start, end, now)
-    _entries(report, checks, start, end)
-    _escalations(session, report, unit, start, end)
-    _outcomes(session, report, flaps, start, end)
+    _schedule_kept(report, flaps, checks, history, days, stays, policy_at, start, end, now)
+    _entries(report, checks, stays, start, end)
+    _escalations(session, report, unit, flaps, stays, start, end)
+    # A flap's outcome is the ward's where its monitoring began (at the end of surgery).
+    begun_here = [flap for flap in flaps if _on_unit(stays[flap.id], flap.surgery_end_at)]
+    _outcomes(session, report, begun_here, start, end)
     return report
 
 
@@ -209,7 +214,7 @@ def _flaps_in_scope(
             .join(Reconstruction.patient)
             .options(contains_eager(Reconstruction.patient))
             .where(
-                Patient.unit_id == unit.id,
+                or_(Patient.unit_id == unit.id, Patient.id.in_(_stayed_on(unit, start, end))),
                 Reconstruction.surgery_end_at < end,
                 or_(
                     Reconstruction.status == ReconstructionStatus.MONITORING,
@@ -220,6 +225,36 @@ def _flaps_in_scope(
             .order_by(Reconstruction.id)
         )
     )
+
+
+def _stayed_on(unit: Unit, start: datetime, end: datetime) -> Any:
+    """The patients who were on the unit at some moment of [start, end)."""
+    return select(PatientStay.patient_id).where(
+        PatientStay.unit_id == unit.id,
+        or_(PatientStay.started_at.is_(None), PatientStay.started_at < end),
+        or_(PatientStay.ended_at.is_(None), PatientStay.ended_at > start),
+    )
+
+
+Stays = dict[int, list[tuple[datetime | None, datetime | None]]]
+
+
+def _stays_on(session: Session, unit: Unit, flaps: list[Reconstruction]) -> Stays:
+    """Each flap's stretches on the unit (its patient's stays there; a patient with no stay on
+    record: all of it, when they are on the unit now)."""
+    stays = stays_of(session, sorted({flap.patient_id for flap in flaps}))
+    found: Stays = {}
+    for flap in flaps:
+        mine = stays.get(flap.patient_id)
+        if not mine:
+            found[flap.id] = [(None, None)] if flap.patient.unit_id == unit.id else []
+        else:
+            found[flap.id] = [(s.started_at, s.ended_at) for s in mine if s.unit_id == unit.id]
+    return found
+
+
+def _on_unit(stays: list[tuple[datetime | None, datetime | None]], at: datetime) -> bool:
+    return any((a is None or a <= at) and (b is None or at < b) for a, b in stays)
 
 
 @dataclass(frozen=True)
@@ -328,6 +363,7 @@ def _schedule_kept(
     checks: dict[int, list[_CheckRow]],
     history: dict[int, list[tuple[datetime, str]]],
     days: dict[int, _WardDay],
+    stays: Stays,
     policy_at: Callable[[datetime], Schedule],
     start: datetime,
     end: datetime,
@@ -343,7 +379,7 @@ def _schedule_kept(
             policy_at,
             flap.surgery_end_at,
             taken,
-            _spans(flap, history.get(flap.id, []), day),
+            within(_spans(flap, history.get(flap.id, []), day), stays[flap.id]),
             now,
             until=end,
             not_done=day.not_done,
@@ -376,11 +412,15 @@ def _schedule_kept(
 
 
 def _entries(
-    report: ComplianceReport, checks: dict[int, list[_CheckRow]], start: datetime, end: datetime
+    report: ComplianceReport,
+    checks: dict[int, list[_CheckRow]],
+    stays: Stays,
+    start: datetime,
+    end: datetime,
 ) -> None:
-    for rows in checks.values():
+    for flap_id, rows in checks.items():
         for row in rows:
-            if not start <= row.taken_at < end:
+            if not start <= row.taken_at < end or not _on_unit(stays[flap_id], row.taken_at):
                 continue
             report.checks_recorded += 1
             report.late_entries += is_late_entry(row.taken_at, row.first_recorded_at)
@@ -389,16 +429,26 @@ def _entries(
 
 
 def _escalations(
-    session: Session, report: ComplianceReport, unit: Unit, start: datetime, end: datetime
+    session: Session,
+    report: ComplianceReport,
+    unit: Unit,
+    flaps: list[Reconstruction],
+    stays: Stays,
+    start: datetime,
+    end: datetime,
 ) -> None:
-    opened = (
-        select(Escalation.id)
-        .join(Reconstruction, Reconstruction.id == Escalation.reconstruction_id)
-        .join(Patient, Patient.id == Reconstruction.patient_id)
-        .where(
-            Patient.unit_id == unit.id, Escalation.opened_at >= start, Escalation.opened_at < end
-        )
-    )
+    # Each escalation is the ward's where the patient was when it opened.
+    opened: list[int] = []
+    for ids in _chunks([flap.id for flap in flaps]):
+        for escalation_id, flap_id, at in session.execute(
+            select(Escalation.id, Escalation.reconstruction_id, Escalation.opened_at).where(
+                Escalation.reconstruction_id.in_(ids),
+                Escalation.opened_at >= start,
+                Escalation.opened_at < end,
+            )
+        ):
+            if _on_unit(stays.get(flap_id, []), at):
+                opened.append(escalation_id)
     escalations = list(
         session.execute(
             select(Escalation.severity, Escalation.outcome).where(Escalation.id.in_(opened))

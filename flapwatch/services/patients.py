@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from flapwatch.db import write_transaction
 from flapwatch.domain.vocabulary import FlapKind, ReconstructionStatus, Side
-from flapwatch.models import AuditEvent, Patient, Reconstruction, Unit, utcnow
+from flapwatch.models import AuditEvent, Patient, PatientStay, Reconstruction, Unit, utcnow
 from flapwatch.services import (
     CLINICAL_ROLES,
     MANAGING_ROLES,
@@ -151,6 +151,29 @@ def _known_patient(
     return known
 
 
+def _move(
+    session: Session, actor: Actor, patient: Patient, unit: Unit, at: datetime, note: str
+) -> None:
+    """Inside the caller's transaction: the patient's stay on their ward ends at `at` and one
+    on `unit` begins; what came before stays the old ward's."""
+    current = session.scalars(
+        select(PatientStay).where(
+            PatientStay.patient_id == patient.id, PatientStay.ended_at.is_(None)
+        )
+    ).first()
+    if current is None:  # a patient from before stays were kept
+        current = PatientStay(patient_id=patient.id, unit_id=patient.unit_id, note="")
+        session.add(current)
+    current.ended_at = at
+    session.add(
+        PatientStay(
+            patient_id=patient.id, unit_id=unit.id, started_at=at, moved_by_id=actor.user_id,
+            note=note,
+        )
+    )  # fmt: skip
+    patient.unit = unit
+
+
 def register_patient(
     session: Session, actor: Actor, unit: Unit, details: PatientDetails, at: datetime
 ) -> Patient:
@@ -166,7 +189,7 @@ def register_patient(
         raise InvalidInput("The patient could not be admitted.", problems)
     if known is not None:
         before = {"unit": known.unit.code, "bed": known.bed}
-        known.unit = unit
+        _move(session, actor, known, unit, at, "Re-admitted")
         known.bed = details.bed
         record_event(session, actor, "patient.readmit", "patient", known.id, before=before,
                      after={"unit": unit.code, "bed": known.bed, "at": at})  # fmt: skip
@@ -180,6 +203,7 @@ def register_patient(
     )
     session.add(patient)
     session.flush()
+    session.add(PatientStay(patient_id=patient.id, unit_id=unit.id, note=""))
     record_event(
         session, actor, "patient.admit", "patient", patient.id, after=_patient_record(patient)
     )
@@ -224,7 +248,8 @@ def update_patient(
         patient.name = details.name.strip()
         patient.date_of_birth = details.date_of_birth
         patient.bed = bed
-        patient.unit = unit
+        if unit.id != patient.unit_id:
+            _move(session, actor, patient, unit, utcnow(), "Moved on the patient's record")
         old, new = changes(before, _patient_record(patient))
         if new:
             record_event(
@@ -549,3 +574,80 @@ def status_history(session: Session, flap_ids: list[int]) -> dict[int, list[tupl
     for flap_changes in history.values():
         flap_changes.sort(key=lambda change: change[0])
     return history
+
+
+def transfer_patient(
+    session: Session,
+    actor: Actor,
+    patient_id: int,
+    *,
+    to_unit: str,
+    at: datetime | None = None,
+    bed: str | None = None,
+    note: str = "",
+    now: datetime | None = None,
+) -> Patient:
+    """Move a patient, with their flaps, to another ward (ICU → ward 3) at a moment: checks,
+    misses, pauses and escalations before it stay the old ward's in its reports, those after
+    it are the new ward's; the schedule is the ward's at each moment and time zero does not
+    restart. Any clinical role of the ward the patient is on."""
+    require_role(actor, *CLINICAL_ROLES)
+    now = now or utcnow()
+    at = at or now
+    note = (note or "").strip()
+    bed = (bed or "").strip() or None
+    problems: dict[str, str] = {}
+    with write_transaction(session):
+        patient = get_patient(session, actor, patient_id)
+        for reconstruction in patient.reconstructions:
+            get_reconstruction(session, actor, reconstruction.id, for_update=True)
+        target = session.scalars(select(Unit).where(Unit.code == to_unit.strip().upper())).first()
+        if target is None:
+            problems["to_unit"] = f"No such unit: {to_unit}."
+        elif target.id == patient.unit_id:
+            problems["to_unit"] = f"{patient.name} is on {target.code} already."
+        current = session.scalars(
+            select(PatientStay).where(
+                PatientStay.patient_id == patient.id, PatientStay.ended_at.is_(None)
+            )
+        ).first()
+        if at.tzinfo is None:
+            raise ValueError("at must carry a time zone")
+        if at > now + SURGERY_FUTURE_TOLERANCE:
+            problems["at"] = "The time of the transfer is in the future."
+        elif current is not None and current.started_at is not None and at <= current.started_at:
+            problems["at"] = "The transfer must come after the patient arrived on this ward."
+        taken = bed_problem(session, target, bed, patient.id) if target is not None else None
+        if taken is not None and "to_unit" not in problems:
+            problems["bed"] = taken
+        if len(note) > 2000:
+            problems["note"] = "Note can be at most 2000 characters."
+        if problems:
+            raise InvalidInput("The patient was not transferred.", problems)
+        assert target is not None
+        source = patient.unit
+        _move(session, actor, patient, target, at, note)
+        before_bed, patient.bed = patient.bed, bed
+        record_event(session, actor, "patient.transfer", "patient", patient.id,
+                     before={"unit": source.code, "bed": before_bed},
+                     after={"unit": target.code, "bed": bed, "at": at, "note": note})  # fmt: skip
+        from flapwatch.services.live import publish  # deferred, as for the status change
+
+        for unit in (source, target):
+            for reconstruction in patient.reconstructions:
+                publish(session, unit.id, "flap.updated", reconstruction_id=reconstruction.id)
+    return patient
+
+
+def stays_of(session: Session, patient_ids: list[int]) -> dict[int, list[PatientStay]]:
+    """Each patient's stays on each ward, oldest first."""
+    found: dict[int, list[PatientStay]] = defaultdict(list)
+    for offset in range(0, len(patient_ids), IN_CHUNKS):
+        ids = patient_ids[offset : offset + IN_CHUNKS]
+        for stay in session.scalars(
+            select(PatientStay)
+            .where(PatientStay.patient_id.in_(ids))
+            .order_by(PatientStay.patient_id, PatientStay.id)
+        ):
+            found[stay.patient_id].append(stay)
+    return found

@@ -38,7 +38,7 @@ TIMES = {
     "taken_at", "first_recorded_at", "recorded_at", "amended_at", "opened_at", "flagged_at",
     "acknowledged_at", "attending_at", "decided_at", "closed_at",
 }  # fmt: skip
-# FHIR: every instant is hours since the end of the patient's first surgery in the export,
+# FHIR: every instant is hours since the end of the patient's first surgery,
 # written from this moment (a dateTime must be a date: this one stands for time zero).
 FHIR_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 FHIR_TIMES = {"effectiveDateTime", "issued", "lastUpdated", "start", "end",
@@ -122,7 +122,7 @@ class Pseudonymiser:
         full_url: Callable[[str, str], str],
     ) -> Iterator[dict[str, Any]]:
         """The Bundle's resources de-identified; `patients` by the Patient resource's id, each
-        with its first surgery in the export (its time zero)."""
+        with its first surgery (its time zero)."""
         epoch: dict[str, datetime] = {}
         for resource in resources:
             if resource["resourceType"] == "Patient":

@@ -18,6 +18,7 @@ from flapwatch.models import (
     Escalation,
     MonitoringPause,
     Patient,
+    PatientStay,
     Reconstruction,
     ScheduleOverride,
     TheatreReturn,
@@ -32,7 +33,7 @@ from flapwatch.services.monitoring import (
     pauses_of,
 )
 from flapwatch.services.outcomes import theatre_returns_of
-from flapwatch.services.patients import get_reconstruction
+from flapwatch.services.patients import get_reconstruction, stays_of
 from flapwatch.services.units import current_schedule_policy
 
 _URGENCY = {DueState.OVERDUE: 0, DueState.DUE: 1, DueState.NOT_DUE: 2, DueState.PAUSED: 3}
@@ -224,6 +225,12 @@ class FlapRecord:
     not_done: list[CheckNotDone] = field(default_factory=list)  # newest first
     overrides: list[ScheduleOverride] = field(default_factory=list)  # every version, newest first
     theatre_returns: list[TheatreReturn] = field(default_factory=list)  # first first
+    stays: list[PatientStay] = field(default_factory=list)  # the patient's wards, first first
+
+    @property
+    def transfers(self) -> list[tuple[PatientStay, PatientStay]]:
+        """(from, to) of each move between wards, in order."""
+        return list(zip(self.stays, self.stays[1:], strict=False))
 
     @property
     def zone(self) -> ZoneInfo:
@@ -281,6 +288,7 @@ def flap_record(
         schedule=schedule,
         checks=checks,
         theatre_returns=returns,
+        stays=stays_of(session, [reconstruction.patient_id]).get(reconstruction.patient_id, []),
         pauses=pauses_of(session, reconstruction.id)[::-1],
         not_done=not_done_of(session, reconstruction.id),
         overrides=overrides_of(session, reconstruction.id)[::-1],
