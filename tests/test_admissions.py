@@ -14,6 +14,7 @@ from flapwatch.domain.vocabulary import DueState, ReconstructionStatus, Role
 from flapwatch.models import AuditEvent, Patient, Reconstruction
 from flapwatch.services import SYSTEM, InvalidInput
 from flapwatch.services.admissions import find_by_mrn, start_monitoring
+from flapwatch.services.compliance import compliance_report
 from flapwatch.services.patients import (
     MONITORED_ELSEWHERE,
     NOT_THIS_PATIENT,
@@ -111,6 +112,11 @@ def test_a_known_patient_discharged_from_another_ward_is_re_admitted(make, sessi
     assert started.patient.unit.code == "PLAST-W3" and started.patient.bed == "2"
     moved = session.scalars(select(AuditEvent).where(AuditEvent.action == "patient.readmit")).one()
     assert (moved.before["unit"], moved.after["unit"]) == ("ICU", "PLAST-W3")
+    # The earlier flap stays in ICU's report: its checks and its outcome were ICU's.
+    later, since = NIGHT + timedelta(hours=1), (NIGHT - timedelta(days=60)).date()
+    icu = compliance_report(session, SYSTEM, "ICU", since, NIGHT.date(), later)
+    ward = compliance_report(session, SYSTEM, "PLAST-W3", since, NIGHT.date(), later)
+    assert icu.flaps_operated == 1 and ward.flaps_operated == 1  # the new flap is the ward's
 
 
 def test_a_refusal_names_each_field_and_changes_nothing(make, session):

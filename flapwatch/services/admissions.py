@@ -89,7 +89,9 @@ def start_monitoring(
             assert patient is not None
             known_before = _known_ids(session, patient.mrn)
             try:
-                admitted = register_patient(session, actor, unit, patient, now)
+                # A re-admitted patient has been this ward's since their flap left theatre.
+                arrived = min(now, flap.surgery_end_at)
+                admitted = register_patient(session, actor, unit, patient, arrived)
             except InvalidInput as refused:
                 raise InvalidInput(
                     "Monitoring was not started.", {**refused.problems, **flap_problems}

@@ -164,6 +164,8 @@ def _move(
     if current is None:  # a patient from before stays were kept
         current = PatientStay(patient_id=patient.id, unit_id=patient.unit_id, note="")
         session.add(current)
+    if current.started_at is not None:
+        at = max(at, current.started_at)  # a stay never ends before it began
     current.ended_at = at
     session.add(
         PatientStay(
