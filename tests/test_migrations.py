@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import Engine, inspect, text
 
 from flapwatch.db import make_engine
 from flapwatch.migrate import current_revision, head_revision, upgrade_to_head
@@ -25,10 +28,24 @@ def _empty_database_url(backend, tmp_path, request):
     return _postgres_schema_url(PG_URL, schema), (admin, schema)
 
 
-def test_empty_database_upgrades_to_head_and_matches_the_models(backend, tmp_path, request):
+@contextmanager
+def _empty_database(backend, tmp_path, request) -> Iterator[tuple[str, Engine]]:
+    """An empty database of the backend (its own schema on PostgreSQL), dropped afterwards."""
     url, cleanup = _empty_database_url(backend, tmp_path, request)
     engine = make_engine(url)
     try:
+        yield url, engine
+    finally:
+        engine.dispose()
+        if cleanup:
+            admin, schema = cleanup
+            with admin.begin() as connection:
+                connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            admin.dispose()
+
+
+def test_empty_database_upgrades_to_head_and_matches_the_models(backend, tmp_path, request):
+    with _empty_database(backend, tmp_path, request) as (url, engine):
         assert current_revision(engine) is None
         upgrade_to_head(engine)
         assert current_revision(engine) == head_revision()
@@ -41,13 +58,6 @@ def test_empty_database_upgrades_to_head_and_matches_the_models(backend, tmp_pat
             assert head == "0" * 64
         upgrade_to_head(engine)  # running it again changes nothing
         assert current_revision(engine) == head_revision()
-    finally:
-        engine.dispose()
-        if cleanup:
-            admin, schema = cleanup
-            with admin.begin() as connection:
-                connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            admin.dispose()
 
 
 def test_units_existing_before_escalation_rules_get_the_default_rule_set(tmp_path):
@@ -90,11 +100,9 @@ def test_checks_recorded_before_0018_keep_who_took_them_through_their_correction
 
     from flapwatch.migrate import alembic_config
 
-    url, cleanup = _empty_database_url(backend, tmp_path, request)
-    engine = make_engine(url)
-    config = alembic_config(url)
-    at = "2026-11-20 10:00:00+00:00"
-    try:
+    with _empty_database(backend, tmp_path, request) as (url, engine):
+        config = alembic_config(url)
+        at = "2026-11-20 10:00:00+00:00"
         with engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "0017")
@@ -144,13 +152,6 @@ def test_checks_recorded_before_0018_keep_who_took_them_through_their_correction
         with engine.connect() as connection:
             taken = dict(connection.execute(text("SELECT id, taken_by_id FROM checks")).all())
         assert taken == {1: 1, 2: 1, 3: 1, 4: 2}
-    finally:
-        engine.dispose()
-        if cleanup:
-            admin, schema = cleanup
-            with admin.begin() as connection:
-                connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            admin.dispose()
 
 
 def test_outcomes_are_carried_over_from_the_status_history_faithfully(backend, tmp_path, request):
@@ -164,14 +165,12 @@ def test_outcomes_are_carried_over_from_the_status_history_faithfully(backend, t
 
     from flapwatch.migrate import alembic_config
 
-    url, cleanup = _empty_database_url(backend, tmp_path, request)
-    engine = make_engine(url)
-    config = alembic_config(url)
-    at = "2026-11-20 10:00:00+00:00"
-    sent, later, home = ("2026-11-20T14:05:00+00:00", "2026-11-20T18:00:00+00:00",
-                         "2026-11-25T11:00:00+00:00")  # fmt: skip
-    as_json = "CAST(:after AS JSON)" if backend == "postgresql" else ":after"
-    try:
+    with _empty_database(backend, tmp_path, request) as (url, engine):
+        config = alembic_config(url)
+        at = "2026-11-20 10:00:00+00:00"
+        sent, later, home = ("2026-11-20T14:05:00+00:00", "2026-11-20T18:00:00+00:00",
+                             "2026-11-25T11:00:00+00:00")  # fmt: skip
+        as_json = "CAST(:after AS JSON)" if backend == "postgresql" else ":after"
         with engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "0018")
@@ -225,13 +224,6 @@ def test_outcomes_are_carried_over_from_the_status_history_faithfully(backend, t
             (4, "monitoring", None),
         ]
         assert str(flaps[1].final_outcome_on)[:10] == "2026-11-20"
-    finally:
-        engine.dispose()
-        if cleanup:
-            admin, schema = cleanup
-            with admin.begin() as connection:
-                connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            admin.dispose()
 
 
 def test_a_patient_moved_between_wards_before_0020_keeps_both_stays(backend, tmp_path, request):
@@ -241,12 +233,10 @@ def test_a_patient_moved_between_wards_before_0020_keeps_both_stays(backend, tmp
 
     from flapwatch.migrate import alembic_config
 
-    url, cleanup = _empty_database_url(backend, tmp_path, request)
-    engine = make_engine(url)
-    config = alembic_config(url)
-    at, moved = "2026-11-20 10:00:00+00:00", "2026-11-21T09:10:00+00:00"
-    as_json = "CAST(:after AS JSON)" if backend == "postgresql" else ":after"
-    try:
+    with _empty_database(backend, tmp_path, request) as (url, engine):
+        config = alembic_config(url)
+        at, moved = "2026-11-20 10:00:00+00:00", "2026-11-21T09:10:00+00:00"
+        as_json = "CAST(:after AS JSON)" if backend == "postgresql" else ":after"
         with engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "0019")
@@ -275,10 +265,3 @@ def test_a_patient_moved_between_wards_before_0020_keeps_both_stays(backend, tmp
             (1, 2, False, True),  # on W3 since
             (2, 1, True, True),  # never moved
         ]
-    finally:
-        engine.dispose()
-        if cleanup:
-            admin, schema = cleanup
-            with admin.begin() as connection:
-                connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            admin.dispose()

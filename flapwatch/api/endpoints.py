@@ -776,6 +776,18 @@ def transfer_patient(
     return _patient(patient)
 
 
+def _flap_details(flap: schemas.FlapDetails) -> patient_service.ReconstructionDetails:
+    return patient_service.ReconstructionDetails(
+        procedure=flap.procedure,
+        flap_kind=flap.flap_kind,
+        site=flap.site,
+        side=flap.side,
+        surgery_end_at=flap.surgery_end_at,
+        surgeon=flap.surgeon,
+        buried=flap.buried,
+    )
+
+
 @operation(
     "POST",
     "/admissions",
@@ -798,15 +810,11 @@ def create_admission(actor: Actor, session: Session, body: schemas.AdmissionCrea
             {"patient": "Give patient_id (a patient found by MRN) or patient, not both."},
         )
     unit = get_unit_by_code(session, actor, body.unit)  # another unit's: 404, as if none
-    flap = body.reconstruction
     started = admission_service.start_monitoring(
         session,
         actor,
         unit_code=unit.code,
-        flap=patient_service.ReconstructionDetails(
-            procedure=flap.procedure, flap_kind=flap.flap_kind, site=flap.site, side=flap.side,
-            surgery_end_at=flap.surgery_end_at, surgeon=flap.surgeon, buried=flap.buried,
-        ),
+        flap=_flap_details(body.reconstruction),
         patient_id=body.patient_id,
         patient=patient_service.PatientDetails(
             mrn=body.patient.mrn, name=body.patient.name,
@@ -842,15 +850,7 @@ def add_reconstruction(actor: Actor, session: Session, body: schemas.Reconstruct
         session,
         actor,
         body.patient_id,
-        patient_service.ReconstructionDetails(
-            procedure=body.procedure,
-            flap_kind=body.flap_kind,
-            site=body.site,
-            side=body.side,
-            surgery_end_at=body.surgery_end_at,
-            surgeon=body.surgeon,
-            buried=body.buried,
-        ),
+        _flap_details(body),
     )
     return Reply(
         _reconstructions(session, [flap])[0],

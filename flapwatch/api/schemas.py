@@ -547,8 +547,7 @@ class CheckNotDone(Outgoing):
     next_due_at: Instant | None
 
 
-class ReconstructionCreate(Incoming):
-    patient_id: Id
+class FlapDetails(Incoming):
     procedure: Annotated[Line, Field(min_length=1, max_length=200, examples=["DIEP free flap"])]
     flap_kind: FlapKind
     site: Annotated[Line, Field(min_length=1, max_length=200)]
@@ -556,6 +555,10 @@ class ReconstructionCreate(Incoming):
     surgery_end_at: AwareDatetime
     surgeon: Annotated[Line, Field(min_length=1, max_length=200)]
     buried: bool = False
+
+
+class ReconstructionCreate(FlapDetails):
+    patient_id: Id
 
 
 class TransferCreate(Incoming):
@@ -565,16 +568,6 @@ class TransferCreate(Incoming):
     at: AwareDatetime | None = Field(default=None, description="When they left; now if left out.")
     bed: Annotated[Line, Field(max_length=32)] | None = None
     note: Annotated[Text, Field(max_length=2000)] = ""
-
-
-class FlapDetails(Incoming):
-    procedure: Annotated[Line, Field(min_length=1, max_length=200, examples=["DIEP free flap"])]
-    flap_kind: FlapKind
-    site: Annotated[Line, Field(min_length=1, max_length=200)]
-    side: Side
-    surgery_end_at: AwareDatetime
-    surgeon: Annotated[Line, Field(min_length=1, max_length=200)]
-    buried: bool = False
 
 
 class PatientToRegister(Incoming):

@@ -151,16 +151,21 @@ def _known_patient(
     return known
 
 
+def _open_stay(session: Session, patient_id: int) -> PatientStay | None:
+    """The stay the patient is on now (None for one from before stays were kept)."""
+    return session.scalars(
+        select(PatientStay).where(
+            PatientStay.patient_id == patient_id, PatientStay.ended_at.is_(None)
+        )
+    ).first()
+
+
 def _move(
     session: Session, actor: Actor, patient: Patient, unit: Unit, at: datetime, note: str
 ) -> None:
     """Inside the caller's transaction: the patient's stay on their ward ends at `at` and one
     on `unit` begins; what came before stays the old ward's."""
-    current = session.scalars(
-        select(PatientStay).where(
-            PatientStay.patient_id == patient.id, PatientStay.ended_at.is_(None)
-        )
-    ).first()
+    current = _open_stay(session, patient.id)
     if current is None:  # a patient from before stays were kept
         current = PatientStay(patient_id=patient.id, unit_id=patient.unit_id, note="")
         session.add(current)
@@ -608,11 +613,7 @@ def transfer_patient(
             problems["to_unit"] = f"No such unit: {to_unit}."
         elif target.id == patient.unit_id:
             problems["to_unit"] = f"{patient.name} is on {target.code} already."
-        current = session.scalars(
-            select(PatientStay).where(
-                PatientStay.patient_id == patient.id, PatientStay.ended_at.is_(None)
-            )
-        ).first()
+        current = _open_stay(session, patient.id)
         if at.tzinfo is None:
             raise ValueError("at must carry a time zone")
         if at > now + SURGERY_FUTURE_TOLERANCE:

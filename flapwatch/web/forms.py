@@ -107,6 +107,17 @@ class LocalDateTimeField(StringField):
         self.moment = moment
 
 
+def note_field(label: str) -> TextAreaField:
+    """A free-text note of at most NOTES_MAX_LENGTH characters, stripped."""
+    return TextAreaField(
+        label,
+        filters=[lambda value: value.strip() if isinstance(value, str) else value],
+        validators=[
+            Length(max=NOTES_MAX_LENGTH, message=f"{label}: at most {NOTES_MAX_LENGTH} characters.")
+        ],
+    )
+
+
 def choices_of(enum: type[Labelled]) -> list[SelectChoice]:
     return [SelectChoice(value, label) for value, label in enum.choices()]
 

@@ -14,7 +14,6 @@ from wtforms.validators import Length, Optional
 from wtforms.widgets import HiddenInput
 
 from flapwatch.db import get_session
-from flapwatch.domain.checks import NOTES_MAX_LENGTH
 from flapwatch.domain.schedule import interval_words
 from flapwatch.domain.vocabulary import NotDoneReason, OverrideKind, PauseReason
 from flapwatch.http.access import CLINICAL, SCHEDULERS, current_actor, roles_required
@@ -39,20 +38,11 @@ from flapwatch.web.forms import (
     SelectChoice,
     attach_problems,
     choices_of,
+    note_field,
 )
 from flapwatch.web.presenters import clock, override_phrase
 
 bp = Blueprint("monitoring", __name__)
-
-
-def _note(label: str) -> TextAreaField:
-    return TextAreaField(
-        label,
-        filters=[lambda value: value.strip() if isinstance(value, str) else value],
-        validators=[
-            Length(max=NOTES_MAX_LENGTH, message=f"{label}: at most {NOTES_MAX_LENGTH} characters.")
-        ],
-    )
 
 
 class PauseForm(SafeForm):
@@ -71,13 +61,13 @@ class PauseForm(SafeForm):
         validators=[Optional()],
         default="",
     )
-    note = _note("Note")
+    note = note_field("Note")
     # Set by the page that warned of an open escalation: the nurse asked again, and confirmed.
     despite_open_escalation = HiddenField()
 
 
 class ResumeForm(SafeForm):
-    note = _note("Note")
+    note = note_field("Note")
 
 
 class NotDoneForm(SafeForm):
@@ -86,7 +76,7 @@ class NotDoneForm(SafeForm):
         choices=choices_of(NotDoneReason),
         validators=[Optional()],
     )
-    note = _note("Note")
+    note = note_field("Note")
 
 
 OVERRIDE_HOURS_CHOICES = (1, 2, 4, 6, 8, 12, 24, 48)

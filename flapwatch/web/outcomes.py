@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
-from wtforms import DateField, IntegerField, RadioField, TextAreaField
+from wtforms import DateField, IntegerField, RadioField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import InputRequired, Length, Optional
+from wtforms.validators import InputRequired, Optional
 from wtforms.widgets import HiddenInput
 
 from flapwatch.db import get_session
-from flapwatch.domain.checks import NOTES_MAX_LENGTH
 from flapwatch.domain.vocabulary import FinalOutcome, TheatreFinding, TheatreResult
 from flapwatch.http.access import CLINICAL, OUTCOMES, current_actor, roles_required
 from flapwatch.services import InvalidInput
@@ -29,6 +28,7 @@ from flapwatch.web.forms import (
     SafeForm,
     attach_problems,
     choices_of,
+    note_field,
 )
 
 bp = Blueprint("outcomes", __name__)
@@ -36,18 +36,8 @@ bp = Blueprint("outcomes", __name__)
 Page = str | Response | tuple[str, int]
 
 
-def _note(label: str) -> TextAreaField:
-    return TextAreaField(
-        label,
-        filters=[lambda value: value.strip() if isinstance(value, str) else value],
-        validators=[
-            Length(max=NOTES_MAX_LENGTH, message=f"{label}: at most {NOTES_MAX_LENGTH} characters.")
-        ],
-    )
-
-
 class BackFromTheatreForm(SafeForm):
-    note = _note("Note")
+    note = note_field("Note")
     # The button pressed: the schedule restarts from now, or continues from the first surgery.
     time_zero = RadioField(
         "Schedule",
@@ -58,13 +48,13 @@ class BackFromTheatreForm(SafeForm):
 
 class TheatreReturnForm(SafeForm):
     decided_at = LocalDateTimeField("Decided at", validators=[Optional()])
-    note = _note("Note")
+    note = note_field("Note")
 
 
 class TheatreDetailsForm(SafeForm):
     knife_to_skin_at = LocalDateTimeField("Knife to skin", validators=[Optional()])
     findings = RadioField("Findings", choices=choices_of(TheatreFinding), validators=[Optional()])
-    findings_note = _note("Findings note")
+    findings_note = note_field("Findings note")
     result = RadioField("Result", choices=choices_of(TheatreResult), validators=[Optional()])
     # The version the surgeon saw: a colleague's change meanwhile is not overwritten.
     version = IntegerField(widget=HiddenInput(), validators=[InputRequired()])
@@ -76,7 +66,7 @@ class FinalOutcomeForm(SafeForm):
         "Known on", invalid_value_message="Date must be a date, e.g. 2026-12-07.",
         validators=[Optional()],
     )  # fmt: skip
-    note = _note("Note")
+    note = note_field("Note")
 
 
 def _back(reconstruction_id: int) -> Response:
