@@ -30,7 +30,13 @@ from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from flapwatch.db import EXTENSION_KEY, engine_of
 from flapwatch.http.live import AUTHORIZE_ONLY, KEEPALIVE_S, frame, framed, opening
-from flapwatch.services.live import CHANNEL, data_of, events_after, latest_id, parse_notification
+from flapwatch.services.live import (
+    CHANNEL_SQL,
+    data_of,
+    events_after,
+    latest_id,
+    parse_notification,
+)
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -216,7 +222,10 @@ class Broker:
         import psycopg
 
         async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as listening:
-            await listening.execute(f"LISTEN {CHANNEL}")
+            channel = await (await listening.execute(f"SELECT {CHANNEL_SQL}")).fetchone()
+            await listening.execute(
+                psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel[0]))
+            )
             # What committed before the LISTEN began and after the last event taken. (Read
             # by id: an event drawn earlier and committed later than one read here is missed,
             # and its page reloads on its fallback: only ever across a reconnection.)

@@ -419,3 +419,25 @@ def seen(session: Session) -> Session:
     session.rollback()
     session.expire_all()
     return session
+
+
+# --- running on several workers -----------------------------------------------------------------
+
+# The files that take longest, heaviest first. README's test command runs the suite on a worker
+# per core, a file to a worker (`--dist loadfile`: a file's browser or servers start once);
+# starting these first keeps one worker from being left with a long file at the end.
+HEAVIEST_FIRST = (
+    "test_browser.py",
+    "test_api_schemathesis.py",
+    "test_live_serve.py",
+    "test_cli.py",
+    "test_access.py",
+    "test_exports.py",
+    "test_research.py",
+    "test_charts.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: number for number, name in enumerate(HEAVIEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest in order

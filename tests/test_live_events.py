@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
+from psycopg import sql
 from sqlalchemy import select
 
+from flapwatch.db import engine_of
 from flapwatch.domain.vocabulary import Role
 from flapwatch.models import Escalation, LiveEvent
 from flapwatch.services.escalations import acknowledge_escalation, attend_escalation
-from flapwatch.services.live import latest_id
+from flapwatch.services.live import CHANNEL_SQL, latest_id
 from tests.conftest import API
 
 
@@ -113,3 +116,32 @@ def test_a_pause_a_resume_and_a_check_not_done_update_the_board_at_once(api, mak
     )
     assert [e["event"] for e in events] == ["flap.updated"] * 3
     assert {e["reconstruction_id"] for e in events} == {flap.id}
+
+
+def test_a_deployment_in_another_schema_of_the_database_never_hears_this_one_s_events(
+    app, make, backend
+):
+    """PostgreSQL's channels belong to the database: a second deployment (or test run) in a
+    schema of its own would otherwise take this one's events for its own units'."""
+    if backend != "postgresql":
+        pytest.skip("notifications are PostgreSQL's")
+    import psycopg
+
+    def listening(dsn: str) -> psycopg.Connection:
+        connection = psycopg.connect(dsn, autocommit=True)
+        (channel,) = connection.execute(f"SELECT {CHANNEL_SQL}").fetchone()
+        connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+        return connection
+
+    url = engine_of(app).url.set(drivername="postgresql")
+    ours = listening(url.render_as_string(hide_password=False))
+    theirs = listening(url.set(query={}).render_as_string(hide_password=False))  # `public`
+    try:
+        make.check(make.reconstruction(hours_ago=2), colour="pink")
+        heard = [note.payload for note in ours.notifies(timeout=5, stop_after=1)]
+        overheard = [note.payload for note in theirs.notifies(timeout=1)]
+    finally:
+        ours.close()
+        theirs.close()
+    assert len(heard) == 1 and " check.recorded " in heard[0]
+    assert overheard == []

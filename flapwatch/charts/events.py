@@ -31,8 +31,8 @@ from flapwatch.services.review import Trend
 
 
 def markers_of(trend: Trend) -> list[Marker]:
-    """Every escalation event, each pause and check not done, and the flap's status when it
-    is no longer monitored, in time order."""
+    """Every escalation event, each pause and check not done, each transfer between wards, and
+    the flap's status when it is no longer monitored, in time order."""
     zone = ZoneInfo(trend.subject.timezone)
     markers: list[Marker] = []
     for escalation in trend.escalations:
@@ -65,6 +65,10 @@ def markers_of(trend: Trend) -> list[Marker]:
         when = row.taken_at.astimezone(zone).strftime("%H:%M")
         label = f"Not done {when}: {row.reason.label.lower()}"
         markers.append(Marker(row.taken_at, "not_done", None, label, AMBER_EDGE, ":", 1.2))
+    for at, before, after in trend.transfers:
+        when = at.astimezone(zone).strftime("%H:%M")
+        label = f"Transferred {before} → {after} {when}"
+        markers.append(Marker(at, "transfer", None, label, INK, "-", 1.0))
     markers.sort(key=lambda marker: marker.at)
     return markers
 
@@ -137,31 +141,51 @@ def draw_event_lines(ax: Axes, frame: Frame) -> None:
 
 
 def label_events(ax: Axes, frame: Frame) -> None:
-    """Escalation labels in three rows above the check ticks, placed to avoid overlap."""
+    """Event labels in three rows above the check ticks: each beside its line where it fits
+    (after it, else before it), else moved along its row to fit the chart; no two labels of a
+    row overlap while a row is free for one."""
     if not frame.markers:
         return
     char_hours = frame.char_hours
-    row_free = [frame.start, frame.start, frame.start]
+    taken: list[list[tuple[float, float]]] = [[] for _ in LABEL_ROWS]
+
+    def overlap(row: int, span: tuple[float, float]) -> float:
+        return sum(max(0.0, min(b, span[1]) - max(a, span[0])) for a, b in taken[row])
+
     for marker in frame.markers:
         x = frame.x(marker.at)
         if x < frame.start:
             continue  # before the hours a phone's chart shows: its line is not drawn either
-        text = marker.label
-        width = (len(text) + 1) * char_hours
-        row = next((r for r in range(3) if row_free[r] <= x), None)
-        ha = "left"
-        if x + width > frame.end:
-            ha = "right"
-            row = next((r for r in range(3) if row_free[r] <= x - width), row)
-        if row is None:
-            row = min(range(3), key=lambda r: row_free[r])
-        row_free[row] = x + width if ha == "left" else x + char_hours
+        width = (len(marker.label) + 1) * char_hours
+        placements: list[tuple[str, tuple[float, float]]] = []
+        if x + width <= frame.end:
+            placements.append(("after", (x, x + width)))
+        if x - width >= frame.start:
+            placements.append(("before", (x - width, x)))
+        moved = max(frame.start, min(x, frame.end - width))
+        placements.append(("moved", (moved, moved + width)))
+        choice = next(
+            (
+                (row, placement)
+                for placement in placements
+                for row in range(len(LABEL_ROWS))
+                if overlap(row, placement[1]) == 0
+            ),
+            None,
+        )
+        if choice is None:  # more labels than room: the least overlap
+            choice = min(
+                ((row, placements[-1]) for row in range(len(LABEL_ROWS))),
+                key=lambda found: overlap(found[0], found[1][1]),
+            )
+        row, (how, span) = choice
+        taken[row].append(span)
         ax.text(
-            x + (char_hours * 0.4 if ha == "left" else -char_hours * 0.4),
+            x - char_hours * 0.4 if how == "before" else span[0] + char_hours * 0.4,
             LABEL_ROWS[row],
-            text,
+            marker.label,
             fontsize=frame.variant.font_size - 1,
-            ha=ha,
+            ha="right" if how == "before" else "left",
             va="center",
             color=marker.color if marker.color != AMBER else AMBER_EDGE,
             gid=f"marker-label:{marker.kind}",

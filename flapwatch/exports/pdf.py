@@ -216,7 +216,7 @@ class _Report(Document):
     def pages(self) -> list[Figure]:
         figures = [trend_figure(self.trend, PRINT)]
         sections = [self.checks_section()]
-        if self.trend.pauses or self.trend.not_done or self.trend.overrides:
+        if self.trend.pauses or self.trend.not_done or self.trend.overrides or self.trend.transfers:
             sections.append(self.ward_day_section())
         sections.append(self.escalations_section())
         for section in sections:
@@ -317,10 +317,12 @@ class _Report(Document):
     # pauses and checks not done --------------------------------------------------------------
 
     def ward_day_section(self) -> Section:
-        """Each pause of monitoring, each check not done and each of the flap's own
-        schedules, in time order."""
+        """Each pause of monitoring, each check not done, each of the flap's own schedules and
+        each transfer between wards, in time order."""
         title = "Pauses and checks not done"
-        section = Section(title=f"{title}; per-flap schedules" if self.trend.overrides else title)
+        title += "; per-flap schedules" if self.trend.overrides else ""
+        title += "; transfers" if self.trend.transfers else ""
+        section = Section(title=title)
         entries: list[tuple[datetime, list[str]]] = []
         for pause in self.trend.pauses:
             ended = self.local(pause.ended_at, "%H:%M") if pause.ended_at else "still paused"
@@ -355,6 +357,8 @@ class _Report(Document):
                 text += f". Withdrawn {self.local(override.withdrawn_at, '%d %b %H:%M')}"
                 text += f": {override.withdraw_note}" if override.withdraw_note else ""
             entries.append((override.starts_at, wrapped(text, 0)))
+        for moved_at, before, after in self.trend.transfers:
+            entries.append((moved_at, [f"Transferred {before} → {after} {self.local(moved_at)}"]))
         for _, lines in sorted(entries, key=lambda entry: entry[0]):
             section.lines += [Line(line) for line in lines]
         return section

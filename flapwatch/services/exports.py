@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from flapwatch.db import write_transaction
@@ -33,6 +33,7 @@ from flapwatch.models import (
     EscalationEvent,
     EscalationPage,
     Patient,
+    PatientStay,
     Reconstruction,
     RuleSetVersion,
     Unit,
@@ -344,11 +345,24 @@ _CHECK_COLUMNS = (
 _TAKER = aliased(User)
 
 
-def _with_flap(query: Select[Any], check: Any = Check) -> Select[Any]:
+def _with_flap(query: Select[Any], record: Any = Check, at: Any = None) -> Select[Any]:
+    """The record's flap, patient and the ward the patient was on at `at` (the record's own
+    time: `taken_at`, or an escalation's `opened_at`): what a ward did before a transfer stays
+    that ward's in its exports. A patient from before stays were kept is on their ward."""
+    moment = at if at is not None else record.taken_at
+    stay = aliased(PatientStay)
     return (
-        query.join(Reconstruction, Reconstruction.id == check.reconstruction_id)
+        query.join(Reconstruction, Reconstruction.id == record.reconstruction_id)
         .join(Patient, Patient.id == Reconstruction.patient_id)
-        .join(Unit, Unit.id == Patient.unit_id)
+        .outerjoin(
+            stay,
+            and_(
+                stay.patient_id == Patient.id,
+                or_(stay.started_at.is_(None), stay.started_at <= moment),
+                or_(stay.ended_at.is_(None), stay.ended_at > moment),
+            ),
+        )
+        .join(Unit, Unit.id == func.coalesce(stay.unit_id, Patient.unit_id))
     )
 
 
@@ -478,6 +492,7 @@ def _escalation_rows(session: Session, scope: ExportScope) -> Iterator[dict[str,
                 closer.username,
             ),
             Escalation,
+            Escalation.opened_at,
         )
         .outerjoin(acknowledger, acknowledger.id == Escalation.acknowledged_by_id)
         .outerjoin(closer, closer.id == Escalation.closed_by_id)
@@ -564,7 +579,9 @@ def fhir_resources(session: Session, scope: ExportScope, terms: Terminology) -> 
         _with_flap(select(Check.reconstruction_id)), Check.taken_at, scope
     ).where(Check.current())
     escalations_in_scope = _in_period(
-        _with_flap(select(Escalation.reconstruction_id), Escalation), Escalation.opened_at, scope
+        _with_flap(select(Escalation.reconstruction_id), Escalation, Escalation.opened_at),
+        Escalation.opened_at,
+        scope,
     )
     not_done_in_scope = _in_period(
         _with_flap(select(CheckNotDone.reconstruction_id), CheckNotDone),
@@ -746,7 +763,9 @@ def _fhir_escalations(
     session: Session, scope: ExportScope, terms: Terminology, roots: dict[int, int]
 ) -> Iterator[dict]:
     opened = _in_period(
-        _with_flap(select(Escalation.id), Escalation), Escalation.opened_at, scope
+        _with_flap(select(Escalation.id), Escalation, Escalation.opened_at),
+        Escalation.opened_at,
+        scope,
     ).scalar_subquery()
     checks, rules = escalation_sources(session, opened)
     checks = {
@@ -769,6 +788,7 @@ def _fhir_escalations(
                 Escalation.closed_at,
             ),
             Escalation,
+            Escalation.opened_at,
         )
         .outerjoin(acknowledger, acknowledger.id == Escalation.acknowledged_by_id)
         .order_by(Escalation.opened_at, Escalation.id)

@@ -33,6 +33,13 @@ from flapwatch.services.notifications import Doorbell
 # The PostgreSQL channel every event server listens on; a notification's payload is
 # "<unit id> <event id> <kind> <data>" (see `notification` and `parse_notification`).
 CHANNEL = "flapwatch_live"
+# Channels are the database's, not a schema's: a deployment in a schema of its own (a second
+# hospital site, a test run) has a channel of its own, so that its streams never carry
+# another's events. The name is kept under PostgreSQL's 63 bytes whatever the schema's.
+CHANNEL_SQL = (
+    f"CASE current_schema() WHEN 'public' THEN '{CHANNEL}' "
+    f"ELSE '{CHANNEL}_' || left(md5(current_schema()), 16) END"
+)
 KINDS = ("check.recorded", "escalation.opened", "escalation.updated", "flap.updated")
 KEEP = timedelta(hours=1)
 _PUBLISHED = "flapwatch.live_published"
@@ -46,8 +53,8 @@ def publish(session: Session, unit_id: int, kind: str, **payload: Any) -> LiveEv
     session.flush()
     if session.get_bind().dialect.name == "postgresql":
         session.execute(
-            text("SELECT pg_notify(:channel, :message)"),
-            {"channel": CHANNEL, "message": notification(live)},
+            text(f"SELECT pg_notify({CHANNEL_SQL}, :message)"),  # noqa: S608 - no input in it
+            {"message": notification(live)},
         )
     session.info[_PUBLISHED] = True
     return live

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from itertools import pairwise
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from flapwatch.db import write_transaction
 from flapwatch.domain.vocabulary import FlapKind, ReconstructionStatus, Side
@@ -654,3 +655,26 @@ def stays_of(session: Session, patient_ids: list[int]) -> dict[int, list[Patient
         ):
             found[stay.patient_id].append(stay)
     return found
+
+
+def transfers_of_flap(session: Session, reconstruction_id: int) -> list[tuple[datetime, str, str]]:
+    """The moves of the flap's patient between wards: (when, from ward's code, to ward's code),
+    oldest first."""
+    patient_id = (
+        select(Reconstruction.patient_id)
+        .where(Reconstruction.id == reconstruction_id)
+        .scalar_subquery()
+    )
+    stays = list(
+        session.scalars(
+            select(PatientStay)
+            .where(PatientStay.patient_id == patient_id)
+            .options(selectinload(PatientStay.unit))
+            .order_by(PatientStay.id)
+        )
+    )
+    return [
+        (after.started_at, before.unit.code, after.unit.code)
+        for before, after in pairwise(stays)
+        if after.started_at is not None
+    ]

@@ -15,12 +15,12 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from flapwatch.exports.fhir import Terminology, bundle_chunks
 from flapwatch.exports.tables import csv_chunks, write_workbook
-from flapwatch.models import Patient, Reconstruction
+from flapwatch.models import Patient, PatientStay, Reconstruction
 from flapwatch.services import Actor, InvalidInput
 from flapwatch.services.exports import COLUMNS, ExportScope, fhir_resources, record_export
 from flapwatch.services.exports import KINDS as EXPORT_KINDS
@@ -183,8 +183,9 @@ def flaps_in(
         Reconstruction.id, Patient.id, Reconstruction.surgery_end_at, Patient.mrn,
         Patient.date_of_birth,
     ).join(Patient).order_by(Reconstruction.surgery_end_at)  # fmt: skip
-    if scope.unit is not None:
-        query = query.where(Patient.unit_id == scope.unit.id)
+    if scope.unit is not None:  # every patient who has been on the unit: a transfer splits rows
+        stayed = select(PatientStay.patient_id).where(PatientStay.unit_id == scope.unit.id)
+        query = query.where(or_(Patient.unit_id == scope.unit.id, Patient.id.in_(stayed)))
     flaps: dict[int, Flap] = {}
     patients: dict[str, Flap] = {}
     for flap_id, patient_id, end, mrn, born in session.execute(query):

@@ -32,6 +32,7 @@ from flapwatch.models import (
     EscalationEvent,
     MonitoringPause,
     Patient,
+    PatientStay,
     Reconstruction,
     RuleSetVersion,
     ScheduleOverride,
@@ -44,7 +45,7 @@ from flapwatch.services import Actor, NotFound
 from flapwatch.services.audit import record_event
 from flapwatch.services.escalations import rule_set_of
 from flapwatch.services.outcomes import theatre_returns_of
-from flapwatch.services.patients import status_history
+from flapwatch.services.patients import status_history, transfers_of_flap
 from flapwatch.services.ward import FlapStatus, WardBoard, ward_board
 
 # The chart of a flap still monitored runs to "now" (an overdue stretch grows with the clock),
@@ -87,6 +88,8 @@ class ChartSubject:
     # The flap's own schedules set and withdrawn: they move its due times.
     overrides: int
     overrides_withdrawn: int
+    # The patient's stays on each ward: a transfer is marked on the chart.
+    stays: int
     # Whether the chart has its StO₂ panel (and so its height), for the page's <img>.
     has_sto2: bool
     # The chart's right-hand edge for a monitored flap: now, to the step below. None for a
@@ -133,6 +136,7 @@ def _subjects(session: Session, where: ColumnElement[bool], now: datetime) -> li
     overrides_withdrawn = select(func.count(ScheduleOverride.withdrawn_at)).where(
         ScheduleOverride.reconstruction_id == r.id
     )
+    stays = select(func.count(PatientStay.id)).where(PatientStay.patient_id == r.patient_id)
     sto2 = select(Check.id).where(
         Check.reconstruction_id == r.id, Check.in_force(), Check.sto2_percent.is_not(None)
     )
@@ -167,6 +171,7 @@ def _subjects(session: Session, where: ColumnElement[bool], now: datetime) -> li
             not_done.scalar_subquery(),
             overrides.scalar_subquery(),
             overrides_withdrawn.scalar_subquery(),
+            stays.scalar_subquery(),
             sto2.exists(),
         )
         .join(Patient, Patient.id == r.patient_id)
@@ -210,6 +215,8 @@ class Trend:
     pauses: list[MonitoringPause]
     not_done: list[CheckNotDone]  # oldest first
     overrides: list[ScheduleOverride]  # the flap's own schedules ever in force, oldest first
+    # Its patient's moves between wards: (time, from ward's code, to ward's code), oldest first.
+    transfers: list[tuple[datetime, str, str]]
     # Its status changes: (time, monitored after?), oldest first.
     status_changes: list[tuple[datetime, bool]]
     rule_set: RuleSet
@@ -276,6 +283,7 @@ def flap_trend(session: Session, subject: ChartSubject, *, for_report: bool = Fa
             subject.reconstruction_id, []
         )
     ]
+    transfers = transfers_of_flap(session, subject.reconstruction_id)
     rule_set_row = session.get(RuleSetVersion, subject.rule_set_version_id)
     schedule_row = session.get(SchedulePolicy, subject.schedule_policy_id)
     if rule_set_row is None or schedule_row is None:  # every unit has both from its creation
@@ -310,6 +318,7 @@ def flap_trend(session: Session, subject: ChartSubject, *, for_report: bool = Fa
         pauses=pauses,
         not_done=not_done,
         overrides=overrides,
+        transfers=transfers,
         status_changes=status_changes,
         rule_set=rule_set_of(rule_set_row),
         rule_set_version=rule_set_row.version,
