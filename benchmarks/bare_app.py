@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 
-from flask import Flask, render_template_string
+from flask import Flask, render_template_string, request
 from sqlalchemy import Engine, create_engine
 
 from flapwatch.models import Check
@@ -18,12 +18,20 @@ from flapwatch.models import Check
 
 def create() -> Flask:
     app = Flask("bare")
+    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024 * 1024
     engine = create_engine(os.environ["BARE_DATABASE_URL"])
     nurse_id = int(os.environ["BARE_NURSE_ID"])
 
     @app.get("/units/<code>/board")
     def board(code: str) -> str:
         return render_template_string("<p>{{ code }}</p>", code=code)
+
+    @app.post("/api/v1/checks/<int:check_id>/photos")
+    def discard_photos(check_id: int) -> tuple[str, int]:
+        """The photo benchmark's baseline: the same multipart upload, read and thrown away."""
+        for upload in request.files.getlist("photos"):
+            upload.read()
+        return "{}", 201
 
     @app.post("/api/v1/reconstructions/<int:flap_id>/checks")
     def record(flap_id: int) -> tuple[str, int]:

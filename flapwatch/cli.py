@@ -43,6 +43,7 @@ from flapwatch.services.exports import (
 from flapwatch.services.idempotency import forget_expired
 from flapwatch.services.live import forget_old
 from flapwatch.services.notifications import deliver_due
+from flapwatch.services.photos import PhotoStore, verify_photos
 
 
 def register(app: Flask) -> None:
@@ -221,14 +222,18 @@ def push_keys() -> None:
 @click.command("audit-verify")
 @with_appcontext
 def audit_verify() -> None:
-    """Recompute the audit trail's hash chain and hold every check against what it recorded;
-    exit 1 naming the first place they disagree."""
-    result = verify_audit_trail(get_session())
+    """Recompute the audit trail's hash chain, hold every check against what it recorded and
+    every photo's bytes against their SHA-256; exit 1 naming the first place they disagree."""
+    session = get_session()
+    result = verify_audit_trail(session)
     if result.broken is not None:
         _fail(f"Audit trail broken at {result.broken}.")
+    photos, broken = verify_photos(session, PhotoStore(current_app.config.get("PHOTO_DIRECTORY")))
+    if broken is not None:
+        _fail(f"Audit trail broken at {broken}.")
     click.echo(
         f"Audit trail intact: {result.events} events in an unbroken chain, "
-        f"{result.checks} checks as recorded."
+        f"{result.checks} checks as recorded, {photos} photos byte for byte as stored."
     )
 
 

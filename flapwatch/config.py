@@ -45,6 +45,11 @@ class Defaults:
     PERMANENT_SESSION_LIFETIME = 12 * 3600
     # The largest request body accepted (a rule set or a check is a few kilobytes).
     MAX_CONTENT_LENGTH = 1024 * 1024
+    # A request that carries photos (a check's, up to 3 of at most 20 MB each) may be this big.
+    PHOTO_REQUEST_MAX_BYTES = 64 * 1024 * 1024
+    # Where photo bytes are kept: None in the database (every server sees them); or a directory
+    # every app server mounts (a file a rendition, named by its SHA-256, never overwritten).
+    PHOTO_DIRECTORY: str | None = None
     # Escalate overdue checks from ordinary requests, at most once a minute per process.
     SWEEP_ON_REQUESTS = True
     # Rendered trend charts, by flap and data version; None: <instance>/chart-cache. Servers

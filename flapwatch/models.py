@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -251,6 +252,11 @@ class Reconstruction(Base):
     final_outcome_note: Mapped[str] = mapped_column(Text, default="")
     final_outcome_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     final_outcome_recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Whether the patient agreed to photographs of the flap: None not asked (no photos), True
+    # agreed, False refused. Who recorded it and when; every change is audited.
+    photo_consent: Mapped[bool | None] = mapped_column(Boolean)
+    photo_consent_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    photo_consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     patient: Mapped[Patient] = relationship(back_populates="reconstructions")
     final_outcome_by: Mapped[User | None] = relationship(foreign_keys=[final_outcome_by_id])
@@ -712,6 +718,69 @@ class TheatreReturn(Base):
 
     escalation: Mapped[Escalation | None] = relationship()
     decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])
+
+
+class Photo(Base):
+    """A clinical photograph of the flap, taken with a check (or with a check not done).
+
+    What is kept is what `imaging.prepare` made of the camera's file: a display-sized JPEG and
+    a thumbnail, stripped of every metadata, with the SHA-256 of each and of the original.
+    Their bytes stand in `photo_blobs` (or the deployment's photo directory), never loaded
+    with the photo's row. A photo is never deleted: entered in error, it is hidden, with who
+    and why. Each is attached to its check's first version, so that a correction keeps it.
+    """
+
+    __tablename__ = "photos"
+    __table_args__ = (
+        Index("ix_photos_reconstruction_taken", "reconstruction_id", "taken_at"),
+        # The same photo sent twice with its check (a tablet's retry) is stored once.
+        UniqueConstraint("check_id", "original_sha256", name="uq_photos_check_original"),
+        UniqueConstraint("not_done_id", "original_sha256", name="uq_photos_not_done_original"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reconstruction_id: Mapped[int] = mapped_column(ForeignKey("reconstructions.id"))
+    check_id: Mapped[int | None] = mapped_column(ForeignKey("checks.id"))
+    not_done_id: Mapped[int | None] = mapped_column(ForeignKey("checks_not_done.id"))
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime)  # its check's time
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    uploaded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    original_format: Mapped[str] = mapped_column(String(10))
+    original_bytes: Mapped[int]
+    original_sha256: Mapped[str] = mapped_column(String(64))
+    original_width: Mapped[int]
+    original_height: Mapped[int]
+    width: Mapped[int]
+    height: Mapped[int]
+    display_bytes: Mapped[int]
+    display_sha256: Mapped[str] = mapped_column(String(64))
+    thumbnail_bytes: Mapped[int]
+    thumbnail_sha256: Mapped[str] = mapped_column(String(64))
+    # "database" (photo_blobs) or "directory" (the deployment's PHOTO_DIRECTORY).
+    storage: Mapped[str] = mapped_column(String(10))
+    hidden_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    hidden_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    hidden_reason: Mapped[str] = mapped_column(Text, default="")
+
+    uploaded_by: Mapped[User] = relationship(foreign_keys=[uploaded_by_id])
+
+    @property
+    def hidden(self) -> bool:
+        return self.hidden_at is not None
+
+    def sha256_of(self, variant: str) -> str:
+        return self.display_sha256 if variant == "display" else self.thumbnail_sha256
+
+
+class PhotoBlob(Base):
+    """A photo's bytes, one row a rendition ("display", "thumbnail"): a table of its own, read
+    in pieces when a photo is served. Never changed, never deleted (the database refuses)."""
+
+    __tablename__ = "photo_blobs"
+
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id"), primary_key=True)
+    variant: Mapped[str] = mapped_column(String(10), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class MissedCheck(Base):

@@ -196,6 +196,81 @@
     });
   }
 
+  // A check saved with photos: sent with its progress shown (photos take seconds on a ward's
+  // Wi-Fi), after the photos are checked here for what the server would refuse anyway.
+  var PHOTO_MAX = 3, PHOTO_MAX_BYTES = 20 * 1024 * 1024;
+  function photoProblem(files) {
+    if (files.length > PHOTO_MAX) { return "At most " + PHOTO_MAX + " photos with one check; " + files.length + " were chosen."; }
+    for (var i = 0; i < files.length; i++) {
+      if (files[i].size > PHOTO_MAX_BYTES) {
+        return files[i].name + " is " + (files[i].size / 1048576).toFixed(1) + " MB: at most 20.0 MB.";
+      }
+    }
+    return "";
+  }
+  function sendWithProgress(form, submitter) {
+    var input = form.querySelector("input[type=file][name=photos]");
+    var files = input ? input.files : [];
+    if (!files.length) { return false; }
+    var problem = photoProblem(files);
+    var note = form.querySelector("[data-photo-problem]");
+    if (problem) {
+      if (!note) {
+        note = document.createElement("p");
+        note.className = "field-error";
+        note.setAttribute("data-photo-problem", "");
+        note.setAttribute("role", "alert");
+        input.parentNode.appendChild(note);
+      }
+      note.textContent = problem + " Nothing was sent: choose again.";
+      input.focus();
+      return true;
+    }
+    var status = form.querySelector("[data-upload-status]");
+    var bar = status.querySelector("progress"), words = status.querySelector("span");
+    var total = 0;
+    for (var i = 0; i < files.length; i++) { total += files[i].size; }
+    status.hidden = false;
+    words.textContent = "Sending the check and " + files.length + (files.length === 1 ? " photo" : " photos") +
+      " (" + (total / 1048576).toFixed(1) + " MB)…";
+    form.querySelectorAll("button[type=submit]").forEach(function (b) { b.disabled = true; });
+    var xhr = new XMLHttpRequest();
+    xhr.open("POST", form.action || window.location.href);
+    xhr.upload.addEventListener("progress", function (event) {
+      if (event.lengthComputable) {
+        bar.value = Math.round(100 * event.loaded / event.total);
+        status.setAttribute("data-percent", String(bar.value));
+      }
+    });
+    xhr.addEventListener("load", function () {
+      if (xhr.status >= 200 && xhr.status < 300 && xhr.responseURL &&
+          xhr.responseURL !== window.location.href) {
+        window.location.assign(xhr.responseURL);  // saved: where the Save goes (board, flagged)
+        return;
+      }
+      document.open();  // refused (a field, a photo): the page says why, with what was typed
+      document.write(xhr.responseText);
+      document.close();
+    });
+    xhr.addEventListener("error", function () {
+      status.hidden = true;
+      form.querySelectorAll("button[type=submit]").forEach(function (b) { b.disabled = false; });
+      form.setAttribute("data-plain-submit", "");  // the tablet keeps it, as any other Save
+      if (form.requestSubmit) { form.requestSubmit(submitter || undefined); } else { form.submit(); }
+    });
+    var body = new FormData(form);
+    if (submitter && submitter.name) { body.append(submitter.name, submitter.value); }  // the reason tapped
+    xhr.send(body);
+    return true;
+  }
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.hasAttribute || form.hasAttribute("data-plain-submit")) { return; }
+    if (form.hasAttribute("data-upload-progress") && sendWithProgress(form, event.submitter)) {
+      event.preventDefault();
+    }
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll(".segment input[type=radio]").forEach(function (input) {
       input.dataset.wasChecked = input.checked ? "true" : "false";

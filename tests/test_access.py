@@ -13,6 +13,14 @@ from flapwatch.services import SYSTEM
 from flapwatch.services.monitoring import set_override
 from flapwatch.services.outcomes import return_to_theatre
 from flapwatch.services.patients import set_reconstruction_status
+from flapwatch.services.photos import (
+    PhotoStore,
+    Upload,
+    attach_photos,
+    prepare_uploads,
+    set_photo_consent,
+)
+from tests.photos import plain_png
 
 ALL_ROLES = tuple(Role.values())
 READERS = ("nurse", "surgeon", "unit_admin", "admin", "auditor")
@@ -39,6 +47,11 @@ POLICY: dict[str, object] = {
     "ward.board": READERS,
     "checks.flap": READERS,
     "checks.new_check": CLINICAL,
+    "photos.display": READERS,
+    "photos.thumbnail": READERS,
+    "photos.link": READERS,
+    "photos.consent": CLINICAL,
+    "photos.hide": CLINICAL,
     "monitoring.pause": CLINICAL,
     "monitoring.resume_monitoring": CLINICAL,
     "monitoring.not_done": CLINICAL,
@@ -110,7 +123,11 @@ POLICY: dict[str, object] = {
     "api.list_reconstructions": READERS,
     "api.add_reconstruction": MANAGERS,
     "api.get_reconstruction": READERS,
-    "api.change_reconstruction": MANAGERS,
+    "api.change_reconstruction": CLINICAL,  # photo_consent alone; the rest MANAGERS (test_photos)
+    "api.add_check_photos": CLINICAL,
+    "api.list_photos": READERS,
+    "api.get_photo": READERS,
+    "api.get_photo_thumbnail": READERS,
     "api.reconstruction_chart_png": READERS,
     "api.reconstruction_chart_svg": READERS,
     "api.reconstruction_report": READERS,
@@ -188,7 +205,13 @@ def ward(make):
     )
     set_reconstruction_status(make.session, SYSTEM, reconstruction.id, "monitoring",
                               time_zero="continue")  # fmt: skip
+    set_photo_consent(make.session, SYSTEM, reconstruction.id, True)
+    (photo,) = attach_photos(
+        make.session, make.actor(colleague), PhotoStore(),
+        prepare_uploads([Upload("flap.png", plain_png())]), check_id=check.id,
+    )  # fmt: skip
     return {
+        "photo_id": photo.id,
         "theatre_return_id": theatre.id,
         "override_id": override.id,
         "check_id": check.id,

@@ -29,6 +29,11 @@ RULES: tuple[tuple[str, tuple[str, ...], str], ...] = (
         "use cases are the same from a page, the API and the command line",
     ),
     (
+        "flapwatch.imaging",
+        (*FRAMEWORKS, "sqlalchemy", "matplotlib", "flapwatch"),
+        "a photo is bytes in, bytes out",
+    ),
+    (
         "flapwatch.charts",
         (*FRAMEWORKS, "flapwatch.http", "flapwatch.web", "flapwatch.api"),
         "drawing takes values and returns bytes",

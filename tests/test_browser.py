@@ -171,7 +171,7 @@ def _logged_in_page(
     page.get_by_role("button", name="Log in").click()
     # Logged in once the answer has set the session cookie: a page opened before then (a busy
     # machine) would be sent back to the log-in.
-    page.wait_for_url(lambda url: "/login" not in url)
+    page.wait_for_url(lambda url: "/login" not in url, wait_until="commit", timeout=30_000)
     return context, page
 
 
@@ -856,3 +856,121 @@ def test_a_night_nurse_starts_monitoring_a_flap_from_recovery_on_the_tablet(
     card = page.locator(".flap-card", has_text="Nadia Petrova")
     assert card.count() == 1 and "6" in card.locator(".flap-bed").inner_text()
     context.close()
+
+
+def test_a_nurse_photographs_the_flap_and_the_surgeon_s_phone_shows_it_beside_the_baseline(
+    chromium, live_server, make, session
+):
+    """At 768×1024 the nurse takes a photo with a dusky check (a file chooser stands in for
+    the camera); the surgeon's phone opens the escalation and sees it beside the first photo
+    after surgery."""
+    from flapwatch.models import Escalation, Photo
+    from flapwatch.services import SYSTEM
+    from flapwatch.services.photos import (
+        PhotoStore,
+        Upload,
+        attach_photos,
+        prepare_uploads,
+        set_photo_consent,
+    )
+    from tests.photos import camera_jpeg
+
+    nurse = make.user("nurse", "PLAST-W3")
+    surgeon = make.user("surgeon", "PLAST-W3")
+    flap = make.reconstruction(make.patient(bed="3", name="Petra Photo"), hours_ago=8)
+    set_photo_consent(session, SYSTEM, flap.id, True)
+    first = make.check(flap, minutes_ago=400, colour="pink")
+    attach_photos(session, make.actor(nurse), PhotoStore(),
+                  prepare_uploads([Upload("baseline.jpg", camera_jpeg(colour=(214, 150, 140)))]),
+                  check_id=first.id)  # fmt: skip
+    make.check(flap, minutes_ago=70, colour="pink")
+    session.commit()
+
+    context, page = _logged_in_page(chromium, live_server, nurse.username, clock=False)
+    page.goto(f"{live_server}/reconstructions/{flap.id}/checks/new")
+    assert "whole flap" in page.locator(".framing-guide").inner_text()
+    page.get_by_role("group", name="Colour").get_by_label("Dusky", exact=True).tap()
+    page.get_by_role("group", name="Capillary refill").get_by_label("Brisk (<1 s)").tap()
+    page.set_input_files("#photos", files=[{
+        "name": "IMG_0412.JPG", "mimeType": "image/jpeg",
+        "buffer": camera_jpeg(1200, 900, colour=(120, 70, 110)),
+    }])  # fmt: skip
+    _documented(page, "tablet-check-photo", page.locator("#photos-field"))
+    page.get_by_role("button", name="Save check").click()
+    page.wait_for_url("**/checks/*/flagged")
+    assert (
+        "RED" in page.locator("body").inner_text() or "AMBER" in page.locator("body").inner_text()
+    )
+    context.close()
+    session.rollback()
+    photos = session.scalars(select(Photo).order_by(Photo.id)).all()
+    assert len(photos) == 2 and (photos[1].width, photos[1].height) == (900, 1200)  # upright
+
+    escalation = session.scalars(select(Escalation)).one()
+    phone_context, phone = _logged_in_page(chromium, live_server, surgeon.username, PHONE,
+                                           clock=False)  # fmt: skip
+    phone.goto(f"{live_server}/escalations/{escalation.id}#photos")
+    pair = phone.locator(".photo-pair")
+    captions = pair.locator("figcaption").all_inner_texts()
+    assert captions[0].startswith("Baseline") and captions[1].startswith("Newest")
+    boxes = [figure.bounding_box() for figure in pair.locator("figure").all()]
+    assert abs(boxes[0]["y"] - boxes[1]["y"]) < 2 and boxes[0]["x"] < boxes[1]["x"]  # beside
+    pair.scroll_into_view_if_needed()
+    _documented(phone, "phone-escalation-photos", phone.locator("#photos"))
+    phone_context.close()
+
+
+def test_a_check_with_a_photo_saved_without_network_is_kept_then_stored_once(
+    chromium, live_server, make, session
+):
+    from flapwatch.models import Photo
+    from flapwatch.services import SYSTEM
+    from flapwatch.services.photos import set_photo_consent
+    from tests.photos import camera_jpeg
+
+    nurse = make.user("nurse", "PLAST-W3")
+    flap = make.reconstruction(make.patient(bed="8", name="Pia Offline"), hours_ago=5)
+    set_photo_consent(session, SYSTEM, flap.id, True)
+    make.check(flap, minutes_ago=70)
+    session.commit()
+    context, page = _board_kept_by_the_service_worker(chromium, live_server, nurse.username)
+    page.goto(f"{live_server}/reconstructions/{flap.id}/checks/new")
+    page.get_by_role("group", name="Colour").get_by_label("Pink", exact=True).tap()
+    page.get_by_role("group", name="Doppler arterial").get_by_label("Present").tap()
+    page.set_input_files("#photos", files=[{
+        "name": "IMG_0500.JPG", "mimeType": "image/jpeg", "buffer": camera_jpeg(800, 600),
+    }])  # fmt: skip
+
+    context.set_offline(True)
+    page.get_by_role("button", name="Save check").tap()
+    page.wait_for_url("**/units/PLAST-W3/board?kept=1")
+    page.locator("#unsent-checks").wait_for(state="visible")
+    assert "Pia Offline" in page.locator("#unsent-checks").inner_text()
+    session.rollback()
+    assert session.scalars(select(Photo)).all() == []
+
+    context.set_offline(False)
+    page.wait_for_function(
+        "() => document.querySelector('#unsent-checks').textContent.includes('was sent')",
+        timeout=60_000,
+    )
+    page.reload()  # sends nothing again: the tablet's copy is gone
+    page.wait_for_load_state()
+    page.goto(f"{live_server}/reconstructions/{flap.id}#photos")  # the photo on screen
+    page.locator(".photo img").first.wait_for()
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url("**/login**")
+    kept = page.evaluate("""async () => {
+        const urls = [];
+        for (const name of await caches.keys()) {
+            for (const request of await (await caches.open(name)).keys()) urls.push(request.url);
+        }
+        return urls;
+    }""")
+    assert not [url for url in kept if "/photos/" in url or "/reconstructions/" in url], kept
+    context.close()
+    session.rollback()
+    (photo,) = session.scalars(select(Photo)).all()
+    assert (photo.width, photo.height) == (600, 800)
+    checks = session.scalars(select(Check).where(Check.reconstruction_id == flap.id)).all()
+    assert len(checks) == 2 and photo.check_id == max(check.id for check in checks)

@@ -431,3 +431,38 @@ def test_an_unanswered_red_flag_s_recheck_is_hatched_when_it_is_missed(make, ses
     figure = _figure(session, flap, now=start + timedelta(hours=5, minutes=55))
     recheck_overdue = _hours(flap, flagged) + 0.25 + 0.25  # 15 min recheck, 15 min grace
     assert (round(recheck_overdue, 4), round(5 + 50 / 60, 4)) in _gaps(figure)
+
+
+def test_on_a_phone_a_crowd_of_answers_keeps_its_most_telling_labels_and_none_overlap(
+    make, session
+):
+    """Four answers within 40 minutes on a narrow chart: three rows cannot hold every label,
+    so the opening and the latest answers keep theirs and no label is drawn over another."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from flapwatch.services.escalations import attend_escalation
+
+    flap = make.reconstruction(hours_ago=6)
+    for minutes in (180, 120):
+        make.check(flap, minutes_ago=minutes)
+    make.check(flap, minutes_ago=60, colour="dusky")
+    escalation = session.scalars(select(Escalation)).one()
+    surgeon = make.actor(make.user(Role.SURGEON))
+    opened = escalation.opened_at
+    for minutes in (5, 15):
+        acknowledge_escalation(session, surgeon, escalation.id, outcome="observe",
+                               now=opened + timedelta(minutes=minutes))  # fmt: skip
+    attend_escalation(session, surgeon, escalation.id, expected_minutes=20,
+                      now=opened + timedelta(minutes=25))  # fmt: skip
+
+    figure = _figure(session, flap, PHONE)
+    labels = figure.findobj(lambda a: (a.get_gid() or "").startswith("marker-label:"))
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    boxes = [label.get_window_extent(renderer) for label in labels]
+    for number, box in enumerate(boxes):
+        assert not any(box.overlaps(other) for other in boxes[number + 1 :]), labels[number]
+    texts = [label.get_text() for label in labels]
+    assert any(text.startswith("▲ Escalated") for text in texts)
+    assert any(text.startswith("Coming") for text in texts)
+    latest = (opened + timedelta(minutes=15)).astimezone(ZoneInfo("Europe/London"))
+    assert f"Acknowledged {latest:%H:%M}: observe" in texts  # the latest answer, not the first

@@ -151,6 +151,7 @@ def test_a_stream_is_refused_as_the_app_refuses_it(servers, make, session):
     assert EventStream(f"{url}/api/v1/units/PLAST-W3/events", "fwt_not-a-token").status == 401
 
 
+@pytest.mark.browser
 def test_a_flagged_save_on_one_server_shows_on_the_surgeons_queue_on_the_other_at_once(
     servers,
     make,

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Response, current_app, g, url_for
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from flapwatch.api import schemas
@@ -16,6 +17,7 @@ from flapwatch.api.framework import (
     decode_cursor,
     encode_cursor,
     operation,
+    require_uploads,
 )
 from flapwatch.api.openapi import openapi_document
 from flapwatch.domain.checks import ASSESSMENT_FIELDS, CheckValues
@@ -43,6 +45,7 @@ from flapwatch.http.downloads import (
 )
 from flapwatch.http.errors import json_response
 from flapwatch.http.live import start_after, stream_response
+from flapwatch.http.photos import photo_response, photo_store
 from flapwatch.models import (
     Check,
     ContactListVersion,
@@ -50,6 +53,7 @@ from flapwatch.models import (
     EscalationChainVersion,
     MonitoringPause,
     Patient,
+    Photo,
     Reconstruction,
     ScheduleOverride,
     TheatreReturn,
@@ -65,8 +69,10 @@ from flapwatch.services import escalations as escalation_service
 from flapwatch.services import monitoring as monitoring_service
 from flapwatch.services import outcomes as outcome_service
 from flapwatch.services import patients as patient_service
+from flapwatch.services import photos as photo_service
 from flapwatch.services import units as unit_service
 from flapwatch.services.idempotency import Answer
+from flapwatch.services.photos import Upload
 from flapwatch.services.ward import get_unit_by_code
 
 
@@ -551,6 +557,7 @@ def _reconstructions(session: Session, flaps: list[Reconstruction]) -> list[sche
             schedule_overrides=[_override_brief(o) for o in p.overrides],
             theatre_returns=[_theatre_return(t) for t in p.theatre_returns],
             final_outcome=_final_outcome(p.reconstruction),
+            photo_consent=p.reconstruction.photo_consent,
         )
         for p in records.progress_of(session, flaps, _now())
     ]
@@ -936,18 +943,30 @@ def reconstruction_report(actor: Actor, session: Session, reconstruction_id: int
     "/reconstructions/{reconstruction_id}",
     summary="Change a reconstruction",
     tag="reconstructions",
-    roles=MANAGERS,
+    roles=CLINICAL,
     body=schemas.ReconstructionChange,
     response=schemas.Reconstruction,
     errors=(422,),
     description="Corrects the fields sent and, with `status`, ends or resumes "
-    "monitoring; all in one change.",
+    "monitoring; all in one change (a coordinator's). `photo_consent` alone: any clinical "
+    "role of the unit records the patient's answer to photographs.",
 )
 def change_reconstruction(
     actor: Actor, session: Session, reconstruction_id: int, body: schemas.ReconstructionChange
 ) -> schemas.Reconstruction:
+    if body.model_fields_set - {"photo_consent"} and actor.role not in MANAGERS:
+        raise ApiError(
+            403,
+            "forbidden",
+            f"A {actor.role.replace('_', ' ')} can change only photo_consent of a "
+            "reconstruction: the rest is a coordinator's.",
+        )
     flap = patient_service.get_reconstruction(session, actor, reconstruction_id)
-    sent = body.model_fields_set - {"status", "status_note", "time_zero"}
+    if "photo_consent" in body.model_fields_set:
+        flap = photo_service.set_photo_consent(
+            session, actor, reconstruction_id, body.photo_consent
+        )
+    sent = body.model_fields_set - {"status", "status_note", "time_zero", "photo_consent"}
     if sent:
         current = {
             name: getattr(flap, name)
@@ -979,6 +998,113 @@ def change_reconstruction(
             now=_now(),
         )
     return _reconstructions(session, [flap])[0]
+
+
+# --- photos ----------------------------------------------------------------------------------
+
+
+def _photo(photo: Photo, people: dict[int, str]) -> schemas.Photo:
+    return schemas.Photo(
+        id=photo.id,
+        reconstruction_id=photo.reconstruction_id,
+        check_id=photo.check_id,
+        not_done_id=photo.not_done_id,
+        taken_at=photo.taken_at,
+        uploaded_at=photo.uploaded_at,
+        uploaded_by=people.get(photo.uploaded_by_id),
+        width=photo.width,
+        height=photo.height,
+        original_format=photo.original_format,
+        original_sha256=photo.original_sha256,
+        display_sha256=photo.display_sha256,
+        thumbnail_sha256=photo.thumbnail_sha256,
+        url=url_for("api.get_photo", photo_id=photo.id),
+        thumbnail_url=url_for("api.get_photo_thumbnail", photo_id=photo.id),
+    )
+
+
+def _photo_list(session: Session, photos: list[Photo]) -> schemas.PhotoList:
+    ids = {photo.uploaded_by_id for photo in photos}
+    people = dict(session.execute(select(User.id, User.username).where(User.id.in_(ids))).all())
+    return schemas.PhotoList(photos=[_photo(photo, people) for photo in photos])
+
+
+@operation(
+    "POST",
+    "/checks/{check_id}/photos",
+    summary="Add photos to a check",
+    tag="photos",
+    roles=CLINICAL,
+    upload="photos",
+    response=schemas.PhotoList,
+    status=201,
+    errors=(413, 415, 422),
+    description="1 to 3 photos of the flap (multipart/form-data, each a part named `photos`) "
+    "with a check (any of its versions: they stay with it through corrections), when the "
+    "patient agreed to photographs (`photo_consent`). Each is read by its content (JPEG, PNG "
+    "or HEIC; at most 20 MB and 50 megapixels), turned upright, converted to sRGB and stored "
+    "as a display-size JPEG and a thumbnail with no metadata at all (no EXIF, location or "
+    "device serial). A photo the check already has (the same file sent again) is not stored "
+    "twice. At most 3 a check.",
+)
+def add_check_photos(
+    actor: Actor, session: Session, check_id: int, uploads: list[Upload] | None
+) -> Reply:
+    photo_service.check_of_unit(session, actor, check_id)  # 404 before anything is said
+    prepared = photo_service.prepare_uploads(require_uploads(uploads, "photos"))
+    photos = photo_service.attach_photos(
+        session, actor, photo_store(), prepared, check_id=check_id, now=_now()
+    )
+    return Reply(_photo_list(session, photos))
+
+
+@operation(
+    "GET",
+    "/reconstructions/{reconstruction_id}/photos",
+    summary="List a flap's photos",
+    tag="photos",
+    roles=READERS,
+    response=schemas.PhotoList,
+    description="Oldest first; a photo hidden as entered in error is left out.",
+)
+def list_photos(actor: Actor, session: Session, reconstruction_id: int) -> schemas.PhotoList:
+    patient_service.get_reconstruction(session, actor, reconstruction_id)
+    photos = photo_service.photos_of(session, [reconstruction_id])[reconstruction_id]
+    return _photo_list(session, photos)
+
+
+_PHOTO_WORDS = (
+    "Served to the staff of the flap's unit only (404 to anyone else), never to be cached "
+    "(`Cache-Control: no-store`), `Content-Disposition: inline`."
+)
+
+
+@operation(
+    "GET",
+    "/photos/{photo_id}",
+    summary="Read a photo (JPEG, display size)",
+    tag="photos",
+    roles=READERS,
+    response=None,
+    media_type="image/jpeg",
+    description=_PHOTO_WORDS,
+)
+def get_photo(actor: Actor, session: Session, photo_id: int) -> Response:
+    return photo_response(actor, photo_id, "display")
+
+
+@operation(
+    "GET",
+    "/photos/{photo_id}/thumbnail",
+    summary="Read a photo's thumbnail (JPEG)",
+    tag="photos",
+    roles=READERS,
+    response=None,
+    media_type="image/jpeg",
+    description=_PHOTO_WORDS,
+)
+def get_photo_thumbnail(actor: Actor, session: Session, photo_id: int) -> Response:
+    return photo_response(actor, photo_id, "thumbnail")
 
 
 # --- checks ----------------------------------------------------------------------------------

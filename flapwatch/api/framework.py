@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable
@@ -25,8 +26,9 @@ from flapwatch.db import get_session, write_transaction
 from flapwatch.domain.checks import FIELD_LABELS, RANGE_TEXT
 from flapwatch.http.access import actor_of
 from flapwatch.http.errors import json_response
+from flapwatch.http.photos import accepts_photos, uploads_of
 from flapwatch.http.sessions import csrf
-from flapwatch.services import Actor
+from flapwatch.services import Actor, InvalidInput
 from flapwatch.services.idempotency import (
     Answer,
     fingerprint,
@@ -34,6 +36,7 @@ from flapwatch.services.idempotency import (
     key_problem,
     once,
 )
+from flapwatch.services.photos import Upload
 from flapwatch.services.tokens import user_for_token
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -95,6 +98,8 @@ class Operation:
     also: tuple[int, ...] = field(default=())
     # A file rather than JSON (a chart, a report): its media type.
     media_type: str | None = None
+    # A multipart/form-data body of files (photos) under this field, instead of JSON.
+    upload: str | None = None
 
     @property
     def path_parameters(self) -> list[str]:
@@ -127,6 +132,7 @@ def operation(
     errors: tuple[int, ...] = (),
     also: tuple[int, ...] = (),
     media_type: str | None = None,
+    upload: str | None = None,
 ) -> Callable[[Callable[..., Reply | BaseModel | Response]], Callable[..., Response]]:
     """Declare an API operation; the decorated view receives `actor`, `session`, `query` and
     `body` (when declared) and the path parameters, and returns a model or a Reply."""
@@ -147,10 +153,14 @@ def operation(
             errors=errors,
             also=also,
             media_type=media_type,
+            upload=upload,
         )
 
         def handle(**path_values: Any) -> Response:
             return _handle(op, view, path_values)
+
+        if upload is not None:
+            accepts_photos(handle)
 
         handle.__name__ = view.__name__
         handle.__doc__ = view.__doc__
@@ -186,6 +196,8 @@ def _handle(op: Operation, view: Callable[..., Any], path_values: dict[str, Any]
     payload: Any = None
     if op.body is not None:
         payload, kwargs["body"] = _parse_body(op.body)
+    if op.upload is not None:
+        payload, kwargs["uploads"] = _parse_upload(op.upload)
     if op.method in SAFE_METHODS:
         result = view(**kwargs)
         if isinstance(result, Response):
@@ -304,6 +316,30 @@ def _parse_body(model: type[BaseModel]) -> tuple[Any, BaseModel]:
     except (ValueError, RecursionError):
         raise ApiError(400, "invalid_json", "The body is not valid JSON.") from None
     return payload, _validated(lambda: model.model_validate_json(raw))
+
+
+def _parse_upload(name: str) -> tuple[Any, list[Upload] | None]:
+    """The files of a multipart body's field `name` (None: the body is not multipart; the
+    view says so once it has found what they are for, so that the answer says nothing of an
+    object of another unit), and what a retry is known by: the SHA-256 of each (the same
+    photos sent again under one Idempotency-Key are the same request)."""
+    if request.mimetype != "multipart/form-data":
+        return None, None
+    uploads = uploads_of(request.files.getlist(name), name)
+    return [hashlib.sha256(upload.data).hexdigest() for upload in uploads], uploads
+
+
+def require_uploads(uploads: list[Upload] | None, name: str) -> list[Upload]:
+    """The files sent, or the reason none were."""
+    if uploads is None:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"Send the photos as multipart/form-data, each file in a part named '{name}'.",
+        )
+    if not uploads:
+        raise InvalidInput("No photo was sent.", {name: f"Send 1 to 3 files named '{name}'."})
+    return uploads
 
 
 def problems_of(error: ValidationError) -> dict[str, str]:

@@ -199,10 +199,33 @@ def _operation(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
     parameters = [_path_parameter(name) for name in op.path_parameters]
     if op.query is not None:
         parameters += _query_parameters(op.query, components)
-    if op.method == "POST" and op.body is not None:
+    if op.method == "POST" and (op.body is not None or op.upload is not None):
         parameters.append(IDEMPOTENCY_KEY)
     if parameters:
         document["parameters"] = parameters
+    if op.upload is not None:
+        document["requestBody"] = {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": [op.upload],
+                        "properties": {
+                            op.upload: {
+                                "type": "array",
+                                "minItems": 1,
+                                "maxItems": 3,
+                                "items": {"type": "string", "format": "binary"},
+                                "description": "1 to 3 photos: JPEG, PNG or HEIC, at most "
+                                "20 MB and 50 megapixels each.",
+                            }
+                        },
+                    },
+                    "encoding": {op.upload: {"contentType": "image/jpeg, image/png, image/heic"}},
+                }
+            },
+        }
     if op.body is not None:
         document["requestBody"] = {
             "required": True,

@@ -358,6 +358,32 @@ class Reconstruction(Outgoing):
     final_outcome: FinalOutcomeRecord | None = Field(
         description="What became of the flap in the end, once recorded (at discharge or later)."
     )
+    photo_consent: bool | None = Field(
+        description="Whether the patient agreed to photographs of this flap: true, false "
+        "(declined), or null (not asked). Photos are taken only with true."
+    )
+
+
+class Photo(Outgoing):
+    id: int
+    reconstruction_id: int
+    check_id: int | None = Field(description="The check it was taken with (its first version).")
+    not_done_id: int | None = Field(description="Or the check not done it was taken with.")
+    taken_at: Instant = Field(description="Its check's time.")
+    uploaded_at: Instant
+    uploaded_by: str | None
+    width: int
+    height: int
+    original_format: str = Field(description="JPEG, PNG or HEIC: what the camera sent.")
+    original_sha256: str = Field(description="SHA-256 of the file as sent (not kept).")
+    display_sha256: str = Field(description="SHA-256 of the display-size JPEG served.")
+    thumbnail_sha256: str
+    url: str = Field(description="The display-size JPEG (no metadata; never cached).")
+    thumbnail_url: str
+
+
+class PhotoList(Outgoing):
+    photos: list[Photo]
 
 
 class TheatreReturn(Outgoing):
@@ -604,6 +630,12 @@ class ReconstructionChange(Incoming):
     surgery_end_at: AwareDatetime | None = None
     surgeon: Annotated[Line, Field(min_length=1, max_length=200)] | None = None
     buried: bool | None = None
+    photo_consent: bool | None = Field(
+        default=None,
+        description="The patient's answer to photographs (true, false; null: not asked). "
+        "Any clinical role of the unit may send this field alone; the others are a "
+        "coordinator's.",
+    )
     status: ReconstructionStatus | None = None
     status_note: Annotated[Text, Field(max_length=2000)] = ""
     time_zero: Literal["restart", "continue"] | None = Field(

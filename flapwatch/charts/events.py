@@ -140,10 +140,25 @@ def draw_event_lines(ax: Axes, frame: Frame) -> None:
         )
 
 
+# Which labels are placed first when three rows cannot hold them all: the latest of each kind,
+# the most telling kind first, then the earlier ones. A label with no room left is not drawn
+# (its line is, and the page's timeline lists it), rather than drawn over another.
+LABEL_PRIORITY = (
+    "return_to_theatre",
+    "opened",
+    "transfer",
+    "status",
+    "acknowledged",
+    "attending",
+    "closed",
+    "pause",
+    "not_done",
+)
+
+
 def label_events(ax: Axes, frame: Frame) -> None:
     """Event labels in three rows above the check ticks: each beside its line where it fits
-    (after it, else before it), else moved along its row to fit the chart; no two labels of a
-    row overlap while a row is free for one."""
+    (after it, else before it), else moved along its row to fit the chart; no two overlap."""
     if not frame.markers:
         return
     char_hours = frame.char_hours
@@ -152,7 +167,14 @@ def label_events(ax: Axes, frame: Frame) -> None:
     def overlap(row: int, span: tuple[float, float]) -> float:
         return sum(max(0.0, min(b, span[1]) - max(a, span[0])) for a, b in taken[row])
 
-    for marker in frame.markers:
+    latest = {marker.kind: marker for marker in frame.markers}  # time order: the last wins
+
+    def rank(marker: Marker) -> tuple[bool, int, float]:
+        """The latest of each kind first, then the others; by kind, then the newest."""
+        kind = LABEL_PRIORITY.index(marker.kind) if marker.kind in LABEL_PRIORITY else 99
+        return latest[marker.kind] is not marker, kind, -marker.at.timestamp()
+
+    for marker in sorted(frame.markers, key=rank):
         x = frame.x(marker.at)
         if x < frame.start:
             continue  # before the hours a phone's chart shows: its line is not drawn either
@@ -173,11 +195,8 @@ def label_events(ax: Axes, frame: Frame) -> None:
             ),
             None,
         )
-        if choice is None:  # more labels than room: the least overlap
-            choice = min(
-                ((row, placements[-1]) for row in range(len(LABEL_ROWS))),
-                key=lambda found: overlap(found[0], found[1][1]),
-            )
+        if choice is None:
+            continue  # no room left: its line says when, the timeline what
         row, (how, span) = choice
         taken[row].append(span)
         ax.text(

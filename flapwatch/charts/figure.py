@@ -220,6 +220,15 @@ def _legend(figure: Figure, frame: Frame, footer_in: float) -> None:
         Line2D([], [], color=INK, linestyle="--", label="Acknowledged (outcome)"),
         Line2D([], [], color=INK, linewidth=2.6, label="Return to theatre / status"),
         Line2D([], [], color=MUTED, linestyle=":", label="Escalation closed"),
+        Line2D(
+            [],
+            [],
+            linestyle="none",
+            marker="s",
+            markerfacecolor="none",
+            markeredgecolor=INK,
+            label="Photo taken (on the page)",
+        ),  # fmt: skip
         Patch(facecolor=GAP_FACE, edgecolor=AMBER_EDGE, hatch="///", label="Overdue: no check"),
         Patch(facecolor=BAND_SHADE, label="Schedule band (alternate shading)"),
     ]

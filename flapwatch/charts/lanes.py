@@ -14,6 +14,7 @@ from matplotlib.ticker import FixedLocator
 from flapwatch.charts.drawing import (
     AMBER_EDGE,
     BLUE,
+    INK,
     MUTED,
     QUIET,
     RED,
@@ -118,6 +119,20 @@ def _draw_checks(ax: Axes, frame: Frame) -> None:
             markersize=max(2, size - 5),
             color=QUIET,
             gid="checks:device",
+        )
+    # A photo taken with a check: a small square above its tick (the photos are on the page).
+    photos = [frame.x(at) for at in frame.trend.photo_times]
+    if photos:
+        plot(
+            ax,
+            photos,
+            [CHECKS_ROW + 0.5] * len(photos),
+            linestyle="none",
+            marker="s",
+            markersize=max(3, size - 4),
+            markerfacecolor="none",
+            markeredgecolor=INK,
+            gid="photos",
         )
     for severity in (Severity.AMBER, Severity.RED):
         xs = [

@@ -126,13 +126,18 @@ class Terminology:
 
     base: str
     mrn_system: str | None = None
+    # Where the API answers (BASE_URL's, else this server's own path): a photo's Media says
+    # where its image is read.
+    api_base: str = "/api/v1"
 
     @classmethod
     def of(cls, config: Mapping[str, Any]) -> Terminology:
         """The site's terminology, from the app's settings."""
+        base_url = str(config.get("BASE_URL") or "").rstrip("/")
         return cls(
             base=str(config["FHIR_SYSTEM_BASE"]).rstrip("/"),
             mrn_system=config.get("FHIR_MRN_SYSTEM") or None,
+            api_base=f"{base_url}/api/v1",
         )
 
     @property
@@ -357,6 +362,44 @@ def observation_not_done(terms: Terminology, row: Mapping[str, Any]) -> dict[str
     if row["note"]:
         resource["note"] = [{"text": row["note"]}]
     return resource
+
+
+MEDIA_TYPE = "http://terminology.hl7.org/CodeSystem/media-type"
+
+
+def media(terms: Terminology, row: Mapping[str, Any]) -> dict[str, Any]:
+    """A photo of the flap taken with a check (or a check not done): R4's Media, part of that
+    check's Observation. The image is not in the Bundle: `content.url` is where the flap's
+    unit reads it (`url`), with its size and SHA-256 (an identifier: R4's `hash` is SHA-1)."""
+    owner = (
+        f"check-{row['check_id']}"
+        if row["check_id"] is not None
+        else f"not-done-{row['not_done_id']}"
+    )
+    return {
+        "resourceType": "Media",
+        "id": f"photo-{row['id']}",
+        "identifier": [
+            {"system": terms.identifier_system("photo"), "value": str(row["id"])},
+            {"system": terms.identifier_system("photo-sha256"), "value": row["display_sha256"]},
+        ],
+        "status": "completed",
+        "type": {"coding": [{"system": MEDIA_TYPE, "code": "image", "display": "Image"}]},
+        "partOf": [{"reference": terms.full_url("Observation", owner)}],
+        "subject": {"reference": terms.full_url("Patient", f"patient-{row['patient_id']}")},
+        "createdDateTime": _instant(row["taken_at"]),
+        "issued": _instant(row["uploaded_at"]),
+        "operator": {"display": row["uploaded_by"]},
+        "width": row["width"],
+        "height": row["height"],
+        "content": {
+            "contentType": "image/jpeg",
+            "url": row["url"],
+            "size": row["display_bytes"],
+            "title": f"flap-photo-{row['id']}.jpg",
+            "creation": _instant(row["taken_at"]),
+        },
+    }
 
 
 def flag(terms: Terminology, row: Mapping[str, Any]) -> dict[str, Any]:

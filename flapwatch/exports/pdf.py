@@ -26,7 +26,7 @@ from flapwatch.domain.checks import LATE_ENTRY_AFTER
 from flapwatch.domain.outcomes import minutes_between
 from flapwatch.domain.rule_words import reasons_by_rule
 from flapwatch.domain.vocabulary import Severity
-from flapwatch.models import Check, Escalation, TheatreReturn
+from flapwatch.models import Check, Escalation, Photo, TheatreReturn
 from flapwatch.services.monitoring import describe
 from flapwatch.services.review import Trend
 
@@ -221,7 +221,56 @@ class _Report(Document):
         sections.append(self.escalations_section())
         for section in sections:
             figures.extend(self.paginate(section))
+        figures.extend(self.photo_pages())
         return self.numbered(figures)
+
+    # photos ------------------------------------------------------------------------------------
+
+    PHOTO_COLUMNS, PHOTO_ROWS = 4, 5
+
+    def photo_pages(self) -> list[Figure]:
+        """Each photo's thumbnail with its time and hours post-op, oldest first, 20 a page."""
+        per_page = self.PHOTO_COLUMNS * self.PHOTO_ROWS
+        photos = self.trend.photos
+        figures: list[Figure] = []
+        for start in range(0, len(photos), per_page):
+            continued = " (continued)" if figures else ""
+            figure = self.page(f"Photos ({len(photos)}, oldest first){continued}")
+            for place, (photo, thumbnail) in enumerate(photos[start : start + per_page]):
+                self.photo_cell(figure, place, photo, thumbnail)
+            figures.append(figure)
+        return figures
+
+    def photo_cell(self, figure: Figure, place: int, photo: Photo, thumbnail: bytes) -> None:
+        from PIL import Image  # a thumbnail is a small JPEG: read, drawn, let go
+
+        row, column = divmod(place, self.PHOTO_COLUMNS)
+        usable_w = PAGE[0] - 2 * MARGIN
+        usable_h = PAGE[1] - 2 * MARGIN - 1.2
+        cell_w, cell_h = usable_w / self.PHOTO_COLUMNS, usable_h / self.PHOTO_ROWS
+        left = MARGIN + column * cell_w
+        top = MARGIN + 0.8 + row * cell_h
+        caption_h = 0.35
+        axes = figure.add_axes((
+            (left + 0.05) / PAGE[0],
+            1 - (top + cell_h - caption_h) / PAGE[1],
+            (cell_w - 0.1) / PAGE[0],
+            (cell_h - caption_h - 0.05) / PAGE[1],
+        ))  # fmt: skip
+        with Image.open(io.BytesIO(thumbnail)) as image:
+            axes.imshow(image.convert("RGB"))
+        axes.set_axis_off()
+        hours = (photo.taken_at - self.subject.surgery_end_at).total_seconds() / 3600
+        figure.text(
+            (left + cell_w / 2) / PAGE[0],
+            1 - (top + cell_h - caption_h + 0.05) / PAGE[1],
+            f"{self.local(photo.taken_at)} · {hours:.0f} h post-op\nphoto {photo.id}",
+            fontsize=6.5,
+            ha="center",
+            va="top",
+            color=INK,
+            gid="photo-caption",
+        )
 
     # the check table ---------------------------------------------------------------------------
 

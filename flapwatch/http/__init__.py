@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from flask import Flask
 
-from flapwatch.http import downloads, errors, health, requests, sessions
+from flapwatch.http import downloads, errors, health, photos, requests, sessions
 
 
 def register_http(app: Flask) -> None:
+    photos.init_photos(app)  # before the CSRF check reads a photo's body
     sessions.csrf.init_app(app)
     sessions.login_manager.init_app(app)
     app.register_blueprint(health.bp)

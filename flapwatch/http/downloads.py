@@ -22,6 +22,7 @@ from flapwatch.charts.spec import FORMATS, STYLE, VARIANTS
 from flapwatch.db import get_session
 from flapwatch.exports.fhir import Terminology, bundle_chunks
 from flapwatch.exports.tables import csv_chunks, write_workbook
+from flapwatch.http.photos import photo_store
 from flapwatch.services import Actor, InvalidInput
 from flapwatch.services.compliance import COMPLIANCE_COLUMNS, compliance_reports, compliance_rows
 from flapwatch.services.exports import (
@@ -233,7 +234,7 @@ def report_response(actor: Actor, reconstruction_id: int) -> Response:
 
     db = get_session()
     subject = chart_subject(db, actor, reconstruction_id, g.now)
-    trend = flap_trend(db, subject, for_report=True)
+    trend = flap_trend(db, subject, for_report=True, photo_store=photo_store())
     data = flap_report(trend, generated_at=g.now, generated_by=actor.username)
     # Recorded once the report exists: the trail must not show a report that never left.
     record_report_export(db, actor, subject)

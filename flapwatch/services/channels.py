@@ -189,12 +189,20 @@ def page_mail(
         link = f"Open the escalation: {settings.base_url}/escalations/{escalation_id}"
     else:
         link = f"Open flapwatch, Escalations, escalation {escalation_id}."
+    photo = payload.get("photo") or {}
+    photo_line = (
+        f"The flap's newest photo (opens for {photo.get('link_expires_minutes')} minutes, "
+        f"after log-in): {settings.base_url}{photo['link']}\n"
+        if photo.get("link") and settings.base_url
+        else ""
+    )
     message.set_content(
         f"{severity} escalation on {where}: {flap.get('procedure', 'flap')}, "
         f"{flap.get('side', '')} {flap.get('site', '')}.\n"
         f"Opened {opened}, not acknowledged. {payload.get('target')} paged (level {level}).\n\n"
         f"{reasons}\n\n"
         f"{link}\n"
+        f"{photo_line}"
         "Log in to see the patient; acknowledge there to stop further pages.\n"
     )
     return message
@@ -322,6 +330,8 @@ def push_notification(payload: Mapping[str, Any]) -> dict[str, Any]:
         "tag": f"escalation-{escalation_id}",
         "escalation_id": escalation_id,
         "level": level,
+        # The link to the flap's newest photo, never the image (a locked screen shows this).
+        "photo_url": (payload.get("photo") or {}).get("link"),
     }
 
 

@@ -34,6 +34,7 @@ from flapwatch.models import (
     EscalationPage,
     Patient,
     PatientStay,
+    Photo,
     Reconstruction,
     RuleSetVersion,
     Unit,
@@ -75,6 +76,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "severity",
         "flags",
         "rule_set_version",
+        "photos",
     ),
     "amendments": (
         "check_id",
@@ -129,6 +131,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "recorded_by",
         "reason",
         "note",
+        "photos",
     ),
     "audit": (
         "event_id",
@@ -269,6 +272,7 @@ def _not_done_rows(session: Session, scope: ExportScope) -> Iterator[dict[str, A
         .join(User, User.id == CheckNotDone.recorded_by_id)
         .order_by(CheckNotDone.taken_at, CheckNotDone.id)
     )
+    photos = _photos_by_record(session, scope, "not_done_id")
     for row in _streamed(session, _in_period(query, CheckNotDone.taken_at, scope)):
         (row_id, unit, timezone, mrn, flap_id, taken_at, recorded_at, who, reason, note) = row
         zone = _zone(timezone)
@@ -282,7 +286,23 @@ def _not_done_rows(session: Session, scope: ExportScope) -> Iterator[dict[str, A
             "recorded_by": who,
             "reason": reason,
             "note": note,
+            "photos": photos.get(row_id, ""),
         }
+
+
+def _photos_by_record(session: Session, scope: ExportScope, owner: str) -> dict[int, str]:
+    """Each check's (or check not done's) photos in the period, not hidden: "id:SHA-256" of
+    each display JPEG, space-separated, by the record's id (a check's first version)."""
+    column = getattr(Photo, owner)
+    query = (
+        _with_flap(select(column, Photo.id, Photo.display_sha256), Photo)
+        .where(column.is_not(None), Photo.hidden_at.is_(None))
+        .order_by(Photo.id)
+    )
+    found: dict[int, list[str]] = defaultdict(list)
+    for record_id, photo_id, sha256 in session.execute(_in_period(query, Photo.taken_at, scope)):
+        found[record_id].append(f"{photo_id}:{sha256}")
+    return {record_id: " ".join(entries) for record_id, entries in found.items()}
 
 
 def _streamed(session: Session, query: Select[Any]) -> Iterator[Any]:
@@ -376,6 +396,8 @@ def _check_rows(session: Session, scope: ExportScope) -> Iterator[dict[str, Any]
         .where(Check.current())
         .order_by(Check.taken_at, Check.id)
     )
+    roots = _first_versions(session)
+    photos = _photos_by_record(session, scope, "check_id")
     for row in _streamed(session, _in_period(query, Check.taken_at, scope)):
         (check_id, version, amends_id, in_error, unit, timezone, mrn, flap_id, taken_at,
          first_recorded_at, recorded_at, recorded_by, *rest) = row  # fmt: skip
@@ -407,6 +429,7 @@ def _check_rows(session: Session, scope: ExportScope) -> Iterator[dict[str, Any]
             "severity": severity,
             "flags": _flags(flags),
             "rule_set_version": rule_version,
+            "photos": photos.get(_root(roots, check_id), ""),
         }
 
 
@@ -677,7 +700,42 @@ def fhir_resources(session: Session, scope: ExportScope, terms: Terminology) -> 
     for row in _streamed(session, _in_period(not_done, CheckNotDone.taken_at, scope)):
         yield fhir.observation_not_done(terms, row._asdict())
 
+    yield from _fhir_photos(session, scope, terms, roots)
     yield from _fhir_escalations(session, scope, terms, roots)
+
+
+def _fhir_photos(
+    session: Session, scope: ExportScope, terms: Terminology, roots: dict[int, int]
+) -> Iterator[dict]:
+    """Each photo (not hidden) taken with a check or a check not done in the scope."""
+    uploader = aliased(User)
+    query = (
+        _with_flap(
+            select(
+                Photo.id,
+                Photo.check_id,
+                Photo.not_done_id,
+                Patient.id.label("patient_id"),
+                Photo.taken_at,
+                Photo.uploaded_at,
+                uploader.display_name.label("uploaded_by"),
+                Photo.width,
+                Photo.height,
+                Photo.display_bytes,
+                Photo.display_sha256,
+            ),
+            Photo,
+        )
+        .join(uploader, uploader.id == Photo.uploaded_by_id)
+        .where(Photo.hidden_at.is_(None))
+        .order_by(Photo.taken_at, Photo.id)
+    )
+    for row in _streamed(session, _in_period(query, Photo.taken_at, scope)):
+        values = row._asdict()
+        if values["check_id"] is not None:
+            values["check_id"] = _root(roots, values["check_id"])
+        values["url"] = f"{terms.api_base}/photos/{values['id']}"
+        yield fhir.media(terms, values)
 
 
 # The events by which an escalation is raised or joined: a flagged check, or a missed one.

@@ -57,6 +57,7 @@ from flapwatch.services.channels import (
     send_mail,
     send_push,
 )
+from flapwatch.services.photos import notice_photo
 
 # A child of the app's logger ("flapwatch"), usable from the sender thread without an app
 # context: every attempt is logged here as well as stored.
@@ -470,7 +471,7 @@ def _claim_due(
                         event=delivery.event,
                         channel=delivery.channel,
                         url=delivery.url,
-                        payload=dict(delivery.payload),
+                        payload=_with_photo(session, dict(delivery.payload), now),
                         attempt=delivery.attempts + 1,
                         lease_until=delivery.next_attempt_at,
                         push_target=phones.get(delivery.url)
@@ -479,6 +480,16 @@ def _claim_due(
                     )
                 )
         return claims
+
+
+def _with_photo(session: Session, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The notice as it is sent: with the flap's newest photo as it is then (one taken with
+    the check that raised it included), a link that opens it for 30 minutes after log-in,
+    never the image."""
+    flap = payload.get("reconstruction")
+    if isinstance(flap, dict) and isinstance(flap.get("id"), int):
+        payload["photo"] = notice_photo(session, flap["id"], now)
+    return payload
 
 
 def _push_targets(session: Session, endpoints: list[str]) -> dict[str, PushTarget]:

@@ -32,8 +32,9 @@ MIN_KEY_BYTES = 32
 FREE_TEXT = {"checks": "notes", "amendments": "reason", "escalations": "note", "not_done": "note"}
 # Who did what on the ward: not the research team's to know.
 STAFF = {"taken_by", "recorded_by", "acknowledged_by", "closed_by", "amended_by"}
-# Left out whatever is asked: a correction's before and after holds absolute times and text.
-NEVER = {"changes"}
+# Left out whatever is asked: a correction's before and after holds absolute times and text;
+# photos of a person's body are never de-identified.
+NEVER = {"changes", "photos"}
 TIMES = {
     "taken_at", "first_recorded_at", "recorded_at", "amended_at", "opened_at", "flagged_at",
     "acknowledged_at", "attending_at", "decided_at", "closed_at",
@@ -125,6 +126,8 @@ class Pseudonymiser:
         with its first surgery (its time zero)."""
         epoch: dict[str, datetime] = {}
         for resource in resources:
+            if resource["resourceType"] == "Media":
+                continue  # a photo of a person's body is never de-identified: left out
             if resource["resourceType"] == "Patient":
                 flap = patients[resource["id"]]
                 epoch[full_url("Patient", resource["id"])] = flap.surgery_end_at

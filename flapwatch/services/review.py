@@ -33,6 +33,7 @@ from flapwatch.models import (
     MonitoringPause,
     Patient,
     PatientStay,
+    Photo,
     Reconstruction,
     RuleSetVersion,
     ScheduleOverride,
@@ -46,6 +47,7 @@ from flapwatch.services.audit import record_event
 from flapwatch.services.escalations import rule_set_of
 from flapwatch.services.outcomes import theatre_returns_of
 from flapwatch.services.patients import status_history, transfers_of_flap
+from flapwatch.services.photos import PhotoStore, photos_of
 from flapwatch.services.ward import FlapStatus, WardBoard, ward_board
 
 # The chart of a flap still monitored runs to "now" (an overdue stretch grows with the clock),
@@ -90,6 +92,9 @@ class ChartSubject:
     overrides_withdrawn: int
     # The patient's stays on each ward: a transfer is marked on the chart.
     stays: int
+    # The flap's photos not hidden (how many, the newest id): each is marked on the chart.
+    photo_count: int
+    last_photo_id: int | None
     # Whether the chart has its StO₂ panel (and so its height), for the page's <img>.
     has_sto2: bool
     # The chart's right-hand edge for a monitored flap: now, to the step below. None for a
@@ -137,6 +142,9 @@ def _subjects(session: Session, where: ColumnElement[bool], now: datetime) -> li
         ScheduleOverride.reconstruction_id == r.id
     )
     stays = select(func.count(PatientStay.id)).where(PatientStay.patient_id == r.patient_id)
+    shown = (Photo.reconstruction_id == r.id) & Photo.hidden_at.is_(None)
+    photo_count = select(func.count(Photo.id)).where(shown)
+    last_photo = select(func.max(Photo.id)).where(shown)
     sto2 = select(Check.id).where(
         Check.reconstruction_id == r.id, Check.in_force(), Check.sto2_percent.is_not(None)
     )
@@ -172,6 +180,8 @@ def _subjects(session: Session, where: ColumnElement[bool], now: datetime) -> li
             overrides.scalar_subquery(),
             overrides_withdrawn.scalar_subquery(),
             stays.scalar_subquery(),
+            photo_count.scalar_subquery(),
+            last_photo.scalar_subquery(),
             sto2.exists(),
         )
         .join(Patient, Patient.id == r.patient_id)
@@ -226,6 +236,10 @@ class Trend:
     # For the report: each return to theatre, first first, and the final outcome if recorded.
     theatre_returns: list[TheatreReturn] = field(default_factory=list)
     final_outcome: Reconstruction | None = None
+    # For the report: each photo not hidden, oldest first, with its thumbnail's JPEG bytes.
+    photos: list[tuple[Photo, bytes]] = field(default_factory=list)
+    # When each photo not hidden was taken, oldest first: marked on the chart.
+    photo_times: list[datetime] = field(default_factory=list)
 
     def person(self, user_id: int | None) -> str:
         if user_id is None:
@@ -233,9 +247,16 @@ class Trend:
         return self.people.get(user_id, "a former user")
 
 
-def flap_trend(session: Session, subject: ChartSubject, *, for_report: bool = False) -> Trend:
+def flap_trend(
+    session: Session,
+    subject: ChartSubject,
+    *,
+    for_report: bool = False,
+    photo_store: PhotoStore | None = None,
+) -> Trend:
     """The flap's checks, escalations with their timelines, and the unit's rules in force;
-    for the report also each check's flags and the names of the people in the record."""
+    for the report also each check's flags, the names of the people in the record, and (given
+    where photos are kept) each photo's thumbnail."""
     query = (
         select(Check)
         .where(Check.reconstruction_id == subject.reconstruction_id, Check.current())
@@ -291,6 +312,12 @@ def flap_trend(session: Session, subject: ChartSubject, *, for_report: bool = Fa
     people: dict[int, str] = {}
     theatre_returns: list[TheatreReturn] = []
     final_outcome = None
+    photos: list[tuple[Photo, bytes]] = []
+    shown = photos_of(session, [subject.reconstruction_id])[subject.reconstruction_id]
+    if for_report and photo_store is not None:
+        photos = [
+            (photo, b"".join(photo_store.chunks(session, photo, "thumbnail"))) for photo in shown
+        ]
     if for_report:
         theatre_returns = theatre_returns_of(session, [subject.reconstruction_id]).get(
             subject.reconstruction_id, []
@@ -326,6 +353,8 @@ def flap_trend(session: Session, subject: ChartSubject, *, for_report: bool = Fa
         people=people,
         theatre_returns=theatre_returns,
         final_outcome=final_outcome,
+        photos=photos,
+        photo_times=[photo.taken_at for photo in shown],
     )
 
 

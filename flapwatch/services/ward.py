@@ -19,6 +19,7 @@ from flapwatch.models import (
     MonitoringPause,
     Patient,
     PatientStay,
+    Photo,
     Reconstruction,
     ScheduleOverride,
     TheatreReturn,
@@ -34,6 +35,7 @@ from flapwatch.services.monitoring import (
 )
 from flapwatch.services.outcomes import theatre_returns_of
 from flapwatch.services.patients import get_reconstruction, stays_of
+from flapwatch.services.photos import photos_of
 from flapwatch.services.units import current_schedule_policy
 
 _URGENCY = {DueState.OVERDUE: 0, DueState.DUE: 1, DueState.NOT_DUE: 2, DueState.PAUSED: 3}
@@ -226,6 +228,16 @@ class FlapRecord:
     overrides: list[ScheduleOverride] = field(default_factory=list)  # every version, newest first
     theatre_returns: list[TheatreReturn] = field(default_factory=list)  # first first
     stays: list[PatientStay] = field(default_factory=list)  # the patient's wards, first first
+    photos: list[Photo] = field(default_factory=list)  # not hidden, oldest first
+
+    @property
+    def baseline_photo(self) -> Photo | None:
+        """The first photo after surgery: what later ones are compared with."""
+        return self.photos[0] if self.photos else None
+
+    @property
+    def newest_photo(self) -> Photo | None:
+        return self.photos[-1] if len(self.photos) > 1 else None
 
     @property
     def transfers(self) -> list[tuple[PatientStay, PatientStay]]:
@@ -292,6 +304,7 @@ def flap_record(
         pauses=pauses_of(session, reconstruction.id)[::-1],
         not_done=not_done_of(session, reconstruction.id),
         overrides=overrides_of(session, reconstruction.id)[::-1],
+        photos=photos_of(session, [reconstruction.id])[reconstruction.id],
     )
 
 

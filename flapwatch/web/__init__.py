@@ -15,6 +15,7 @@ from flapwatch.web import (
     exports,
     monitoring,
     outcomes,
+    photos,
     presenters,
     push,
     review,
@@ -41,6 +42,7 @@ def register_web(app: Flask, *, check_answer: checks.CheckAnswer) -> None:
         admin.bp,
         chains.bp,
         push.bp,
+        photos.bp,
     ):
         app.register_blueprint(blueprint)
     app.extensions[checks.CHECK_ANSWER_KEY] = check_answer

@@ -11,13 +11,16 @@ from flask import Blueprint, current_app, flash, g, redirect, render_template, r
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from flapwatch.db import get_session
+from flapwatch.db import get_session, write_transaction
 from flapwatch.domain.checks import CheckValues
 from flapwatch.http.access import CLINICAL, READERS, current_actor, roles_required
+from flapwatch.http.photos import accepts_photos, photo_store, uploads_of
+from flapwatch.imaging import Photo as PreparedPhoto
 from flapwatch.models import Check, IdempotencyRecord
 from flapwatch.services import Actor, InvalidInput
 from flapwatch.services.checks import RecordedCheck, amend_check, check_history, record_check
 from flapwatch.services.idempotency import Answer, form_fingerprint, key_problem, once
+from flapwatch.services.photos import attach_photos, prepare_uploads
 from flapwatch.services.ward import FlapRecord, flagged_check, flap_record
 from flapwatch.web.forms import LOCAL_INPUT_FORMAT, AmendForm, CheckForm, attach_problems
 from flapwatch.web.presenters import clock, relative, zone
@@ -44,6 +47,7 @@ def flap(reconstruction_id: int) -> str:
 
 @bp.route("/reconstructions/<int:reconstruction_id>/checks/new", methods=["GET", "POST"])
 @roles_required(*CLINICAL)
+@accepts_photos
 def new_check(reconstruction_id: int) -> str | Response | tuple[str, int]:
     session = get_session()
     actor = current_actor()
@@ -56,8 +60,14 @@ def new_check(reconstruction_id: int) -> str | Response | tuple[str, int]:
         form.idempotency_key.data = str(uuid.uuid4())
     elif form.validate_on_submit():
         try:
-            saved = _record_once(session, actor, reconstruction_id, form)
+            # Read and re-encoded before the check's transaction: it takes a moment a photo.
+            prepared = prepare_uploads(uploads_of(request.files.getlist("photos")))
+            saved = _record_once(session, actor, reconstruction_id, form, prepared)
         except InvalidInput as refused:
+            if "photos" in refused.problems:
+                refused.problems["photos"] += (
+                    " The check was not saved: choose the photos again, or save without them."
+                )
             general_errors = attach_problems(form, refused.problems)
         else:
             if isinstance(saved, IdempotencyRecord):
@@ -80,14 +90,28 @@ def new_check(reconstruction_id: int) -> str | Response | tuple[str, int]:
 
 
 def _record_once(
-    session: Session, actor: Actor, reconstruction_id: int, form: CheckForm
+    session: Session,
+    actor: Actor,
+    reconstruction_id: int,
+    form: CheckForm,
+    photos: list[PreparedPhoto],
 ) -> RecordedCheck | IdempotencyRecord:
     """Record the check, once: the form carries a key made when it was opened, so Save sent
     twice (a double tap, a retry after the connection dropped, the tablet sending it again
-    through the API) stores one check. Returns the earlier record when it was already saved."""
+    through the API) stores one check, and its photos once. Returns the earlier record when it
+    was already saved."""
+
+    def record() -> RecordedCheck:
+        with write_transaction(session):  # the check and its photos, or neither
+            saved = record_check(session, actor, reconstruction_id, form.values(), now=g.now)
+            if photos:
+                attach_photos(session, actor, photo_store(), photos, check_id=saved.check.id,
+                              now=g.now)  # fmt: skip
+        return saved
+
     key = (form.idempotency_key.data or "").strip()
     if not key or key_problem(key) or actor.user_id is None:
-        return record_check(session, actor, reconstruction_id, form.values(), now=g.now)
+        return record()
     check_answer: CheckAnswer = current_app.extensions[CHECK_ANSWER_KEY]
     api_path = url_for("api.record_check", reconstruction_id=reconstruction_id)
     return once(
@@ -95,7 +119,7 @@ def _record_once(
         actor.user_id,
         key,
         form_fingerprint(api_path),
-        lambda: record_check(session, actor, reconstruction_id, form.values(), now=g.now),
+        record,
         lambda saved: check_answer(session, actor, reconstruction_id, saved),
     )
 

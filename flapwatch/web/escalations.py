@@ -26,6 +26,7 @@ from flapwatch.services.escalations import (
     escalation_page,
     open_escalations,
 )
+from flapwatch.services.photos import photos_of
 from flapwatch.services.ward import get_unit_by_code, visible_units
 from flapwatch.web.forms import SafeForm, SelectChoice, attach_problems, choices_of
 from flapwatch.web.presenters import live_urls
@@ -130,6 +131,7 @@ def _detail(
         general_errors=general_errors or [],
         hours_since=hours_since,
         chart=chart_links(current_actor(), page.reconstruction.id),
+        photos=photos_of(get_session(), [page.reconstruction.id])[page.reconstruction.id],
     )
 
 

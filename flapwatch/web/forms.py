@@ -11,6 +11,7 @@ from wtforms import (
     BooleanField,
     Field,
     HiddenField,
+    MultipleFileField,
     PasswordField,
     RadioField,
     StringField,
@@ -185,6 +186,9 @@ class CheckForm(SafeForm):
             )
         ],
     )
+
+    # Up to 3 from the tablet's camera, when the patient agreed (web/checks.py reads them).
+    photos = MultipleFileField("Photos")
 
     def __init__(self, *args: Any, zone: ZoneInfo, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

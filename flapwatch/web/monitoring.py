@@ -9,14 +9,15 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
-from wtforms import HiddenField, IntegerField, RadioField, TextAreaField
+from wtforms import HiddenField, IntegerField, MultipleFileField, RadioField, TextAreaField
 from wtforms.validators import Length, Optional
 from wtforms.widgets import HiddenInput
 
-from flapwatch.db import get_session
+from flapwatch.db import get_session, write_transaction
 from flapwatch.domain.schedule import interval_words
 from flapwatch.domain.vocabulary import NotDoneReason, OverrideKind, PauseReason
 from flapwatch.http.access import CLINICAL, SCHEDULERS, current_actor, roles_required
+from flapwatch.http.photos import accepts_photos, photo_store, uploads_of
 from flapwatch.models import ScheduleOverride
 from flapwatch.services import InvalidInput
 from flapwatch.services.monitoring import (
@@ -30,6 +31,7 @@ from flapwatch.services.monitoring import (
     start_pause,
     withdraw_override,
 )
+from flapwatch.services.photos import attach_photos, prepare_uploads
 from flapwatch.services.ward import flap_record
 from flapwatch.web.forms import (
     LOCAL_INPUT_FORMAT,
@@ -77,6 +79,7 @@ class NotDoneForm(SafeForm):
         validators=[Optional()],
     )
     note = note_field("Note")
+    photos = MultipleFileField("Photos")
 
 
 OVERRIDE_HOURS_CHOICES = (1, 2, 4, 6, 8, 12, 24, 48)
@@ -297,6 +300,7 @@ def resume_monitoring(reconstruction_id: int) -> Response:
 
 @bp.route("/reconstructions/<int:reconstruction_id>/not-done", methods=["GET", "POST"])
 @roles_required(*CLINICAL)
+@accepts_photos
 def not_done(reconstruction_id: int) -> str | Response | tuple[str, int]:
     session, actor = get_session(), current_actor()
     record = flap_record(session, actor, reconstruction_id, g.now, all_checks=False)
@@ -304,17 +308,24 @@ def not_done(reconstruction_id: int) -> str | Response | tuple[str, int]:
     general_errors: list[str] = []
     if form.validate_on_submit():
         try:
-            saved = record_not_done(
-                session,
-                actor,
-                reconstruction_id,
-                taken_at=g.now,
-                reason=form.reason.data or "",
-                note=form.note.data or "",
-                now=g.now,
-            )
+            prepared = prepare_uploads(uploads_of(request.files.getlist("photos")))
+            with write_transaction(session):  # the entry and its photos, or neither
+                saved = record_not_done(
+                    session,
+                    actor,
+                    reconstruction_id,
+                    taken_at=g.now,
+                    reason=form.reason.data or "",
+                    note=form.note.data or "",
+                    now=g.now,
+                )
+                if prepared:
+                    attach_photos(session, actor, photo_store(), prepared,
+                                  not_done_id=saved.id, now=g.now)  # fmt: skip
         except InvalidInput as refused:
             problems = dict(refused.problems)
+            if "photos" in problems:
+                problems["photos"] += " Nothing was saved: choose the photos again, or none."
             if not form.reason.data:
                 problems["reason"] = "Choose why the check could not be done."
             general_errors = attach_problems(form, problems)
