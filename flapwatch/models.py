@@ -771,6 +771,9 @@ class Photo(Base):
     def sha256_of(self, variant: str) -> str:
         return self.display_sha256 if variant == "display" else self.thumbnail_sha256
 
+    def bytes_of(self, variant: str) -> int:
+        return self.display_bytes if variant == "display" else self.thumbnail_bytes
+
 
 class PhotoBlob(Base):
     """A photo's bytes, one row a rendition ("display", "thumbnail"): a table of its own, read

@@ -325,7 +325,7 @@ def _parse_upload(name: str) -> tuple[Any, list[Upload] | None]:
     photos sent again under one Idempotency-Key are the same request)."""
     if request.mimetype != "multipart/form-data":
         return None, None
-    uploads = uploads_of(request.files.getlist(name), name)
+    uploads = uploads_of(request.files.getlist(name))
     return [hashlib.sha256(upload.data).hexdigest() for upload in uploads], uploads
 
 

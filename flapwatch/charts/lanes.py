@@ -121,7 +121,7 @@ def _draw_checks(ax: Axes, frame: Frame) -> None:
             gid="checks:device",
         )
     # A photo taken with a check: a small square above its tick (the photos are on the page).
-    photos = [frame.x(at) for at in frame.trend.photo_times]
+    photos = [frame.x(photo.taken_at) for photo in frame.trend.photos]
     if photos:
         plot(
             ax,

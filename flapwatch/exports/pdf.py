@@ -231,7 +231,10 @@ class _Report(Document):
     def photo_pages(self) -> list[Figure]:
         """Each photo's thumbnail with its time and hours post-op, oldest first, 20 a page."""
         per_page = self.PHOTO_COLUMNS * self.PHOTO_ROWS
-        photos = self.trend.photos
+        thumbnails = self.trend.thumbnails
+        photos = [
+            (photo, thumbnails[photo.id]) for photo in self.trend.photos if photo.id in thumbnails
+        ]
         figures: list[Figure] = []
         for start in range(0, len(photos), per_page):
             continued = " (continued)" if figures else ""

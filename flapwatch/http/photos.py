@@ -11,14 +11,15 @@ from flask import Flask, Response, current_app, request, stream_with_context
 from werkzeug.datastructures import FileStorage
 
 from flapwatch.db import get_session
-from flapwatch.services import Actor, InvalidInput, NotFound
+from flapwatch.imaging import Photo as Prepared
+from flapwatch.services import Actor, NotFound
 from flapwatch.services.photos import (
-    MAX_PER_RECORD,
     VARIANTS,
     PhotoStore,
     Upload,
     configure_links,
     get_photo,
+    prepare_uploads,
 )
 
 STORE_KEY = "flapwatch.photo_store"
@@ -49,15 +50,20 @@ def photo_store() -> PhotoStore:
     return store
 
 
-def uploads_of(files: list[FileStorage], field: str = "photos") -> list[Upload]:
-    """The files of a form's photo field; a field left empty sends one part with no name."""
-    chosen = [f for f in files if f.filename or f.content_length]
-    if len(chosen) > MAX_PER_RECORD:
-        raise InvalidInput(
-            "Nothing was saved.",
-            {field: f"At most {MAX_PER_RECORD} photos with one check; {len(chosen)} were chosen."},
-        )
-    return [Upload(name=f.filename or "", data=f.read()) for f in chosen]
+def uploads_of(files: list[FileStorage]) -> list[Upload]:
+    """The files of a form's photo field; a field left empty sends one part with no name. (How
+    many a record may have, and what each must be, is `services.photos.prepare_uploads`'.)"""
+    return [
+        Upload(name=f.filename or "", data=f.read())
+        for f in files
+        if f.filename or f.content_length
+    ]
+
+
+def form_photos() -> list[Prepared]:
+    """The photos sent with a page's form (its `photos` field), read and re-encoded before the
+    record's transaction: it takes a moment a photo."""
+    return prepare_uploads(uploads_of(request.files.getlist("photos")))
 
 
 def photo_response(actor: Actor, photo_id: int, variant: str) -> Response:
@@ -77,7 +83,7 @@ def photo_response(actor: Actor, photo_id: int, variant: str) -> Response:
         yield from pieces
 
     response = Response(stream_with_context(body()), mimetype="image/jpeg")
-    response.content_length = photo.display_bytes if variant == "display" else photo.thumbnail_bytes
+    response.content_length = photo.bytes_of(variant)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Content-Disposition"] = f'inline; filename="flap-photo-{photo.id}.jpg"'
     response.headers["X-Content-Type-Options"] = "nosniff"

@@ -236,10 +236,10 @@ class Trend:
     # For the report: each return to theatre, first first, and the final outcome if recorded.
     theatre_returns: list[TheatreReturn] = field(default_factory=list)
     final_outcome: Reconstruction | None = None
-    # For the report: each photo not hidden, oldest first, with its thumbnail's JPEG bytes.
-    photos: list[tuple[Photo, bytes]] = field(default_factory=list)
-    # When each photo not hidden was taken, oldest first: marked on the chart.
-    photo_times: list[datetime] = field(default_factory=list)
+    # Each photo not hidden, oldest first (marked on the chart); for the report, given where
+    # photos are kept, each one's thumbnail JPEG by its id.
+    photos: list[Photo] = field(default_factory=list)
+    thumbnails: dict[int, bytes] = field(default_factory=dict)
 
     def person(self, user_id: int | None) -> str:
         if user_id is None:
@@ -312,12 +312,12 @@ def flap_trend(
     people: dict[int, str] = {}
     theatre_returns: list[TheatreReturn] = []
     final_outcome = None
-    photos: list[tuple[Photo, bytes]] = []
-    shown = photos_of(session, [subject.reconstruction_id])[subject.reconstruction_id]
+    photos = photos_of(session, [subject.reconstruction_id])[subject.reconstruction_id]
+    thumbnails: dict[int, bytes] = {}
     if for_report and photo_store is not None:
-        photos = [
-            (photo, b"".join(photo_store.chunks(session, photo, "thumbnail"))) for photo in shown
-        ]
+        thumbnails = {
+            photo.id: b"".join(photo_store.chunks(session, photo, "thumbnail")) for photo in photos
+        }
     if for_report:
         theatre_returns = theatre_returns_of(session, [subject.reconstruction_id]).get(
             subject.reconstruction_id, []
@@ -354,7 +354,7 @@ def flap_trend(
         theatre_returns=theatre_returns,
         final_outcome=final_outcome,
         photos=photos,
-        photo_times=[photo.taken_at for photo in shown],
+        thumbnails=thumbnails,
     )
 
 

@@ -14,13 +14,13 @@ from werkzeug.wrappers import Response
 from flapwatch.db import get_session, write_transaction
 from flapwatch.domain.checks import CheckValues
 from flapwatch.http.access import CLINICAL, READERS, current_actor, roles_required
-from flapwatch.http.photos import accepts_photos, photo_store, uploads_of
+from flapwatch.http.photos import accepts_photos, form_photos, photo_store
 from flapwatch.imaging import Photo as PreparedPhoto
 from flapwatch.models import Check, IdempotencyRecord
 from flapwatch.services import Actor, InvalidInput
 from flapwatch.services.checks import RecordedCheck, amend_check, check_history, record_check
 from flapwatch.services.idempotency import Answer, form_fingerprint, key_problem, once
-from flapwatch.services.photos import attach_photos, prepare_uploads
+from flapwatch.services.photos import attach_photos
 from flapwatch.services.ward import FlapRecord, flagged_check, flap_record
 from flapwatch.web.forms import LOCAL_INPUT_FORMAT, AmendForm, CheckForm, attach_problems
 from flapwatch.web.presenters import clock, relative, zone
@@ -60,9 +60,7 @@ def new_check(reconstruction_id: int) -> str | Response | tuple[str, int]:
         form.idempotency_key.data = str(uuid.uuid4())
     elif form.validate_on_submit():
         try:
-            # Read and re-encoded before the check's transaction: it takes a moment a photo.
-            prepared = prepare_uploads(uploads_of(request.files.getlist("photos")))
-            saved = _record_once(session, actor, reconstruction_id, form, prepared)
+            saved = _record_once(session, actor, reconstruction_id, form, form_photos())
         except InvalidInput as refused:
             if "photos" in refused.problems:
                 refused.problems["photos"] += (

@@ -17,7 +17,7 @@ from flapwatch.db import get_session, write_transaction
 from flapwatch.domain.schedule import interval_words
 from flapwatch.domain.vocabulary import NotDoneReason, OverrideKind, PauseReason
 from flapwatch.http.access import CLINICAL, SCHEDULERS, current_actor, roles_required
-from flapwatch.http.photos import accepts_photos, photo_store, uploads_of
+from flapwatch.http.photos import accepts_photos, form_photos, photo_store
 from flapwatch.models import ScheduleOverride
 from flapwatch.services import InvalidInput
 from flapwatch.services.monitoring import (
@@ -31,7 +31,7 @@ from flapwatch.services.monitoring import (
     start_pause,
     withdraw_override,
 )
-from flapwatch.services.photos import attach_photos, prepare_uploads
+from flapwatch.services.photos import attach_photos
 from flapwatch.services.ward import flap_record
 from flapwatch.web.forms import (
     LOCAL_INPUT_FORMAT,
@@ -308,7 +308,7 @@ def not_done(reconstruction_id: int) -> str | Response | tuple[str, int]:
     general_errors: list[str] = []
     if form.validate_on_submit():
         try:
-            prepared = prepare_uploads(uploads_of(request.files.getlist("photos")))
+            prepared = form_photos()
             with write_transaction(session):  # the entry and its photos, or neither
                 saved = record_not_done(
                     session,
